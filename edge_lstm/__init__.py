@@ -1,0 +1,40 @@
+"""edge-lstm: rolling LSTM forecasts for MQTT sensor streams on edge devices."""
+
+from .errors import (
+    BrokerError,
+    ConfigError,
+    EdgeLstmError,
+    ModelError,
+    PayloadError,
+    StateFileError,
+    UnknownSensorError,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BrokerError",
+    "ConfigError",
+    "EdgeLstmError",
+    "Forecaster",
+    "ModelError",
+    "NaiveForecaster",
+    "PayloadError",
+    "SeasonalNaiveForecaster",
+    "StateFileError",
+    "UnknownSensorError",
+    "__version__",
+]
+
+
+def __getattr__(name: str) -> object:
+    # Lazy, so that `import edge_lstm.metadata` (the exporter, pure tests) loads no interpreter.
+    if name == "Forecaster":
+        from .forecaster import Forecaster
+
+        return Forecaster
+    if name in ("NaiveForecaster", "SeasonalNaiveForecaster"):
+        from . import baselines
+
+        return getattr(baselines, name)
+    raise AttributeError(f"module 'edge_lstm' has no attribute {name!r}")

@@ -1,0 +1,169 @@
+"""Engine throughput: the batched ``Forecaster`` beside the per-sensor loop it replaces.
+
+Every figure is sensor-steps per second (one sensor advanced by one model step). For each sensor
+count the same run measures:
+
+* ``forecaster``: ``Forecaster.observe_batch`` for all sensors (the daemon's path: validation,
+  scaling, state gather/scatter, one batched interpreter call per 1,024 sensors);
+* ``step``: ``StepModel.step`` on all sensors at once, the interpreter part of the above;
+* ``loop``: the baseline, one interpreter call per sensor (``StepModel.step`` at batch 1, states
+  kept in one array, so the loop pays no bookkeeping the batched path pays);
+* ``forecast``: ``Forecaster.forecast_batch`` at the model horizon, in sensor-forecasts per second;
+* ``keras``: when TensorFlow is importable, Keras ``predict`` on a single-step model of the same
+  architecture (random weights: speed does not depend on the weights' values).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..metadata import ModelMeta
+from .report import ratio
+
+FULL_COUNTS = (1, 64, 1000, 10_000)
+QUICK_COUNTS = (1, 16, 64)
+
+
+@dataclass(frozen=True)
+class EngineRow:
+    """Figures for one sensor count; rates are per second, ``None`` when not measured."""
+
+    sensors: int
+    forecaster_steps_per_s: float
+    step_steps_per_s: float
+    loop_steps_per_s: float
+    forecast_per_s: float
+    keras_steps_per_s: float | None
+    speedup_vs_loop: float | None
+    step_speedup_vs_loop: float | None
+    speedup_vs_keras: float | None
+    forecaster_us_per_sensor: float
+    loop_us_per_sensor: float
+
+
+def measure_rate(work: Callable[[], object], units: int, min_time_s: float) -> float:
+    """Units per second of ``work`` (called once untimed, then repeatedly for ``min_time_s``)."""
+    work()  # warm-up: first calls allocate interpreters and touch memory
+    reps = 0
+    start = time.perf_counter()
+    elapsed = 0.0
+    while reps == 0 or elapsed < min_time_s:
+        work()
+        reps += 1
+        elapsed = time.perf_counter() - start
+    return units * reps / elapsed
+
+
+def run_engine(
+    model_path: Path,
+    counts: Sequence[int] = FULL_COUNTS,
+    backend: str | None = None,
+    min_time_s: float = 1.0,
+    keras: bool = True,
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Measure every count; returns the JSON-able ``engine`` section of the bench report."""
+    from ..forecaster import Forecaster
+    from ..runtime import StepModel
+
+    model = StepModel.load(model_path, backend=backend)
+    meta = model.meta
+    keras_model = _keras_model(meta) if keras else None
+    rng = np.random.default_rng(0)
+    rows: list[EngineRow] = []
+    for n in counts:
+        if progress:
+            progress(f"engine: {n} sensor(s)")
+        forecaster = Forecaster(model, max_sensors=max(n, 1))
+        ids = [f"bench-{i}" for i in range(n)]
+        raw = rng.normal(size=(n, meta.n_features))
+        original = meta.scaler.inverse(raw).astype(np.float64)
+        values = {sid: original[i] for i, sid in enumerate(ids)}
+        batched = measure_rate(lambda v=values, f=forecaster: f.observe_batch(v), n, min_time_s)
+        forecasts = measure_rate(
+            lambda f=forecaster, s=ids: f.forecast_batch(s, meta.horizon), n, min_time_s
+        )
+        x = raw.astype(np.float32)
+        state = model.zero_state(n)
+        step = measure_rate(lambda x=x, s=state: model.step(x, s), n, min_time_s)
+        loop = measure_rate(lambda x=x, s=state: _per_sensor_loop(model, x, s), n, min_time_s)
+        keras_rate = None
+        if keras_model is not None:
+            feeds = [x] + [np.zeros((n, s.size), np.float32) for s in meta.state]
+            keras_rate = measure_rate(
+                lambda f=feeds, k=n: keras_model.predict(f, batch_size=k, verbose=0), n, min_time_s
+            )
+        rows.append(
+            EngineRow(
+                sensors=n,
+                forecaster_steps_per_s=batched,
+                step_steps_per_s=step,
+                loop_steps_per_s=loop,
+                forecast_per_s=forecasts,
+                keras_steps_per_s=keras_rate,
+                speedup_vs_loop=ratio(batched, loop),
+                step_speedup_vs_loop=ratio(step, loop),
+                speedup_vs_keras=ratio(batched, keras_rate),
+                forecaster_us_per_sensor=1e6 / batched,
+                loop_us_per_sensor=1e6 / loop,
+            )
+        )
+    return {
+        "model": {"path": str(model_path), "name": meta.name, "sha256": meta.tflite_sha256},
+        "backend": model.backend,
+        "horizon": meta.horizon,
+        "min_time_s": min_time_s,
+        "keras": "same architecture, random weights" if keras_model is not None else None,
+        "rows": [asdict(r) for r in rows],
+    }
+
+
+def _per_sensor_loop(model: Any, x: np.ndarray[Any, Any], state: np.ndarray[Any, Any]) -> None:
+    for i in range(x.shape[0]):
+        _, state[i : i + 1] = model.step(x[i : i + 1], state[i : i + 1])
+
+
+def keras_available() -> bool:
+    """True when TensorFlow (and so Keras) can be found, without importing it."""
+    import importlib.util
+
+    return importlib.util.find_spec("tensorflow") is not None
+
+
+def _keras_model(meta: ModelMeta) -> Any:
+    """A Keras single-step model shaped like ``meta`` (None without TensorFlow)."""
+    if not keras_available():
+        return None
+    try:
+        return _build_keras(meta)
+    except Exception:  # an architecture Keras cannot rebuild only loses the optional column
+        return None
+
+
+def _build_keras(meta: ModelMeta) -> Any:
+    import keras
+
+    inputs = [keras.Input((meta.n_features,), name="x")]
+    states = [keras.Input((s.size,), name=f"state_{i}") for i, s in enumerate(meta.state)]
+    inputs += states
+    h: Any = inputs[0]
+    outputs: list[Any] = []
+    cursor = 0
+    for layer in meta.layers:
+        if layer.kind == "lstm":
+            cell: Any = keras.layers.LSTMCell(layer.units)
+            h, new = cell(h, [states[cursor], states[cursor + 1]])
+            cursor += 2
+        else:
+            cell = keras.layers.GRUCell(layer.units)
+            h, new = cell(h, [states[cursor]])
+            cursor += 1
+        outputs += list(new) if isinstance(new, (list, tuple)) else [new]
+    y = keras.layers.Dense(meta.n_features)(h)
+    return keras.Model(inputs, [y, *outputs])

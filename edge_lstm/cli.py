@@ -1,0 +1,35 @@
+"""The ``edge-lstm`` command line: thin typer commands that delegate to library code.
+
+Each command lives in its own ``cmd_*.py`` module and is registered here; heavy imports
+(TensorFlow, the interpreter) happen inside the command that needs them.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from .cmd_export import export
+from .cmd_inspect import inspect
+
+app = typer.Typer(
+    name="edge-lstm",
+    help="Rolling LSTM forecasts for MQTT sensor streams on edge devices.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+# Registration: one line per command module (keep sorted).
+app.command("export")(export)
+app.command("inspect")(inspect)
+
+
+@app.command("version")
+def version() -> None:
+    """Print the edge-lstm version and the TFLite interpreter backend it would use."""
+    from . import __version__
+    from .runtime import available_backends
+
+    typer.echo(
+        f"edge-lstm {__version__}; interpreters: {', '.join(available_backends()) or 'none'}"
+    )

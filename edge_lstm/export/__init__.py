@@ -1,0 +1,177 @@
+"""Keras LSTM/GRU models to single-step TFLite models, with parity proved at every export.
+
+The only package (with ``scripts/``) that imports TensorFlow; import it only where exporting.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from ..errors import ModelError
+from ..metadata import ModelMeta, Parity, Scaler, StateTensor, Validation, sidecar_path
+from .architecture import Architecture, build_step_model, describe, reference_model
+from .convert import Converted, convert
+from .parity import TOLERANCE, ParityResult, check_parity
+
+__all__ = ["TOLERANCE", "ExportOptions", "ExportResult", "export_model", "load_keras"]
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    """What the metadata needs beyond the Keras model itself."""
+
+    step_s: float = 3600.0
+    horizon: int = 12
+    warmup: int = 24
+    feature_names: Sequence[str] | None = None
+    scaler: Scaler | None = None
+    quantize: str = "none"
+    name: str | None = None
+    validation: Validation | None = None
+    info: Mapping[str, Any] = field(default_factory=dict)
+    parity_sequences: int = 4
+    parity_known_steps: int = 24
+    parity_seed: int = 0
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    """What an export wrote and measured."""
+
+    meta: ModelMeta
+    parity: ParityResult
+    size_bytes: int
+    ops: tuple[str, ...]
+
+
+def load_keras(path: Path) -> Any:
+    """Load a ``.keras`` file for inference (no optimizer); ``ModelError`` if it cannot be."""
+    _quiet_tensorflow()
+    import keras
+
+    if not path.is_file():
+        raise ModelError(f"{path}: Keras model file not found")
+    try:
+        return keras.saving.load_model(path, compile=False)
+    except Exception as exc:  # Keras raises ValueError, OSError, zipfile errors, TypeError...
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ModelError(f"{path}: cannot load Keras model ({first})") from exc
+
+
+def export_model(model: Any, output: Path, options: ExportOptions) -> ExportResult:
+    """Export ``model`` to ``output`` + sidecar; raise ``ModelError`` if parity fails.
+
+    Nothing is left at ``output`` when the export fails.
+    """
+    _quiet_tensorflow()
+    arch = describe(model)
+    if arch.n_outputs != arch.n_features:
+        raise ModelError(
+            f"model predicts {arch.n_outputs} values per step but takes {arch.n_features} "
+            "features; edge-lstm feeds each prediction back as the next input, so they must match"
+        )
+    features = _features(options.feature_names, arch.n_features)
+    scaler = options.scaler or Scaler.identity(arch.n_features)
+    if len(scaler.mean) != arch.n_features:
+        raise ModelError(
+            f"scaler has {len(scaler.mean)} features, the model takes {arch.n_features}"
+        )
+    step = build_step_model(arch)
+    with contextlib.redirect_stdout(io.StringIO()):  # the converter prints its SavedModel path
+        converted = convert(step, options.quantize)
+    meta = _meta(arch, converted, features, scaler, options, output)
+    from ..runtime import StepModel
+
+    step_model = StepModel(converted.content, meta, backend=None, source=str(output))
+    reference = reference_model(model, arch)
+    result = check_parity(
+        reference,
+        arch,
+        step_model,
+        quantize=options.quantize,
+        sequences=options.parity_sequences,
+        known_steps=options.parity_known_steps,
+        horizon=max(options.horizon, 12),
+        seed=options.parity_seed,
+    )
+    if not result.ok:
+        raise ModelError(
+            f"parity check failed: exported model differs from Keras by {result.max_abs_error:.3g} "
+            f"(tolerance {result.tolerance:.3g}, quantize={options.quantize})"
+        )
+    meta = replace(
+        meta,
+        parity=Parity(
+            max_abs_error=result.max_abs_error,
+            tolerance=result.tolerance,
+            quantize=options.quantize,
+            steps=result.steps,
+            sequences=result.sequences,
+        ),
+    )
+    output.parent.mkdir(parents=True, exist_ok=True)
+    tmp = output.with_name(output.name + ".tmp")
+    tmp.write_bytes(converted.content)
+    os.replace(tmp, output)
+    meta.save(sidecar_path(output))
+    return ExportResult(meta, result, len(converted.content), converted.ops)
+
+
+def _features(names: Sequence[str] | None, n_features: int) -> tuple[str, ...]:
+    if names is None:
+        return ("value",) if n_features == 1 else tuple(f"f{i}" for i in range(n_features))
+    names = tuple(names)
+    if len(names) != n_features:
+        raise ModelError(f"{len(names)} feature names given, the model takes {n_features}")
+    return names
+
+
+def _meta(
+    arch: Architecture,
+    converted: Converted,
+    features: tuple[str, ...],
+    scaler: Scaler,
+    options: ExportOptions,
+    output: Path,
+) -> ModelMeta:
+    import hashlib
+
+    state = tuple(
+        StateTensor(name, size, converted.inputs[name], converted.outputs[f"new_{name}"])
+        for name, size in arch.state_names()
+    )
+    info = {
+        "ops": list(converted.ops),
+        "source_stateful": arch.stateful,
+        "source_batch_size": arch.batch_size,
+        **dict(options.info),
+    }
+    try:
+        return ModelMeta(
+            name=options.name or output.stem,
+            tflite_sha256=hashlib.sha256(converted.content).hexdigest(),
+            features=features,
+            layers=arch.meta_layers(),
+            x_input=converted.inputs["x"],
+            y_output=converted.outputs["y"],
+            state=state,
+            step_s=options.step_s,
+            horizon=options.horizon,
+            warmup=options.warmup,
+            scaler=scaler,
+            validation=options.validation,
+            info=info,
+        )
+    except ValueError as exc:
+        raise ModelError(f"invalid export options: {exc}") from exc
+
+
+def _quiet_tensorflow() -> None:
+    # TensorFlow's C++ start-up chatter would bury the one line a user needs to read.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

@@ -1,0 +1,228 @@
+"""The one module that imports paho: connection, availability, intake queue, publishing.
+
+paho's network thread only wraps each message and puts it on a bounded queue (never blocks,
+never parses: the worker does that in batches). QoS 1 with ``manual_ack``: the worker
+acknowledges a reading once it has been handled, so a reading that was queued but not handled
+when the process died is redelivered by the broker from the persistent session.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import ssl
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+
+from .config import Config
+from .errors import BrokerError
+from .health import RateLimitedLog
+
+log = logging.getLogger(__name__)
+
+ONLINE = "online"
+OFFLINE = "offline"
+# Outgoing QoS 1 forecasts held by paho while the broker is away; beyond this they are dropped
+# (counted) instead of growing memory without bound on a Pi.
+MAX_QUEUED_PUBLISHES = 50_000
+MAX_INFLIGHT_PUBLISHES = 1_000
+
+
+@dataclass(frozen=True, slots=True)
+class Inbound:
+    """One received message, as the worker sees it."""
+
+    topic: str
+    payload: bytes
+    mid: int
+    qos: int
+    arrival_ts: float
+    """Wall clock (epoch s) at receipt: the reading's time when the payload has none."""
+    arrival_mono: float
+    """Monotonic clock at receipt, for latency."""
+
+
+class MqttLink:
+    """A paho client configured the way a long-running daemon needs it."""
+
+    def __init__(
+        self,
+        config: Config,
+        subscriptions: list[str],
+        status_topic: str,
+        intake: queue.Queue[Inbound],
+        on_connected: Callable[[], None] | None = None,
+        extra_handlers: dict[str, Callable[[bytes], None]] | None = None,
+    ) -> None:
+        self.config = config
+        self.subscriptions = subscriptions
+        self.status_topic = status_topic
+        self.intake = intake
+        self.on_connected = on_connected
+        self.extra_handlers = dict(extra_handlers or {})
+        self.connected = threading.Event()
+        self.connects = 0
+        self.dropped = 0
+        self.publish_dropped = 0
+        self.last_error = ""
+        self._paused = False
+        self._rate_log = RateLimitedLog(log, 30.0)
+        self._client = self._make_client()
+
+    @property
+    def reconnects(self) -> int:
+        """Successful connects after the first."""
+        return max(0, self.connects - 1)
+
+    def _make_client(self) -> paho.Client:
+        c = self.config
+        client = paho.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=c.client_id,
+            clean_session=False,  # persistent session: QoS 1 readings wait for us while away
+            protocol=paho.MQTTv311,
+            manual_ack=True,
+        )
+        client.reconnect_delay_set(c.reconnect_min_s, c.reconnect_max_s)
+        client.max_inflight_messages_set(MAX_INFLIGHT_PUBLISHES)
+        client.max_queued_messages_set(MAX_QUEUED_PUBLISHES)
+        client.will_set(self.status_topic, OFFLINE, qos=1, retain=True)
+        if c.username is not None:
+            client.username_pw_set(c.username, c.password())
+        if c.tls_ca is not None:
+            try:
+                client.tls_set(
+                    ca_certs=str(c.tls_ca),
+                    certfile=str(c.tls_cert) if c.tls_cert else None,
+                    keyfile=str(c.tls_key) if c.tls_key else None,
+                    cert_reqs=ssl.CERT_REQUIRED,
+                )
+            except (OSError, ssl.SSLError, ValueError) as exc:
+                raise BrokerError(f"TLS setup failed: {exc}") from exc
+            if c.tls_insecure:
+                client.tls_insecure_set(True)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        for topic, handler in self.extra_handlers.items():
+            client.message_callback_add(topic, _wrap_extra(handler))
+        return client
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start connecting in the background (returns at once; paho retries with backoff)."""
+        c = self.config
+        try:
+            self._client.connect_async(c.broker_host, c.broker_port, keepalive=c.keepalive_s)
+        except (OSError, ValueError) as exc:
+            raise BrokerError(f"cannot connect to {c.broker}: {exc}") from exc
+        self._client.loop_start()
+
+    def pause_intake(self) -> None:
+        """Stop taking new messages (they stay unacknowledged and are redelivered later)."""
+        self._paused = True
+
+    def stop(self, timeout_s: float = 3.0) -> None:
+        """Publish ``offline`` (retained), disconnect cleanly and stop the network thread."""
+        self._paused = True
+        if self.connected.is_set():
+            info = self._client.publish(self.status_topic, OFFLINE, qos=1, retain=True)
+            try:
+                info.wait_for_publish(timeout_s)
+            except (RuntimeError, ValueError) as exc:
+                log.warning("could not publish %s before disconnecting: %s", OFFLINE, exc)
+        self._client.disconnect()
+        self._client.loop_stop()
+        self.connected.clear()
+
+    # -- used by the worker --------------------------------------------------------------------
+
+    def publish(self, topic: str, payload: bytes | str, qos: int = 0, retain: bool = False) -> bool:
+        """Queue one publish; False (counted) when paho's bounded queue is full or closed."""
+        info = self._client.publish(topic, payload, qos=qos, retain=retain)
+        if info.rc in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN):
+            return True  # NO_CONN: queued by paho for QoS 1, sent after the reconnect
+        self.publish_dropped += 1
+        self._rate_log.log("publish", f"publish to {topic} failed: {info.rc.name}", time.time())
+        return False
+
+    def ack(self, mid: int, qos: int) -> None:
+        """Acknowledge a handled QoS 1 message."""
+        if qos > 0:
+            self._client.ack(mid, qos)
+
+    # -- paho callbacks (network thread) -------------------------------------------------------
+
+    def _on_connect(
+        self,
+        client: paho.Client,
+        userdata: object,
+        flags: paho.ConnectFlags,
+        reason_code: paho.ReasonCode,
+        properties: paho.Properties | None,
+    ) -> None:
+        if reason_code.is_failure:
+            # Not connected: paho keeps retrying; do not mark ourselves online (Frigate's slip).
+            self.last_error = f"broker refused the connection: {reason_code}"
+            self._rate_log.log("connect", self.last_error, time.time(), logging.ERROR)
+            return
+        self.connects += 1
+        self.last_error = ""
+        log.info(
+            "connected to %s (session present: %s)", self.config.broker, flags.session_present
+        )
+        client.publish(self.status_topic, ONLINE, qos=1, retain=True)
+        qos = self.config.qos
+        topics = [(t, qos) for t in self.subscriptions]
+        topics += [(t, 0) for t in self.extra_handlers]
+        result, _ = client.subscribe(topics)
+        if result != MQTTErrorCode.MQTT_ERR_SUCCESS:
+            log.error("subscribe failed: %s", result.name)
+        self.connected.set()
+        if self.on_connected is not None:
+            self.on_connected()
+
+    def _on_disconnect(
+        self,
+        client: paho.Client,
+        userdata: object,
+        flags: paho.DisconnectFlags,
+        reason_code: paho.ReasonCode,
+        properties: paho.Properties | None,
+    ) -> None:
+        was_connected = self.connected.is_set()
+        self.connected.clear()
+        if was_connected and not self._paused:
+            log.warning("disconnected from %s (%s); reconnecting", self.config.broker, reason_code)
+
+    def _on_message(self, client: paho.Client, userdata: object, msg: paho.MQTTMessage) -> None:
+        if self._paused:
+            return  # not acknowledged: the broker keeps it for the next session
+        item = Inbound(msg.topic, msg.payload, msg.mid, msg.qos, time.time(), time.monotonic())
+        try:
+            self.intake.put_nowait(item)
+        except queue.Full:
+            # Acknowledged although dropped: an unacknowledged message holds one of the broker's
+            # in-flight slots until the next reconnect, and enough of them stall all intake.
+            self.dropped += 1
+            self.ack(msg.mid, msg.qos)
+            self._rate_log.log(
+                "queue_full",
+                f"intake queue full ({self.intake.maxsize}); dropped a message on {msg.topic}",
+                time.time(),
+            )
+
+
+def _wrap_extra(
+    handler: Callable[[bytes], None],
+) -> Callable[[paho.Client, object, paho.MQTTMessage], None]:
+    def callback(client: paho.Client, userdata: object, msg: paho.MQTTMessage) -> None:
+        handler(msg.payload)
+
+    return callback

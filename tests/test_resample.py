@@ -1,0 +1,134 @@
+"""The resampler: epoch-aligned buckets, closing rules, gaps, late and duplicate readings."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from edge_lstm.baselines import NaiveForecaster
+from edge_lstm.resample import (
+    DuplicateReading,
+    LateReading,
+    Reading,
+    Resampler,
+    StepEvent,
+    apply_events,
+)
+
+
+def r(sensor: str, ts: float, *values: float) -> Reading:
+    return Reading(sensor, tuple(values) or (1.0,), ts)
+
+
+def test_mean_of_bucket_is_observed_when_a_later_bucket_starts() -> None:
+    rs = Resampler(step_s=60, n_features=1)
+    assert rs.add(r("a", 600.0, 1.0)) == []
+    assert rs.add(r("a", 630.0, 3.0)) == []
+    events = rs.add(r("a", 661.0, 10.0))
+    assert events == [StepEvent("a", "observe", 600.0, (2.0,))]
+
+
+def test_buckets_are_aligned_to_the_epoch() -> None:
+    rs = Resampler(step_s=3600, n_features=1)
+    rs.add(r("a", 3600 * 5 + 3599.5, 4.0))
+    (event,) = rs.add(r("a", 3600 * 6, 5.0))
+    assert event.bucket_start == 3600 * 5
+
+
+def test_short_gap_is_filled_and_long_gap_resets() -> None:
+    rs = Resampler(step_s=10, n_features=1, max_gap_steps=2)
+    rs.add(r("a", 0.0))
+    events = rs.add(r("a", 30.0))  # buckets 1 and 2 missing
+    assert [e.kind for e in events] == ["observe", "fill", "fill"]
+    assert [e.bucket_start for e in events] == [0.0, 10.0, 20.0]
+    events = rs.add(r("a", 100.0))  # bucket 3 closes, 4..9 missing: 6 > 2
+    assert [e.kind for e in events] == ["observe", "reset"]
+    assert rs.add(r("a", 110.0)) == [StepEvent("a", "observe", 100.0, (1.0,))]
+
+
+def test_late_and_duplicate_are_rejected_without_change() -> None:
+    rs = Resampler(step_s=10, n_features=1)
+    rs.add(r("a", 5.0, 1.0))
+    with pytest.raises(DuplicateReading) as dup:
+        rs.add(r("a", 5.0, 99.0))
+    assert dup.value.reason == "duplicate"
+    with pytest.raises(LateReading):
+        rs.add(r("a", 4.0, 99.0))
+    assert rs.add(r("a", 12.0, 1.0)) == [StepEvent("a", "observe", 0.0, (1.0,))]
+
+
+def test_wall_clock_closes_with_grace_and_later_reading_for_closed_bucket_is_late() -> None:
+    rs = Resampler(step_s=10, n_features=1, grace_s=2.0)
+    rs.add(r("a", 3.0, 7.0))
+    assert rs.close_due(now=11.9) == []
+    assert rs.close_due(now=12.0) == [StepEvent("a", "observe", 0.0, (7.0,))]
+    with pytest.raises(LateReading):
+        rs.add(r("a", 9.0, 1.0))
+    assert rs.add(r("a", 25.0)) == [StepEvent("a", "fill", 10.0, None)]
+
+
+def test_wrong_length_is_a_payload_error() -> None:
+    rs = Resampler(step_s=10, n_features=2)
+    with pytest.raises(ValueError, match="expected 2"):
+        rs.add(r("a", 1.0, 1.0))
+    assert len(rs) == 0
+
+
+def test_reading_rejects_non_finite() -> None:
+    with pytest.raises(ValueError, match="finite"):
+        Reading("a", (math.nan,), 1.0)
+    with pytest.raises(ValueError, match="finite"):
+        Reading("a", (1.0,), math.inf)
+
+
+def test_sensor_cap_evicts_least_recently_updated() -> None:
+    rs = Resampler(step_s=10, n_features=1, max_sensors=2)
+    rs.add(r("a", 1.0))
+    rs.add(r("b", 1.0))
+    rs.add(r("a", 2.0))
+    rs.add(r("c", 1.0))
+    assert len(rs) == 2
+    assert rs.add(r("b", 0.5)) == []  # b was forgotten, so it is new again (not late)
+
+
+def test_snapshot_round_trip_continues_identically() -> None:
+    one = Resampler(step_s=10, n_features=1)
+    one.add(r("a", 1.0, 2.0))
+    one.add(r("a", 3.0, 4.0))
+    two = Resampler(step_s=10, n_features=1)
+    two.restore(one.to_dict())
+    assert (
+        two.add(r("a", 15.0)) == one.add(r("a", 15.0)) == [StepEvent("a", "observe", 0.0, (3.0,))]
+    )
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.sampled_from("abc"), st.floats(0, 500), st.floats(-100, 100)),
+        min_size=1,
+        max_size=60,
+    )
+)
+def test_events_keep_per_sensor_order_and_apply_batched(
+    rows: list[tuple[str, float, float]],
+) -> None:
+    rs = Resampler(step_s=10, n_features=1, max_gap_steps=3)
+    events: list[StepEvent] = []
+    for sensor, ts, value in sorted(rows, key=lambda row: row[1]):
+        with contextlib.suppress(LateReading, DuplicateReading):
+            events += rs.add(Reading(sensor, (value,), ts))
+    events += rs.flush()
+    for sensor in "abc":
+        starts = [e.bucket_start for e in events if e.sensor_id == sensor]
+        assert starts == sorted(starts), "events of one sensor come in time order"
+    fc = NaiveForecaster()
+    observed = apply_events(fc, events)
+    for sensor, start in observed.items():
+        last = [e for e in events if e.sensor_id == sensor and e.kind == "observe"][-1]
+        assert start == last.bucket_start
+        assert fc.forecast(sensor, 1)[0, 0] == pytest.approx(last.values[0], rel=1e-6, abs=1e-4)

@@ -1,0 +1,102 @@
+"""The state store: slots, LRU eviction, reset, checksummed atomic snapshots."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edge_lstm.errors import StateFileError, UnknownSensorError
+from edge_lstm.state import MAGIC, StateStore
+
+
+def filled(capacity: int = 4) -> StateStore:
+    store = StateStore(state_size=3, n_features=1, capacity=capacity)
+    slots, _ = store.acquire(["a", "b"])
+    store.state[slots] = [[1, 2, 3], [4, 5, 6]]
+    store.last_y[slots] = [[0.5], [0.25]]
+    store.steps[slots] = [7, 9]
+    return store
+
+
+def test_acquire_gives_zero_state_and_stable_slots() -> None:
+    store = filled()
+    slots, evicted = store.acquire(["b", "c"])
+    assert evicted == []
+    np.testing.assert_array_equal(store.state[slots[0]], [4, 5, 6])
+    np.testing.assert_array_equal(store.state[slots[1]], [0, 0, 0])
+    assert store.slots(["a"])[0] != slots[1]
+
+
+def test_eviction_takes_least_recently_seen_never_one_in_the_batch() -> None:
+    store = filled(capacity=3)
+    store.acquire(["c"])
+    store.acquire(["a"])  # b is now the least recently seen
+    _, evicted = store.acquire(["d", "c"])
+    assert evicted == ["b"]
+    assert set(store.ids()) == {"a", "c", "d"}
+    with pytest.raises(ValueError, match="capacity"):
+        store.acquire(["w", "x", "y", "z"])
+
+
+def test_unknown_and_remove() -> None:
+    store = filled()
+    with pytest.raises(UnknownSensorError, match="'zz'"):
+        store.slots(["a", "zz"])
+    assert store.remove("a") is True
+    assert store.remove("a") is False
+    (slot,), _ = store.acquire(["a"])
+    assert store.steps[slot] == 0 and not store.state[slot].any()
+
+
+def test_snapshot_round_trip(tmp_path: Path) -> None:
+    store = filled()
+    path = tmp_path / "state.bin"
+    store.save(path, "sha-1", extra={"resampler": {"x": 1}})
+    other = StateStore(3, 1, 4)
+    assert other.load(path, "sha-1") == {"resampler": {"x": 1}}
+    for sensor in ("a", "b"):
+        (mine,), (theirs,) = store.slots([sensor]), other.slots([sensor])
+        np.testing.assert_array_equal(store.state[mine], other.state[theirs])
+        assert store.steps[mine] == other.steps[theirs]
+    assert not list(tmp_path.glob("*.tmp")), "no temp file is left behind"
+
+
+def test_snapshot_of_other_model_or_corrupt_is_refused_and_changes_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "state.bin"
+    filled().save(path, "sha-1")
+    target = StateStore(3, 1, 4)
+    target.acquire(["keep"])
+    with pytest.raises(StateFileError, match="refused"):
+        target.load(path, "sha-2")
+    blob = path.read_bytes()
+    for broken, why in [
+        (blob[: len(blob) // 2], "checksum"),
+        (blob[:-1] + bytes([blob[-1] ^ 1]), "checksum"),
+        (b"garbage" + blob, "magic"),
+        (MAGIC, "checksum"),
+    ]:
+        path.write_bytes(broken)
+        with pytest.raises(StateFileError, match=why):
+            target.load(path, "sha-1")
+    assert target.ids() == ["keep"]
+    with pytest.raises(StateFileError, match="cannot read"):
+        target.load(tmp_path / "missing.bin", "sha-1")
+
+
+def test_snapshot_layout_mismatch_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "state.bin"
+    filled().save(path, "sha-1")
+    with pytest.raises(StateFileError, match="layout"):
+        StateStore(5, 1, 4).load(path, "sha-1")
+
+
+def test_load_into_smaller_store_keeps_most_recent(tmp_path: Path) -> None:
+    store = filled()
+    store.acquire(["a"])  # a is more recent than b
+    path = tmp_path / "state.bin"
+    store.save(path, "s")
+    small = StateStore(3, 1, 1)
+    small.load(path, "s")
+    assert small.ids() == ["a"]
