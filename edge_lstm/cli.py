@@ -8,8 +8,12 @@ from __future__ import annotations
 
 import typer
 
+from .cmd_bench import bench
+from .cmd_demo import demo
+from .cmd_evaluate import evaluate
 from .cmd_export import export
 from .cmd_inspect import inspect
+from .cmd_run import run
 
 app = typer.Typer(
     name="edge-lstm",
@@ -20,8 +24,12 @@ app = typer.Typer(
 )
 
 # Registration: one line per command module (keep sorted).
+app.command("bench")(bench)
+app.command("demo")(demo)
+app.command("evaluate")(evaluate)
 app.command("export")(export)
 app.command("inspect")(inspect)
+app.command("run")(run)
 
 
 @app.command("version")

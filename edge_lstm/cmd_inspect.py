@@ -1,4 +1,4 @@
-"""``edge-lstm inspect``: what a single-step model is, how it was proved and how well it forecasts."""
+"""``edge-lstm inspect``: what a model is, how it was proved and how well it forecasts."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ def inspect(
 
     try:
         step_model = StepModel.load(model, backend=backend)
-        ops = [op for op in step_model.ops() if op != "DELEGATE"]
+        ops = step_model.ops()
     except EdgeLstmError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(code=1) from None
@@ -35,7 +35,8 @@ def describe(meta: ModelMeta, size_bytes: int, ops: list[str], backend: str) -> 
     lines = [
         f"model      {meta.name}  ({size_bytes / 1024:.1f} KiB, sha256 {meta.tflite_sha256[:16]}…)",
         f"backend    {backend}",
-        "layers     " + " -> ".join(f"{layer.kind.upper()}({layer.units})" for layer in meta.layers),
+        "layers     "
+        + " -> ".join(f"{layer.kind.upper()}({layer.units})" for layer in meta.layers),
         f"features   {', '.join(meta.features)}",
         f"step       {meta.step_s:g} s   horizon {meta.horizon}   warmup {meta.warmup}",
         "scaler     mean "

@@ -11,32 +11,29 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
-import sys
-import types
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from .config_parse import coerce, from_env, read_toml
 from .errors import ConfigError
 from .topics import TopicTemplate, validate_output_prefix
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - 3.10 only
-    import tomli as tomllib
-
 ENV_PREFIX = "EDGE_LSTM_"
-# Variables read by other parts of edge-lstm, not settings of the daemon.
-_OTHER_ENV = frozenset({"EDGE_LSTM_BACKEND", "EDGE_LSTM_CONFIG"})
+# Variables read by other parts of edge-lstm (interpreter choice, CLI, test tooling), not
+# settings of the daemon; any other EDGE_LSTM_* is a typo and an error. Add new ones here.
+_OTHER_ENV = frozenset(
+    {"EDGE_LSTM_BACKEND", "EDGE_LSTM_CONFIG", "EDGE_LSTM_REQUIRE_ALL", "EDGE_LSTM_CRASH_SEED"}
+)
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 log = logging.getLogger(__name__)
 
 
-def _doc(text: str, **kwargs: Any) -> Any:
-    return field(metadata={"help": text}, **kwargs)
+def _help(text: str) -> dict[str, str]:
+    return {"help": text}
 
 
 @dataclass(frozen=True)
@@ -44,72 +41,136 @@ class Config:
     """Every setting of ``edge-lstm run``; build it with :meth:`Config.load`."""
 
     # --- broker ---
-    broker: str = _doc("MQTT broker as HOST:PORT.", default="localhost:1883")
-    client_id: str = _doc(
-        "Fixed MQTT client id; the persistent session (queued QoS 1 readings) is keyed by it.",
+    broker: str = field(default="localhost:1883", metadata=_help("MQTT broker as HOST:PORT."))
+    client_id: str = field(
         default="edge-lstm",
+        metadata=_help(
+            "Fixed MQTT client id; the persistent session (queued QoS 1 readings) is keyed by it."
+        ),
     )
-    username: str | None = _doc("MQTT user name.", default=None)
-    password_file: Path | None = _doc(
-        "File holding the MQTT password (e.g. a systemd credential); never put it in the config.",
+    username: str | None = field(default=None, metadata=_help("MQTT user name."))
+    password_file: Path | None = field(
         default=None,
+        metadata=_help(
+            "File holding the MQTT password (e.g. a systemd credential), never the config."
+        ),
     )
-    tls_ca: Path | None = _doc("CA certificate file; setting it turns TLS on.", default=None)
-    tls_cert: Path | None = _doc("Client certificate file (mutual TLS).", default=None)
-    tls_key: Path | None = _doc("Client private key file (mutual TLS).", default=None)
-    tls_insecure: bool = _doc(
-        "Skip the broker host name check (self-signed test setups only).", default=False
+    tls_ca: Path | None = field(
+        default=None, metadata=_help("CA certificate file; setting it turns TLS on.")
     )
-    keepalive_s: int = _doc("MQTT keepalive in seconds.", default=30)
-    reconnect_min_s: int = _doc("First reconnect delay in seconds (doubles).", default=1)
-    reconnect_max_s: int = _doc("Longest reconnect delay in seconds.", default=30)
-    qos: int = _doc("QoS of the subscriptions and of the forecasts (0 or 1).", default=1)
+    tls_cert: Path | None = field(
+        default=None, metadata=_help("Client certificate file (mutual TLS).")
+    )
+    tls_key: Path | None = field(
+        default=None, metadata=_help("Client private key file (mutual TLS).")
+    )
+    tls_insecure: bool = field(
+        default=False,
+        metadata=_help("Skip the broker host name check (self-signed test setups only)."),
+    )
+    keepalive_s: int = field(default=30, metadata=_help("MQTT keepalive in seconds."))
+    reconnect_min_s: int = field(
+        default=1, metadata=_help("First reconnect delay in seconds (doubles).")
+    )
+    reconnect_max_s: int = field(default=30, metadata=_help("Longest reconnect delay in seconds."))
+    mqtt_version: Literal["5", "3.1.1"] = field(
+        default="5",
+        metadata=_help(
+            "MQTT protocol: 5 (session expiry, a wide receive window) or 3.1.1 (old brokers; "
+            "then raise Mosquitto's max_inflight_messages for throughput)."
+        ),
+    )
+    qos: int = field(
+        default=1, metadata=_help("QoS of the subscriptions and of the forecasts (0 or 1).")
+    )
     # --- model and input ---
-    model: Path | None = _doc("Model file (.tflite with its .json sidecar).", default=None)
-    topics: tuple[str, ...] = _doc(
-        "Input topic templates; {sensor} is the sensor id segment, + matches any segment.",
+    model: Path | None = field(
+        default=None, metadata=_help("Model file (.tflite with its .json sidecar).")
+    )
+    topics: tuple[str, ...] = field(
         default=("sensors/{sensor}",),
+        metadata=_help(
+            "Input topic templates; {sensor} is the sensor id segment, + matches any segment."
+        ),
     )
-    horizon: int | None = _doc(
-        "Forecast steps to publish (default and maximum: the model's horizon).", default=None
-    )
-    max_gap_steps: int = _doc(
-        "Missing steps filled with the model's own predictions; a longer gap resets the sensor.",
-        default=3,
-    )
-    grace_s: float = _doc(
-        "Seconds after a step's end before the wall clock closes it (late readings).", default=2.0
-    )
-    max_sensors: int = _doc("Most sensors kept in memory; new ones beyond are rejected.", default=10_000)
-    max_payload_bytes: int = _doc("Larger payloads are rejected.", default=1024)
-    queue_size: int = _doc(
-        "Bounded intake queue between the MQTT thread and the worker (overflow is counted).",
-        default=100_000,
-    )
-    batch_max: int = _doc("Most messages the worker handles in one batch.", default=5_000)
-    # --- output ---
-    output_prefix: str = _doc(
-        "Prefix of published topics: PREFIX/SENSOR/forecast, PREFIX/status, PREFIX/health.",
-        default="edge-lstm",
-    )
-    retain_forecasts: bool = _doc("Publish forecasts retained.", default=False)
-    health_interval_s: float = _doc("Seconds between health messages (retained).", default=30.0)
-    homeassistant: bool = _doc("Publish Home Assistant MQTT discovery configs.", default=False)
-    homeassistant_prefix: str = _doc("Home Assistant discovery prefix.", default="homeassistant")
-    # --- state ---
-    state_dir: Path | None = _doc(
-        "Directory for state snapshots (systemd: StateDirectory); unset: no snapshots.",
+    horizon: int | None = field(
         default=None,
+        metadata=_help("Forecast steps to publish (default: the model's horizon)."),
     )
-    snapshot_interval_s: float = _doc("Seconds between state snapshots.", default=300.0)
-    durability: Literal["snapshot", "wal"] = _doc(
-        "snapshot: state as of the last snapshot survives a crash; wal: every accepted reading "
-        "is journaled before it is acknowledged and replayed after a crash.",
+    max_gap_steps: int = field(
+        default=3,
+        metadata=_help(
+            "Missing steps filled with the model's own predictions; a longer gap resets the sensor."
+        ),
+    )
+    grace_s: float = field(
+        default=2.0,
+        metadata=_help(
+            "Seconds after a step's end before the wall clock closes it (late readings)."
+        ),
+    )
+    max_sensors: int = field(
+        default=10_000,
+        metadata=_help(
+            "Most sensors kept in memory; beyond it the least recently seen is evicted."
+        ),
+    )
+    max_payload_bytes: int = field(default=1024, metadata=_help("Larger payloads are rejected."))
+    queue_size: int = field(
+        default=100_000,
+        metadata=_help(
+            "Bounded intake queue between the MQTT thread and the worker (overflow is counted)."
+        ),
+    )
+    batch_max: int = field(
+        default=5_000, metadata=_help("Most messages the worker handles in one batch.")
+    )
+    batch_wait_ms: float = field(
+        default=5.0,
+        metadata=_help(
+            "How long the worker waits for more messages to fill a batch: one interpreter call "
+            "serves the whole batch, so a few ms buy throughput for little latency."
+        ),
+    )
+    # --- output ---
+    output_prefix: str = field(
+        default="edge-lstm",
+        metadata=_help(
+            "Prefix of published topics: PREFIX/SENSOR/forecast, PREFIX/status, PREFIX/health."
+        ),
+    )
+    retain_forecasts: bool = field(default=False, metadata=_help("Publish forecasts retained."))
+    health_interval_s: float = field(
+        default=30.0, metadata=_help("Seconds between health messages (retained).")
+    )
+    homeassistant: bool = field(
+        default=False, metadata=_help("Publish Home Assistant MQTT discovery configs.")
+    )
+    homeassistant_prefix: str = field(
+        default="homeassistant", metadata=_help("Home Assistant discovery prefix.")
+    )
+    # --- state ---
+    state_dir: Path | None = field(
+        default=None,
+        metadata=_help(
+            "Directory for state snapshots (systemd: StateDirectory); unset: no snapshots."
+        ),
+    )
+    snapshot_interval_s: float = field(
+        default=300.0, metadata=_help("Seconds between state snapshots.")
+    )
+    durability: Literal["snapshot", "wal"] = field(
         default="snapshot",
+        metadata=_help(
+            "snapshot: state as of the last snapshot survives a crash; wal: every accepted reading "
+            "is journaled before it is acknowledged and replayed after a crash."
+        ),
     )
-    wal_fsync: bool = _doc("fsync the write-ahead log on every append (durability=wal).", default=True)
+    wal_fsync: bool = field(
+        default=True, metadata=_help("fsync the write-ahead log on every append (durability=wal).")
+    )
     # --- process ---
-    log_level: str = _doc("DEBUG, INFO, WARNING or ERROR.", default="INFO")
+    log_level: str = field(default="INFO", metadata=_help("DEBUG, INFO, WARNING or ERROR."))
 
     def __post_init__(self) -> None:
         _check(self)
@@ -158,14 +219,14 @@ class Config:
         """
         values: dict[str, object] = {}
         if path is not None:
-            values.update(_read_toml(path))
-        values.update(_from_env(env or {}))
+            values.update(read_toml(path, FIELDS))
+        values.update(from_env(env or {}, FIELDS, ENV_PREFIX, _OTHER_ENV))
         for key, value in (overrides or {}).items():
             if key not in FIELDS:
                 raise ConfigError(f"unknown setting {key!r}")
             if value is not None:
                 values[key] = value
-        typed = {key: _coerce(key, value, FIELDS[key]) for key, value in values.items()}
+        typed = {key: coerce(key, value, FIELDS[key]) for key, value in values.items()}
         try:
             return cls(**typed)  # type: ignore[arg-type]
         except TypeError as exc:  # pragma: no cover - _coerce already checked every key
@@ -210,6 +271,8 @@ def _check(c: Config) -> None:
         raise ConfigError(f"log_level must be one of {', '.join(LOG_LEVELS)}, not {c.log_level!r}")
     if c.durability not in ("snapshot", "wal"):
         raise ConfigError(f"durability must be 'snapshot' or 'wal', not {c.durability!r}")
+    if c.durability == "wal" and c.state_dir is None:
+        raise ConfigError("durability = 'wal' needs state_dir")
     if c.horizon is not None and c.horizon < 1:
         raise ConfigError("horizon must be >= 1")
     if (c.tls_cert is None) != (c.tls_key is None):
@@ -229,110 +292,12 @@ def _check(c: Config) -> None:
             raise ConfigError(f"{key} must be > 0, not {value}")
     if c.reconnect_max_s < c.reconnect_min_s:
         raise ConfigError("reconnect_max_s must be >= reconnect_min_s")
+    if not (0 <= c.batch_wait_ms <= 1000):
+        raise ConfigError("batch_wait_ms must be between 0 and 1000")
     if c.max_gap_steps < 0:
         raise ConfigError("max_gap_steps must be >= 0")
     if not (c.grace_s >= 0 and math.isfinite(c.grace_s)):
         raise ConfigError("grace_s must be >= 0")
-
-
-def _read_toml(path: Path) -> dict[str, object]:
-    try:
-        with path.open("rb") as fh:
-            doc = tomllib.load(fh)
-    except FileNotFoundError:
-        raise ConfigError(f"config file {path} not found") from None
-    except OSError as exc:
-        raise ConfigError(f"config file {path}: {exc.strerror}") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"config file {path}: {exc}") from exc
-    for key in doc:
-        if key not in FIELDS:
-            raise ConfigError(f"config file {path}: unknown key {key!r}")
-    return dict(doc)
-
-
-def _from_env(env: Mapping[str, str]) -> dict[str, object]:
-    out: dict[str, object] = {}
-    for name, text in env.items():
-        if not name.startswith(ENV_PREFIX) or name in _OTHER_ENV:
-            continue
-        key = name[len(ENV_PREFIX) :].lower()
-        if key not in FIELDS:
-            raise ConfigError(f"unknown environment variable {name}")
-        out[key] = _parse_text(key, text, FIELDS[key])
-    return out
-
-
-def _parse_text(key: str, text: str, kind: Any) -> object:
-    """An environment string to the field's type (lists are comma-separated)."""
-    base, optional = _unwrap(kind)
-    if optional and text == "":
-        return None
-    if base is bool:
-        low = text.strip().lower()
-        if low in ("1", "true", "yes", "on"):
-            return True
-        if low in ("0", "false", "no", "off"):
-            return False
-        raise ConfigError(f"{key}: expected true/false, not {text!r}")
-    if base is int or base is float:
-        try:
-            return base(text)
-        except ValueError:
-            raise ConfigError(f"{key}: expected a number, not {text!r}") from None
-    if typing.get_origin(base) is tuple:
-        return tuple(part.strip() for part in text.split(",") if part.strip())
-    return text
-
-
-def _coerce(key: str, value: object, kind: Any) -> object:
-    """Check a TOML/override value against the field's type; ints are fine where floats are."""
-    base, optional = _unwrap(kind)
-    if value is None:
-        if optional:
-            return None
-        raise ConfigError(f"{key}: a value is required")
-    if base is bool:
-        if isinstance(value, bool):
-            return value
-    elif base is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-    elif base is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-    elif base is Path:
-        if isinstance(value, (str, Path)) and str(value):
-            return Path(value)
-    elif typing.get_origin(base) is tuple:
-        if isinstance(value, str):
-            return (value,)
-        if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
-            return tuple(value)
-    elif typing.get_origin(base) is Literal:
-        if value in typing.get_args(base):
-            return value
-        choices = ", ".join(repr(a) for a in typing.get_args(base))
-        raise ConfigError(f"{key}: must be one of {choices}, not {value!r}")
-    elif base is str and isinstance(value, str):
-        return value
-    raise ConfigError(f"{key}: expected {_type_name(base)}, not {type(value).__name__} {value!r}")
-
-
-def _unwrap(kind: Any) -> tuple[Any, bool]:
-    """``X | None`` -> ``(X, True)``."""
-    if typing.get_origin(kind) in (typing.Union, types.UnionType):
-        args = [a for a in typing.get_args(kind) if a is not type(None)]
-        return args[0], True
-    return kind, False
-
-
-def _type_name(base: Any) -> str:
-    if typing.get_origin(base) is tuple:
-        return "a list of strings"
-    return {bool: "true/false", int: "an integer", float: "a number", Path: "a path"}.get(
-        base, "a string"
-    )
 
 
 _HINTS = typing.get_type_hints(Config)

@@ -115,7 +115,9 @@ def load_csv(
                         f"{path}: line {line_no}: cannot parse time {record[t_index]!r} "
                         "(expected ISO 8601 or epoch seconds)"
                     ) from None
-                rows.append([_cell(path, line_no, wanted[k], record[i]) for k, i in enumerate(indices)])
+                rows.append(
+                    [_cell(path, line_no, wanted[k], record[i]) for k, i in enumerate(indices)]
+                )
         except (csv.Error, UnicodeDecodeError) as exc:
             raise DataError(f"{path}: not a readable CSV file ({exc})") from exc
     if not times:
@@ -134,7 +136,9 @@ def _cell(path: Path, line_no: int, column: str, text: str) -> float:
     try:
         value = float(cell)
     except ValueError:
-        raise DataError(f"{path}: line {line_no}, column {column!r}: {cell!r} is not a number") from None
+        raise DataError(
+            f"{path}: line {line_no}, column {column!r}: {cell!r} is not a number"
+        ) from None
     if not math.isfinite(value):
         raise DataError(f"{path}: line {line_no}, column {column!r}: {cell!r} is not finite")
     return value

@@ -90,9 +90,16 @@ class EmbeddedBroker:
         broker = Broker(config, loop=asyncio.get_running_loop())
         await broker.start()
         self._broker = broker
-        # With port 0 the kernel chose the port; amqtt keeps the asyncio.Server per listener.
-        server = broker._servers["default"].instance
-        self.port = int(server.sockets[0].getsockname()[1])
+        # With port 0 the kernel chose the port. amqtt has no public accessor for it: it keeps
+        # the asyncio.Server per listener in ``_servers`` (amqtt 0.11-0.12).
+        try:
+            server = broker._servers["default"].instance
+            self.port = int(server.sockets[0].getsockname()[1])
+        except (AttributeError, KeyError, IndexError, TypeError) as exc:
+            await broker.shutdown()
+            raise BrokerError(
+                f"cannot read the port amqtt bound (amqtt changed?): {exc!r}"
+            ) from exc
 
     def stop(self, timeout_s: float = 10.0) -> None:
         """Shut the broker down and join its thread; safe to call twice."""

@@ -14,6 +14,7 @@ replay (the in-sample naive error), so < 1 means better than "no change" at one 
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -120,8 +121,12 @@ def readings_of(series: Series, n_features: int) -> tuple[tuple[str, ...], list[
     if n_features == 1:
         sensors = series.columns
         rows = [
-            [Reading(s, (float(v),), float(t)) for s, v in zip(sensors, row) if math.isfinite(v)]
-            for t, row in zip(series.times.tolist(), series.values.tolist())
+            [
+                Reading(s, (float(v),), float(t))
+                for s, v in zip(sensors, row, strict=True)
+                if math.isfinite(v)
+            ]
+            for t, row in zip(series.times.tolist(), series.values.tolist(), strict=True)
         ]
         return sensors, rows
     if len(series.columns) != n_features:
@@ -132,7 +137,7 @@ def readings_of(series: Series, n_features: int) -> tuple[tuple[str, ...], list[
     sensor = "series"
     rows = [
         [Reading(sensor, tuple(row), t)] if all(math.isfinite(v) for v in row) else []
-        for t, row in zip(series.times.tolist(), series.values.tolist())
+        for t, row in zip(series.times.tolist(), series.values.tolist(), strict=True)
     ]
     return (sensor,), rows
 
@@ -173,11 +178,7 @@ def evaluate(
             if event.kind == "observe" and event.values is not None:
                 index = round(event.bucket_start / meta.step_s)
                 traces[event.sensor_id].steps[index] = np.asarray(event.values, np.float64)
-        ready = [
-            s
-            for s in observed
-            if forecaster.is_warm(s) and seasonal.steps_seen(s) >= season
-        ]
+        ready = [s for s in observed if forecaster.is_warm(s) and seasonal.steps_seen(s) >= season]
         if not ready:
             return
         outputs = {
@@ -291,7 +292,7 @@ def _naive_scale(trace: Trace) -> F64:
     """Mean absolute one-step change between consecutive observed steps (per feature)."""
     steps = sorted(trace.steps)
     diffs = [
-        np.abs(trace.steps[b] - trace.steps[a]) for a, b in zip(steps, steps[1:]) if b == a + 1
+        np.abs(trace.steps[b] - trace.steps[a]) for a, b in itertools.pairwise(steps) if b == a + 1
     ]
     if not diffs:
         return np.full(next(iter(trace.steps.values())).shape, np.nan)
@@ -302,7 +303,7 @@ def _naive_scale(trace: Trace) -> F64:
 def _per_step(values: F64, valid: npt.NDArray[np.bool_]) -> tuple[float, ...]:
     total = np.where(valid, values, 0.0).sum(axis=(0, 2))
     count = valid.sum(axis=(0, 2))
-    return tuple(float(t / c) if c else math.nan for t, c in zip(total, count))
+    return tuple(float(t / c) if c else math.nan for t, c in zip(total, count, strict=True))
 
 
 def _wins(lstm: F64, other: F64) -> tuple[float, tuple[float, ...]]:

@@ -46,16 +46,42 @@ class SensorForecaster(Protocol):
 
 
 def as_vector(sensor_id: str, value: Value, n_features: int) -> npt.NDArray[np.float64]:
-    """One reading as a float64 vector of length ``n_features``; ``ValueError`` names the sensor."""
+    """One reading as a float64 vector of length ``n_features``; ``ValueError`` names the sensor.
+
+    Only real numbers pass: strings (even "1.5"), booleans and None are refused.
+    """
     try:
-        vector = np.asarray(value, dtype=np.float64).reshape(-1)
+        array = np.asarray(value)
     except (TypeError, ValueError):
-        raise ValueError(f"sensor {sensor_id!r}: value {value!r} is not numeric") from None
+        array = np.asarray(None)
+    if array.dtype.kind not in "fiu":
+        raise ValueError(f"sensor {sensor_id!r}: value {value!r} is not numeric")
+    vector = array.astype(np.float64).reshape(-1)
     if vector.size != n_features:
         raise ValueError(f"sensor {sensor_id!r}: expected {n_features} value(s), got {vector.size}")
     if not np.isfinite(vector).all():
         raise ValueError(f"sensor {sensor_id!r}: value {value!r} is not finite")
     return vector
+
+
+def as_matrix(
+    values: Mapping[str, Value], ids: Sequence[str], n_features: int
+) -> npt.NDArray[np.float64]:
+    """All readings of a batch as an ``(N, F)`` float64 array, validated as ``as_vector`` does.
+
+    One numpy conversion for the whole batch; only when that finds a problem is each value
+    checked on its own, to name the sensor at fault.
+    """
+    try:
+        array = np.asarray(list(map(values.__getitem__, ids)))
+    except (TypeError, ValueError):  # ragged lists
+        array = np.asarray(None)
+    shapes = [(len(ids), n_features)] + ([(len(ids),)] if n_features == 1 else [])
+    if array.dtype.kind in "fiu" and array.shape in shapes:
+        matrix = array.astype(np.float64).reshape(len(ids), n_features)
+        if np.isfinite(matrix).all():
+            return matrix
+    return np.stack([as_vector(s, values[s], n_features) for s in ids])
 
 
 def check_horizon(horizon: int) -> int:
@@ -97,7 +123,7 @@ class Forecaster:
         if not values:
             return []
         ids = list(values)
-        x = np.stack([as_vector(s, values[s], self.n_features) for s in ids])
+        x = as_matrix(values, ids, self.n_features)
         slots, evicted = self.store.acquire(ids)
         if evicted:
             log.info("evicted %d least recently seen sensor(s), e.g. %r", len(evicted), evicted[0])

@@ -71,18 +71,15 @@ class LatencyRing:
 
 @dataclass
 class _Errors:
-    sum: npt.NDArray[np.float64]
-    count: npt.NDArray[np.int64]
+    sum: list[float]
+    count: list[int]
 
     @classmethod
     def zeros(cls, horizon: int) -> _Errors:
-        return cls(np.zeros(horizon), np.zeros(horizon, dtype=np.int64))
+        return cls([0.0] * horizon, [0] * horizon)
 
     def mae(self) -> list[float | None]:
-        return [
-            round(float(s / c), 6) if c else None
-            for s, c in zip(self.sum, self.count, strict=True)
-        ]
+        return [round(s / c, 6) if c else None for s, c in zip(self.sum, self.count, strict=True)]
 
 
 class AccuracyTracker:
@@ -98,13 +95,13 @@ class AccuracyTracker:
         self.horizon = horizon
         self.max_sensors = max_sensors
         self.overall = _Errors.zeros(horizon)
-        self._pending: OrderedDict[str, deque[tuple[float, npt.NDArray[np.float32]]]] = (
-            OrderedDict()
-        )
+        self._pending: OrderedDict[str, deque[tuple[float, list[list[float]]]]] = OrderedDict()
         self._per_sensor: OrderedDict[str, _Errors] = OrderedDict()
         self._dirty: set[str] = set()
 
-    def issued(self, sensor_id: str, bucket_start: float, forecast: npt.NDArray[np.float32]) -> None:
+    def issued(
+        self, sensor_id: str, bucket_start: float, forecast: npt.NDArray[np.float32]
+    ) -> None:
         """Remember a published forecast ``(H, F)`` issued after ``bucket_start``."""
         queue = self._pending.get(sensor_id)
         if queue is None:
@@ -112,26 +109,34 @@ class AccuracyTracker:
                 self._pending.popitem(last=False)
             queue = self._pending[sensor_id] = deque(maxlen=self.horizon)
         self._pending.move_to_end(sensor_id)
-        queue.append((bucket_start, forecast[: self.horizon]))
+        # Plain lists: scoring touches a handful of numbers, where numpy's overhead dominates.
+        queue.append((bucket_start, forecast[: self.horizon].tolist()))
 
     def actual(self, sensor_id: str, bucket_start: float, values: Sequence[float]) -> int:
         """Score every pending forecast of ``sensor_id`` that covers ``bucket_start``."""
         queue = self._pending.get(sensor_id)
         if not queue:
             return 0
-        actual = np.asarray(values, dtype=np.float64)
         scored = 0
         errors = None
-        for issued_at, forecast in queue:
-            k = round((bucket_start - issued_at) / self.step_s)
-            if 1 <= k <= len(forecast):
-                err = float(np.mean(np.abs(forecast[k - 1].astype(np.float64) - actual)))
+        n = len(values)
+        single = values[0] if n == 1 else None
+        inv_step = 1.0 / self.step_s
+        overall = self.overall
+        for issued_at, rows in queue:
+            k = round((bucket_start - issued_at) * inv_step)
+            if 1 <= k <= len(rows):
+                row = rows[k - 1]
+                if single is not None:
+                    err = abs(row[0] - single)
+                else:
+                    err = sum(abs(p - a) for p, a in zip(row, values, strict=True)) / n
                 if not math.isfinite(err):
                     continue
                 if errors is None:
                     errors = self._sensor_errors(sensor_id)
-                self.overall.sum[k - 1] += err
-                self.overall.count[k - 1] += 1
+                overall.sum[k - 1] += err
+                overall.count[k - 1] += 1
                 errors.sum[k - 1] += err
                 errors.count[k - 1] += 1
                 scored += 1
@@ -156,14 +161,14 @@ class AccuracyTracker:
 
     def summary(self) -> dict[str, object]:
         """Overall MAE and sample count per horizon step."""
-        return {"mae_by_step": self.overall.mae(), "scored_by_step": self.overall.count.tolist()}
+        return {"mae_by_step": self.overall.mae(), "scored_by_step": list(self.overall.count)}
 
     def sensor_summary(self, sensor_id: str) -> dict[str, object] | None:
         """One sensor's MAE and count per horizon step (None if never scored)."""
         errors = self._per_sensor.get(sensor_id)
         if errors is None:
             return None
-        return {"mae_by_step": errors.mae(), "scored_by_step": errors.count.tolist()}
+        return {"mae_by_step": errors.mae(), "scored_by_step": list(errors.count)}
 
     def take_dirty(self) -> list[str]:
         """Sensors scored since the last call (to republish their accuracy)."""

@@ -16,6 +16,7 @@ import json
 import math
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from .errors import PayloadError
@@ -43,6 +44,20 @@ REASONS = (
 """Every rejection reason this module (and the topic router) can give."""
 
 
+@dataclass(frozen=True, slots=True)
+class Inbound:
+    """One received message, as the worker sees it."""
+
+    topic: str
+    payload: bytes
+    mid: int
+    qos: int
+    arrival_ts: float
+    """Wall clock (epoch s) at receipt: the reading's time when the payload has none."""
+    arrival_mono: float
+    """Monotonic clock at receipt, for latency."""
+
+
 def parse_payload(
     payload: bytes,
     sensor_id: str,
@@ -52,10 +67,12 @@ def parse_payload(
 ) -> Reading:
     """Turn one MQTT payload into a validated ``Reading`` for ``sensor_id``."""
     if len(payload) > max_bytes:
-        raise PayloadError("too_large", f"{sensor_id}: payload of {len(payload)} bytes > {max_bytes}")
-    if not payload.strip():
+        raise PayloadError(
+            "too_large", f"{sensor_id}: payload of {len(payload)} bytes > {max_bytes}"
+        )
+    if not payload or payload.isspace():
         raise PayloadError("empty", f"{sensor_id}: empty payload")
-    if _NUMBER.fullmatch(payload):
+    if payload[:1] != b"{" and _NUMBER.fullmatch(payload):
         value = float(payload)
         values = _check_values(sensor_id, [value], len(features))
         return _reading(sensor_id, values, arrival_ts)
@@ -63,11 +80,10 @@ def parse_payload(
         text = payload.decode("utf-8")
     except UnicodeDecodeError:
         raise PayloadError("binary", f"{sensor_id}: payload is not UTF-8 text") from None
-    stripped = text.lstrip()
-    if not stripped.startswith("{"):
+    if not text.lstrip().startswith("{"):
         raise PayloadError("not_a_number", f"{sensor_id}: payload {_short(text)} is not a number")
     try:
-        doc = json.loads(text, parse_constant=_reject_constant)
+        doc = _DECODER.decode(text)
     except _ConstantError as exc:
         raise PayloadError("not_finite", f"{sensor_id}: {exc}") from None
     except (json.JSONDecodeError, RecursionError) as exc:
@@ -87,7 +103,9 @@ def _reading(sensor_id: str, values: tuple[float, ...], ts: float) -> Reading:
         raise PayloadError("not_finite", f"{sensor_id}: {exc}") from None
 
 
-def _values_from(sensor_id: str, doc: dict[str, object], features: Sequence[str]) -> tuple[float, ...]:
+def _values_from(
+    sensor_id: str, doc: dict[str, object], features: Sequence[str]
+) -> tuple[float, ...]:
     n = len(features)
     if "value" in doc:
         raw = doc["value"]
@@ -153,6 +171,10 @@ class _ConstantError(ValueError):
 def _reject_constant(name: str) -> float:
     # json accepts NaN / Infinity by default; they are not valid JSON and not measurements.
     raise _ConstantError(f"{name} is not allowed")
+
+
+# One decoder for all messages: json.loads with an option builds a new decoder per call.
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
 
 
 def _why(exc: BaseException) -> str:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,17 @@ from .errors import ModelError
 FORMAT_VERSION = 1
 LAYER_KINDS = ("lstm", "gru")
 QUANTIZE_MODES = ("none", "float16", "dynamic")
+#: Ops that mean a conversion kept TensorFlow-only (Flex, custom) or stateful machinery (a WHILE
+#: loop, resource variables) that a builtin-only interpreter cannot run or runs wrongly.
+FORBIDDEN_OPS = (
+    "FLEX",
+    "CUSTOM",
+    "WHILE",
+    "VAR_HANDLE",
+    "READ_VARIABLE",
+    "ASSIGN_VARIABLE",
+    "CALL_ONCE",
+)
 
 FloatArray = npt.NDArray[np.float32]
 
@@ -260,6 +271,11 @@ def _validation_doc(validation: Validation | None) -> dict[str, Any] | None:
     doc = asdict(validation)
     doc["mae"] = {k: list(v) for k, v in validation.mae.items()}
     return doc
+
+
+def forbidden_ops(ops: Iterable[str]) -> list[str]:
+    """The ops of ``ops`` that an exported single-step model must not contain."""
+    return [op for op in ops if op.upper().startswith(FORBIDDEN_OPS)]
 
 
 def sidecar_path(model_path: Path) -> Path:

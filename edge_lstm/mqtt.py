@@ -11,17 +11,21 @@ from __future__ import annotations
 import logging
 import queue
 import ssl
+import sys
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
 
 from .config import Config
 from .errors import BrokerError
 from .health import RateLimitedLog
+from .messages import Inbound
 
 log = logging.getLogger(__name__)
 
@@ -31,20 +35,8 @@ OFFLINE = "offline"
 # (counted) instead of growing memory without bound on a Pi.
 MAX_QUEUED_PUBLISHES = 50_000
 MAX_INFLIGHT_PUBLISHES = 1_000
-
-
-@dataclass(frozen=True, slots=True)
-class Inbound:
-    """One received message, as the worker sees it."""
-
-    topic: str
-    payload: bytes
-    mid: int
-    qos: int
-    arrival_ts: float
-    """Wall clock (epoch s) at receipt: the reading's time when the payload has none."""
-    arrival_mono: float
-    """Monotonic clock at receipt, for latency."""
+SESSION_EXPIRY_S = 7 * 24 * 3600
+"""How long the broker keeps our session (and queued readings) while we are away (MQTT 5)."""
 
 
 class MqttLink:
@@ -57,7 +49,7 @@ class MqttLink:
         status_topic: str,
         intake: queue.Queue[Inbound],
         on_connected: Callable[[], None] | None = None,
-        extra_handlers: dict[str, Callable[[bytes], None]] | None = None,
+        extra_handlers: Mapping[str, Callable[[bytes], None]] | None = None,
     ) -> None:
         self.config = config
         self.subscriptions = subscriptions
@@ -81,11 +73,14 @@ class MqttLink:
 
     def _make_client(self) -> paho.Client:
         c = self.config
+        v5 = c.mqtt_version == "5"
         client = paho.Client(
             CallbackAPIVersion.VERSION2,
             client_id=c.client_id,
-            clean_session=False,  # persistent session: QoS 1 readings wait for us while away
-            protocol=paho.MQTTv311,
+            # Persistent session: QoS 1 readings wait for us while we are away (v5: clean_start
+            # False plus a session expiry, set at connect).
+            clean_session=None if v5 else False,
+            protocol=paho.MQTTv5 if v5 else paho.MQTTv311,
             manual_ack=True,
         )
         client.reconnect_delay_set(c.reconnect_min_s, c.reconnect_max_s)
@@ -108,6 +103,7 @@ class MqttLink:
                 client.tls_insecure_set(True)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
+        client.on_connect_fail = self._on_connect_fail
         client.on_message = self._on_message
         for topic, handler in self.extra_handlers.items():
             client.message_callback_add(topic, _wrap_extra(handler))
@@ -118,8 +114,21 @@ class MqttLink:
     def start(self) -> None:
         """Start connecting in the background (returns at once; paho retries with backoff)."""
         c = self.config
+        kwargs: dict[str, object] = {}
+        if c.mqtt_version == "5":
+            props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+            props.SessionExpiryInterval = SESSION_EXPIRY_S
+            # Acknowledgements wait for the worker; with MQTT 3.1.1 the broker stops sending
+            # after its own in-flight limit (Mosquitto: 20), v5 lets us ask for a wider window.
+            props.ReceiveMaximum = max(1, min(c.queue_size, 65_535))
+            kwargs = {"clean_start": False, "properties": props}
         try:
-            self._client.connect_async(c.broker_host, c.broker_port, keepalive=c.keepalive_s)
+            self._client.connect_async(
+                c.broker_host,
+                c.broker_port,
+                keepalive=c.keepalive_s,
+                **kwargs,  # type: ignore[arg-type]
+            )
         except (OSError, ValueError) as exc:
             raise BrokerError(f"cannot connect to {c.broker}: {exc}") from exc
         self._client.loop_start()
@@ -164,8 +173,8 @@ class MqttLink:
         client: paho.Client,
         userdata: object,
         flags: paho.ConnectFlags,
-        reason_code: paho.ReasonCode,
-        properties: paho.Properties | None,
+        reason_code: ReasonCode,
+        properties: Properties | None,
     ) -> None:
         if reason_code.is_failure:
             # Not connected: paho keeps retrying; do not mark ourselves online (Frigate's slip).
@@ -174,9 +183,7 @@ class MqttLink:
             return
         self.connects += 1
         self.last_error = ""
-        log.info(
-            "connected to %s (session present: %s)", self.config.broker, flags.session_present
-        )
+        log.info("connected to %s (session present: %s)", self.config.broker, flags.session_present)
         client.publish(self.status_topic, ONLINE, qos=1, retain=True)
         qos = self.config.qos
         topics = [(t, qos) for t in self.subscriptions]
@@ -193,18 +200,34 @@ class MqttLink:
         client: paho.Client,
         userdata: object,
         flags: paho.DisconnectFlags,
-        reason_code: paho.ReasonCode,
-        properties: paho.Properties | None,
+        reason_code: ReasonCode,
+        properties: Properties | None,
     ) -> None:
         was_connected = self.connected.is_set()
         self.connected.clear()
         if was_connected and not self._paused:
             log.warning("disconnected from %s (%s); reconnecting", self.config.broker, reason_code)
+        elif not was_connected and not self._paused and not self.last_error:
+            # Dropped before CONNACK: with TLS 1.3 this is how a rejected client certificate
+            # shows (the handshake "succeeds" for us, then the broker hangs up).
+            self.last_error = (
+                f"broker {self.config.broker} closed the connection before accepting it "
+                f"({reason_code}); check the client certificate and credentials"
+            )
+            self._rate_log.log("connect", self.last_error, time.time(), logging.ERROR)
+
+    def _on_connect_fail(self, client: paho.Client, userdata: object) -> None:
+        # paho calls this from inside its `except OSError:` around the connect: the exception
+        # in flight is the reason (TLS verification, refused, DNS), which paho does not pass.
+        self.last_error = f"cannot connect to {self.config.broker}: {describe_connect_error()}"
+        self._rate_log.log("connect", self.last_error, time.time(), logging.ERROR)
 
     def _on_message(self, client: paho.Client, userdata: object, msg: paho.MQTTMessage) -> None:
         if self._paused:
             return  # not acknowledged: the broker keeps it for the next session
-        item = Inbound(msg.topic, msg.payload, msg.mid, msg.qos, time.time(), time.monotonic())
+        item = Inbound(
+            msg.topic, bytes(msg.payload), msg.mid, msg.qos, time.time(), time.monotonic()
+        )
         try:
             self.intake.put_nowait(item)
         except queue.Full:
@@ -223,6 +246,18 @@ def _wrap_extra(
     handler: Callable[[bytes], None],
 ) -> Callable[[paho.Client, object, paho.MQTTMessage], None]:
     def callback(client: paho.Client, userdata: object, msg: paho.MQTTMessage) -> None:
-        handler(msg.payload)
+        handler(bytes(msg.payload))
 
     return callback
+
+
+def describe_connect_error() -> str:
+    """One line for the connection error being handled (TLS errors spelled out)."""
+    exc = sys.exc_info()[1]
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return f"TLS: broker certificate not trusted ({exc.verify_message})"
+    if isinstance(exc, ssl.SSLError):
+        return f"TLS handshake failed ({exc.reason or exc})"
+    if isinstance(exc, OSError):
+        return exc.strerror or str(exc) or type(exc).__name__
+    return "unknown error"

@@ -1,4 +1,4 @@
-"""PNG plots for ``evaluate`` and ``demo``: the only module that imports matplotlib (Agg, no GUI)."""
+"""PNG plots for ``evaluate`` and ``demo``; the only module that imports matplotlib (Agg)."""
 
 from __future__ import annotations
 
@@ -51,9 +51,9 @@ def _draw_panel(ax: Any, panel: Panel) -> None:
         ax.plot(_dates(t), v, lw=1.0, ls=styles[i % len(styles)], label=label)
     import matplotlib.dates as mdates
 
-    locator = mdates.AutoDateLocator()
+    locator = mdates.AutoDateLocator()  # type: ignore[no-untyped-call]
     ax.xaxis.set_major_locator(locator)
-    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))  # type: ignore[no-untyped-call]
     ax.set_title(panel.name, fontsize=10, loc="left")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
@@ -70,7 +70,7 @@ def save_panels(
     plt = _pyplot()
     rows = len(panels) + (1 if errors else 0)
     fig, axes = plt.subplots(rows, 1, figsize=(12, 2.6 * rows + 0.6), squeeze=False)
-    for ax, panel in zip(axes[:, 0], panels):
+    for ax, panel in zip(axes[:, 0], panels, strict=False):  # the error row has no panel
         _draw_panel(ax, panel)
         if unit:
             ax.set_ylabel(unit)
@@ -78,7 +78,14 @@ def save_panels(
         ax = axes[-1, 0]
         for name, values in errors.items():
             steps = list(range(1, len(values) + 1))
-            ax.plot(steps, values, marker="o", ms=3, color=_COLORS.get(name), label=_LABELS.get(name, name))
+            ax.plot(
+                steps,
+                values,
+                marker="o",
+                ms=3,
+                color=_COLORS.get(name),
+                label=_LABELS.get(name, name),
+            )
         ax.set_xlabel("horizon step")
         ax.set_ylabel(f"MAE{f' ({unit})' if unit else ''}")
         ax.set_title("error per horizon step", fontsize=10, loc="left")
@@ -120,7 +127,7 @@ def evaluation_panels(
         for k in shown:
             pairs = [
                 ((b + k) * step_s, float(f[k - 1][0]))
-                for b, f in zip(trace.issued, trace.forecasts["lstm"])
+                for b, f in zip(trace.issued, trace.forecasts["lstm"], strict=True)
                 if start <= b + k <= end
             ]
             panel.lines[f"LSTM, {k} step(s) ahead"] = ([p[0] for p in pairs], [p[1] for p in pairs])
@@ -131,8 +138,7 @@ def evaluation_panels(
 def plot_evaluation(evaluation: Evaluation, path: Path) -> Path:
     """The ``evaluate --plot`` figure: actual vs forecast per sensor, then MAE per step."""
     mae = {name: list(scores.mae) for name, scores in evaluation.methods.items()}
-    title = (
-        f"{evaluation.model['name']}: MAE over {evaluation.horizon} steps — "
-        + ", ".join(f"{_LABELS.get(n, n)} {s.mae_mean:.2f}" for n, s in evaluation.methods.items())
+    title = f"{evaluation.model['name']}: MAE over {evaluation.horizon} steps — " + ", ".join(
+        f"{_LABELS.get(n, n)} {s.mae_mean:.2f}" for n, s in evaluation.methods.items()
     )
     return save_panels(evaluation_panels(evaluation), path, title, errors=mae)

@@ -23,7 +23,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .errors import ModelError
-from .metadata import ModelMeta, sidecar_path
+from .metadata import ModelMeta, forbidden_ops, sidecar_path
 
 FloatArray = npt.NDArray[np.float32]
 
@@ -37,8 +37,6 @@ _MODULES = {
 #: Interpreters are sized once at these batch sizes; a call is padded up to the next one.
 #: Resizing + reallocating per call costs more than the LSTM step itself at small batches.
 BATCH_SIZES = (1, 16, 128, 1024)
-#: Ops that mean the conversion kept TensorFlow-only or stateful machinery we cannot run.
-FORBIDDEN_OPS = ("FLEX", "WHILE", "VAR_HANDLE", "READ_VARIABLE", "ASSIGN_VARIABLE", "CALL_ONCE")
 
 
 def available_backends() -> list[str]:
@@ -134,8 +132,15 @@ class StepModel:
 
     def ops(self) -> list[str]:
         """Names of the ops in the model graph (for ``inspect`` and export checks)."""
-        interpreter = self._interpreter(1).interpreter
-        return sorted({str(op["op_name"]) for op in interpreter._get_ops_details()})
+        # With default delegates, XNNPACK swallows the graph and lists itself as one DELEGATE op:
+        # build a delegate-free interpreter so that the model's own ops are seen.
+        module = importlib.import_module(_MODULES[self.backend])
+        resolvers = module.lite.experimental if self.backend == "tensorflow" else module
+        plain = self._factory(
+            model_content=self._content,
+            experimental_op_resolver_type=resolvers.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
+        )
+        return sorted({str(op["op_name"]) for op in plain._get_ops_details()})
 
     def step(self, x: npt.ArrayLike, state: npt.ArrayLike) -> tuple[FloatArray, FloatArray]:
         """Advance ``B`` sensors one step; returns new arrays, the inputs are not modified."""
@@ -147,9 +152,11 @@ class StepModel:
                 f"step expects x[B,{self.meta.n_features}] and state[B,{self.meta.state_size}], "
                 f"got {xs.shape} and {ss.shape}"
             )
+        largest = BATCH_SIZES[-1]
+        if batch <= largest:
+            return self._step_chunk(xs, ss)
         y = np.empty_like(xs)
         new_state = np.empty_like(ss)
-        largest = BATCH_SIZES[-1]
         for start in range(0, batch, largest):
             stop = min(start + largest, batch)
             y[start:stop], new_state[start:stop] = self._step_chunk(xs[start:stop], ss[start:stop])
@@ -160,13 +167,13 @@ class StepModel:
         size = next(b for b in BATCH_SIZES if b >= n)
         sized = self._interpreter(size)
         interp = sized.interpreter
-        if n < size:  # pad with zeros: rows are independent, padding never leaks into real rows
-            x = np.concatenate([x, np.zeros((size - n, x.shape[1]), np.float32)])
-            state = np.concatenate([state, np.zeros((size - n, state.shape[1]), np.float32)])
-        interp.set_tensor(sized.x_index, x)
         offsets = self._offsets
+        # Write straight into the interpreter's input buffers (no intermediate copies). The
+        # views must not outlive this statement: invoke() refuses to run while one is held.
+        # Rows past n are padding; rows are independent, so they never leak into real rows.
+        interp.tensor(sized.x_index)()[:n] = x
         for i, index in enumerate(sized.state_in):
-            interp.set_tensor(index, np.ascontiguousarray(state[:, offsets[i] : offsets[i + 1]]))
+            interp.tensor(index)()[:n] = state[:, offsets[i] : offsets[i + 1]]
         interp.invoke()
         y = interp.get_tensor(sized.y_index)[:n]
         parts = [interp.get_tensor(index)[:n] for index in sized.state_out]
@@ -232,7 +239,7 @@ class StepModel:
                 )
             if np.dtype(details[index]["dtype"]) != np.float32:
                 raise ModelError(f"{self.source}: {what} is {details[index]['dtype']}, not float32")
-        bad = [op for op in self.ops() if op.upper().startswith(FORBIDDEN_OPS)]
+        bad = forbidden_ops(self.ops())
         if bad:
             raise ModelError(f"{self.source}: model uses unsupported ops {', '.join(bad)}")
 

@@ -61,10 +61,11 @@ class StateStore:
 
     def slots(self, sensor_ids: Sequence[str]) -> IntArray:
         """Slots of known sensors; ``UnknownSensorError`` names the first unknown one."""
-        try:
-            return np.fromiter((self._slots[s] for s in sensor_ids), np.intp, len(sensor_ids))
-        except KeyError as exc:
-            raise UnknownSensorError(f"unknown sensor {exc.args[0]!r}") from None
+        found = list(map(self._slots.get, sensor_ids))
+        if None in found:
+            unknown = sensor_ids[found.index(None)]
+            raise UnknownSensorError(f"unknown sensor {unknown!r}")
+        return np.asarray(found, dtype=np.intp)
 
     def acquire(self, sensor_ids: Sequence[str]) -> tuple[IntArray, list[str]]:
         """Slots for ``sensor_ids`` (new ones get zero state); returns (slots, evicted ids).
@@ -74,7 +75,12 @@ class StateStore:
         if len(set(sensor_ids)) > self.capacity:
             raise ValueError(f"batch of {len(sensor_ids)} sensors exceeds capacity {self.capacity}")
         self._clock += 1
-        known = [self._slots[s] for s in sensor_ids if s in self._slots]
+        found = list(map(self._slots.get, sensor_ids))  # map: no Python frame per sensor
+        if None not in found:  # the common case: every sensor is known
+            slots = np.asarray(found, dtype=np.intp)
+            self._touched[slots] = self._clock
+            return slots, []
+        known = [slot for slot in found if slot is not None]
         self._touched[known] = self._clock
         evicted: list[str] = []
         out = np.empty(len(sensor_ids), dtype=np.intp)

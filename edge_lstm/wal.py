@@ -90,20 +90,44 @@ def scan(data: bytes) -> tuple[list[bytes], int, bool]:
 class WriteAheadLog:
     """Append-only, CRC-framed log of readings; implements the daemon's ``Journal`` protocol."""
 
-    def __init__(self, path: Path, fsync: bool = True) -> None:
+    def __init__(
+        self, path: Path, fsync: bool = True, strict: bool = True, retry_s: float = 10.0
+    ) -> None:
+        """Open (recovering) the log at ``path``.
+
+        ``strict``: an unusable file or directory raises ``StateFileError``. Otherwise (the
+        daemon) the error is logged and kept in ``error``; appends raise ``StateFileError``
+        (counted by the caller, the daemon keeps forecasting) and retry opening at most every
+        ``retry_s`` seconds, so a full or read-only disk that gets fixed is picked up again.
+        """
         self.path = path
         self.fsync = fsync
+        self.retry_s = retry_s
         self.torn_bytes = 0
         self.corrupt_records = 0
         self.appended = 0
+        self.error = ""
         self._fd: int | None = None
+        self._closed = False
+        self._next_try = 0.0
+        try:
+            self._open()
+        except StateFileError as exc:
+            if strict:
+                raise
+            log.error("%s; readings are not journaled until it can be opened", exc)
+
+    def _open(self) -> None:
         try:
             self._recover()
             # A raw descriptor, not a buffered file: after a failed write (disk full) nothing
             # half-written may linger in a buffer and reach the disk later.
-            self._fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
         except OSError as exc:
-            raise StateFileError(f"cannot open write-ahead log {path}: {exc.strerror}") from exc
+            self._next_try = time.monotonic() + self.retry_s
+            self.error = f"cannot open write-ahead log {self.path}: {exc.strerror or exc}"
+            raise StateFileError(self.error) from exc
+        self.error = ""
 
     def _recover(self) -> None:
         """Make the file a valid log: create it, set a foreign file aside, cut a bad tail."""
@@ -147,8 +171,14 @@ class WriteAheadLog:
             os.fsync(f.fileno())
 
     def _descriptor(self) -> int:
-        if self._fd is None:
+        if self._closed:
             raise StateFileError(f"write-ahead log {self.path} is closed")
+        if self._fd is None:
+            if time.monotonic() < self._next_try:
+                raise StateFileError(self.error)
+            self._open()
+            log.info("write-ahead log %s is writable again", self.path)
+        assert self._fd is not None
         return self._fd
 
     def append(self, reading: Reading) -> None:
@@ -179,9 +209,14 @@ class WriteAheadLog:
         self.appended += len(frames)
 
     def replay(self) -> Iterator[Reading]:
-        """Yield every intact reading in the log, oldest first."""
-        data = self.path.read_bytes()[len(MAGIC) :]
-        payloads, _, _ = scan(data)
+        """Yield every intact reading in the log, oldest first (nothing if it is unreadable)."""
+        try:
+            data = self.path.read_bytes()
+        except OSError as exc:
+            if not isinstance(exc, FileNotFoundError):
+                log.error("write-ahead log %s unreadable, nothing replayed: %s", self.path, exc)
+            return
+        payloads, _, _ = scan(data[len(MAGIC) :] if data.startswith(MAGIC) else b"")
         for payload in payloads:
             try:
                 yield decode_reading(payload)
@@ -206,6 +241,7 @@ class WriteAheadLog:
 
     def close(self) -> None:
         """Close the file; further appends raise ``StateFileError``."""
+        self._closed = True
         if self._fd is not None:
             fd, self._fd = self._fd, None
             os.close(fd)

@@ -28,14 +28,21 @@ def test_every_field_is_documented() -> None:
 
 
 def test_precedence_toml_env_overrides(tmp_path: Path) -> None:
-    path = write(tmp_path, 'broker = "pi:1884"\nclient_id = "toml"\ngrace_s = 1\n'
-                 'topics = ["a/{sensor}", "b/{sensor}"]\n')
+    path = write(
+        tmp_path,
+        'broker = "pi:1884"\nclient_id = "toml"\ngrace_s = 1\n'
+        'topics = ["a/{sensor}", "b/{sensor}"]\n',
+    )
     c = Config.load(path, {}, {})
     assert c.broker_port == 1884 and c.client_id == "toml" and c.grace_s == 1.0
     assert c.topics == ("a/{sensor}", "b/{sensor}")
-    env = {"EDGE_LSTM_CLIENT_ID": "env", "EDGE_LSTM_RETAIN_FORECASTS": "yes",
-           "EDGE_LSTM_TOPICS": "x/{sensor}, y/{sensor}", "EDGE_LSTM_BACKEND": "tensorflow",
-           "HOME": "/root"}
+    env = {
+        "EDGE_LSTM_CLIENT_ID": "env",
+        "EDGE_LSTM_RETAIN_FORECASTS": "yes",
+        "EDGE_LSTM_TOPICS": "x/{sensor}, y/{sensor}",
+        "EDGE_LSTM_BACKEND": "tensorflow",
+        "HOME": "/root",
+    }
     c = Config.load(path, env, {})
     assert c.client_id == "env" and c.retain_forecasts is True
     assert c.topics == ("x/{sensor}", "y/{sensor}")
@@ -101,3 +108,20 @@ def test_example_deploy_config_is_valid() -> None:
     if not example.exists():
         pytest.skip("deploy/config.toml not written yet")
     Config.load(example, {}, {})
+
+
+def test_docs_list_every_setting() -> None:
+    docs = (Path(__file__).parent.parent / "docs" / "daemon.md").read_text()
+    missing = [name for name in FIELDS if f"| `{name}` |" not in docs]
+    assert not missing, "add these settings to docs/daemon.md"
+
+
+def test_default_model_path_candidates() -> None:
+    import sys
+
+    from edge_lstm.paths import default_model_candidates, default_model_path
+
+    repo, wheel = default_model_candidates()
+    assert repo.parts[-2:] == ("models", "default.tflite")
+    assert wheel == Path(sys.prefix) / "share" / "edge-lstm" / "models" / "default.tflite"
+    assert default_model_path() in (repo, wheel)

@@ -66,3 +66,32 @@ def test_golden_metadata_describes_the_export() -> None:
     assert [s.name for s in meta.state] == ["h0", "c0", "h1", "c1"]
     assert meta.parity is not None and meta.parity.max_abs_error <= meta.parity.tolerance
     assert not {"WHILE", "READ_VARIABLE", "VAR_HANDLE"} & set(meta.info["ops"])
+
+
+DEFAULT = Path(__file__).resolve().parents[1] / "models" / "default.tflite"
+
+
+def test_default_model_agrees_in_every_interpreter() -> None:
+    rng = np.random.default_rng(5)
+    outputs = {}
+    for backend in _usable_backends():
+        model = StepModel.load(DEFAULT, backend=backend)
+        x = model.meta.scaler.transform(rng.uniform(-10, 30, size=(20, 1)))
+        state = model.zero_state(20)
+        for _ in range(24):  # a day of readings, then compare the carried state and output
+            y, state = model.step(x, state)
+        outputs[backend] = (y, state)
+        rng = np.random.default_rng(5)
+    assert outputs
+    first_y, first_state = next(iter(outputs.values()))
+    for y, state in outputs.values():
+        np.testing.assert_allclose(y, first_y, atol=1e-5)
+        np.testing.assert_allclose(state, first_state, atol=1e-5)
+
+
+def test_default_model_beats_the_baselines_on_its_held_out_tail() -> None:
+    meta = StepModel.load(DEFAULT).meta
+    assert meta.validation is not None and meta.features == ("temperature",)
+    mean = {name: float(np.mean(maes)) for name, maes in meta.validation.mae.items()}
+    assert mean["lstm"] < mean["naive"] and mean["lstm"] < mean["seasonal_naive"]
+    assert DEFAULT.stat().st_size < 300 * 1024

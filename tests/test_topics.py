@@ -43,8 +43,15 @@ def test_placeholder_in_the_middle_and_plus_segments() -> None:
 
 @pytest.mark.parametrize(
     "bad",
-    ["sensors", "sensors/#", "sensors/{sensor}/#", "a/{sensor}/{sensor}", "a/x{sensor}",
-     "a/b+/{sensor}", "a/{other}/{sensor}"],
+    [
+        "sensors",
+        "sensors/#",
+        "sensors/{sensor}/#",
+        "a/{sensor}/{sensor}",
+        "a/x{sensor}",
+        "a/b+/{sensor}",
+        "a/{other}/{sensor}",
+    ],
 )
 def test_bad_templates_name_the_template(bad: str) -> None:
     with pytest.raises(ConfigError, match="topic template"):
@@ -83,8 +90,9 @@ def test_valid_ids_never_break_output_topics(sensor_id: str) -> None:
 
 
 def test_router_first_match_and_errors() -> None:
-    router = TopicRouter((TopicTemplate("a/{sensor}"), TopicTemplate("b/{sensor}/t"),
-                          TopicTemplate("a/{sensor}")))
+    router = TopicRouter(
+        (TopicTemplate("a/{sensor}"), TopicTemplate("b/{sensor}/t"), TopicTemplate("a/{sensor}"))
+    )
     assert router.subscriptions == ["a/+", "b/+/t"]
     assert router.sensor_for("b/x/t") == "x"
     with pytest.raises(PayloadError) as info:

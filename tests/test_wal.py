@@ -144,14 +144,16 @@ def test_full_disk_raises_and_leaves_no_torn_record(tmp_path: Path) -> None:
     full = Path("/dev/full")
     if not full.exists():
         pytest.skip("/dev/full not available")
-    # /dev/full accepts open but every write fails with ENOSPC, like a full SD card.
     wal = WriteAheadLog(tmp_path / "w.wal", fsync=False)
-    wal.close()
-    wal.path = full
+    wal.append(Reading("a", (1.0,), 1.0))
+    # /dev/full accepts open but every write fails with ENOSPC, like a full SD card.
+    assert wal._fd is not None
+    os.close(wal._fd)
     wal._fd = os.open(full, os.O_WRONLY)
     with pytest.raises(StateFileError, match="cannot append"):
-        wal.append(Reading("a", (1.0,), 1.0))
+        wal.append(Reading("b", (2.0,), 2.0))
     wal.close()
+    assert list(WriteAheadLog(tmp_path / "w.wal").replay()) == [Reading("a", (1.0,), 1.0)]
 
 
 def test_unwritable_directory_is_a_state_file_error(tmp_path: Path) -> None:
@@ -159,3 +161,26 @@ def test_unwritable_directory_is_a_state_file_error(tmp_path: Path) -> None:
     blocker.write_text("x")
     with pytest.raises(StateFileError, match="cannot open write-ahead log"):
         WriteAheadLog(blocker / "w.wal")
+
+
+def test_lenient_log_reports_then_recovers(tmp_path: Path) -> None:
+    blocker = tmp_path / "state"
+    blocker.write_text("not a directory")
+    wal = WriteAheadLog(blocker / "w.wal", strict=False, retry_s=0.0)
+    assert "cannot open write-ahead log" in wal.error
+    assert list(wal.replay()) == []
+    with pytest.raises(StateFileError, match="cannot open write-ahead log"):
+        wal.append(Reading("a", (1.0,), 1.0))
+    blocker.unlink()  # the operator fixes the disk
+    wal.append(Reading("b", (2.0,), 2.0))
+    assert wal.error == ""
+    assert list(wal.replay()) == [Reading("b", (2.0,), 2.0)]
+
+
+def test_lenient_log_waits_before_retrying(tmp_path: Path) -> None:
+    blocker = tmp_path / "state"
+    blocker.write_text("not a directory")
+    wal = WriteAheadLog(blocker / "w.wal", strict=False, retry_s=3600.0)
+    blocker.unlink()
+    with pytest.raises(StateFileError):  # fixed, but the next retry is an hour away
+        wal.append(Reading("a", (1.0,), 1.0))

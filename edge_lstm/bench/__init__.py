@@ -1,1 +1,1 @@
-"""``edge-lstm bench``: engine, end-to-end and memory figures, each baseline measured in the same run."""
+"""``edge-lstm bench``: engine, end-to-end and memory figures, baselines in the same run."""

@@ -18,6 +18,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -84,21 +85,21 @@ def run_engine(
         ids = [f"bench-{i}" for i in range(n)]
         raw = rng.normal(size=(n, meta.n_features))
         original = meta.scaler.inverse(raw).astype(np.float64)
-        values = {sid: original[i] for i, sid in enumerate(ids)}
-        batched = measure_rate(lambda v=values, f=forecaster: f.observe_batch(v), n, min_time_s)
+        # Tuples of floats, as the daemon's resampler hands them to observe_batch.
+        values = {sid: tuple(original[i].tolist()) for i, sid in enumerate(ids)}
+        batched = measure_rate(partial(forecaster.observe_batch, values), n, min_time_s)
         forecasts = measure_rate(
-            lambda f=forecaster, s=ids: f.forecast_batch(s, meta.horizon), n, min_time_s
+            partial(forecaster.forecast_batch, ids, meta.horizon), n, min_time_s
         )
         x = raw.astype(np.float32)
         state = model.zero_state(n)
-        step = measure_rate(lambda x=x, s=state: model.step(x, s), n, min_time_s)
-        loop = measure_rate(lambda x=x, s=state: _per_sensor_loop(model, x, s), n, min_time_s)
+        step = measure_rate(partial(model.step, x, state), n, min_time_s)
+        loop = measure_rate(partial(_per_sensor_loop, model, x, state), n, min_time_s)
         keras_rate = None
         if keras_model is not None:
             feeds = [x] + [np.zeros((n, s.size), np.float32) for s in meta.state]
-            keras_rate = measure_rate(
-                lambda f=feeds, k=n: keras_model.predict(f, batch_size=k, verbose=0), n, min_time_s
-            )
+            predict = partial(keras_model.predict, feeds, batch_size=n, verbose=0)
+            keras_rate = measure_rate(predict, n, min_time_s)
         rows.append(
             EngineRow(
                 sensors=n,

@@ -2,8 +2,8 @@
 
 The single-step model takes ``x[B, F]`` plus every recurrent state tensor and returns
 ``y[B, F_out]`` plus the new state tensors, with the weights copied from the original cells, so one
-call advances one time step for any number of sensors. TensorFlow/Keras are imported by callers;
-this module only receives ``keras`` as a parameter-free import inside functions.
+call advances one time step for any number of sensors.
+Keras is imported inside the functions that build models, never at module import.
 """
 
 from __future__ import annotations
@@ -16,8 +16,6 @@ import numpy as np
 from ..errors import ModelError
 from ..metadata import Layer
 
-# Layers that act per time step, so they carry over to the single-step model unchanged.
-PER_STEP = ("Dense", "TimeDistributed", "Dropout")
 RECURRENT = ("LSTM", "GRU")
 
 
@@ -121,9 +119,6 @@ def _check_recurrent(layer_name: str, kind: str, config: dict[str, Any]) -> None
         raise ModelError(f"layer {layer_name!r} ({kind}) has go_backwards=True; not supported")
     if config.get("return_state"):
         raise ModelError(f"layer {layer_name!r} ({kind}) has return_state=True; not supported")
-    if kind == "GRU" and not config.get("reset_after", True):
-        # The cell's weights still fit GRUCell(reset_after=False); kept explicit for clarity.
-        pass
 
 
 def build_step_model(arch: Architecture) -> Any:
@@ -141,7 +136,7 @@ def build_step_model(arch: Architecture) -> Any:
     rec_index = 0
     for layer in arch.layers:
         if layer.kind == "dense":
-            dense = keras.layers.Dense.from_config(_fresh_name(layer.config, "dense"))
+            dense = keras.layers.Dense.from_config(_without_name(layer.config))
             value = dense(value)
             cells.append((dense, layer.weights))
             continue
@@ -167,7 +162,8 @@ def build_step_model(arch: Architecture) -> Any:
     return model
 
 
-def _fresh_name(config: dict[str, Any], prefix: str) -> dict[str, Any]:
+def _without_name(config: dict[str, Any]) -> dict[str, Any]:
+    # The original layer names may clash with the step model's own input names ("x", "h0").
     config = dict(config)
     config.pop("name", None)
     return config
@@ -188,8 +184,6 @@ def reference_model(model: Any, arch: Architecture) -> Any:
     """
     if arch.time_steps is None:
         return model
-    import keras
-
     config = model.get_config()
     changed = False
     for entry in config.get("layers", []):
@@ -202,7 +196,6 @@ def reference_model(model: Any, arch: Architecture) -> Any:
         raise ModelError("model has a fixed time length and no InputLayer to rebuild it from")
     clone = type(model).from_config(config)
     clone.set_weights(model.get_weights())
-    _ = keras  # imported for from_config's registry
     return clone
 
 

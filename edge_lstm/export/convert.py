@@ -15,9 +15,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ModelError
-from ..metadata import QUANTIZE_MODES
-
-FORBIDDEN_OPS = ("WHILE", "READ_VARIABLE", "ASSIGN_VARIABLE", "VAR_HANDLE", "CALL_ONCE")
+from ..metadata import QUANTIZE_MODES, forbidden_ops
 
 
 @dataclass(frozen=True)
@@ -50,7 +48,7 @@ def convert(step_model: Any, quantize: str = "none") -> Converted:
         raise ModelError(f"TFLite conversion failed: {first}") from exc
     interpreter = _interpreter(content)
     ops = tuple(sorted({str(op["op_name"]) for op in interpreter._get_ops_details()}))
-    bad = [op for op in ops if op in FORBIDDEN_OPS or op.startswith("Flex") or op == "CUSTOM"]
+    bad = forbidden_ops(ops)
     if bad:
         raise ModelError(f"converted model uses unsupported ops {', '.join(bad)}")
     inputs = _map_inputs(step_model, interpreter)
@@ -79,7 +77,7 @@ def _interpreter(content: bytes) -> Any:
 
 
 def _map_inputs(step_model: Any, interpreter: Any) -> dict[str, str]:
-    """Keras input name -> TFLite input name; the converter keeps Keras input names inside its own."""
+    """Keras input name -> TFLite input name (the converter embeds the Keras input name)."""
     details = interpreter.get_input_details()
     mapping: dict[str, str] = {}
     for keras_input in step_model.inputs:
@@ -104,7 +102,7 @@ def _base_name(tflite_name: str) -> str:
 
 
 def run_tflite(interpreter: Any, feeds: dict[str, np.ndarray[Any, Any]]) -> dict[str, Any]:
-    """Run ``interpreter`` once on ``{tflite input name: array}``; ``{tflite output name: array}``."""
+    """Run ``interpreter`` once: ``{input name: array}`` -> ``{output name: array}``."""
     by_name = {d["name"]: d for d in interpreter.get_input_details()}
     batch = next(iter(feeds.values())).shape[0]
     for name, value in feeds.items():
@@ -130,19 +128,19 @@ def _map_outputs(step_model: Any, interpreter: Any, inputs: dict[str, str]) -> d
         interpreter,
         {inputs[t.name]: v for t, v in zip(step_model.inputs, feeds_keras, strict=True)},
     )
+    # Closest pairs first: a right pairing differs by float (or quantization) noise, a wrong one
+    # by O(1). No absolute bound here: the parity check that follows judges the size of the error.
+    pairs = sorted(
+        (float(np.max(np.abs(value - want))), name, tfl)
+        for name, want in zip(step_model.output_names, expected, strict=True)
+        for tfl, value in got.items()
+        if value.shape == want.shape
+    )
     mapping: dict[str, str] = {}
-    taken: set[str] = set()
-    for name, want in zip(step_model.output_names, expected, strict=True):
-        errors = {
-            tfl: float(np.max(np.abs(value - want)))
-            for tfl, value in got.items()
-            if tfl not in taken and value.shape == want.shape
-        }
-        scale = max(1.0, float(np.max(np.abs(want))))
-        best = min(errors, key=lambda k: errors[k]) if errors else None
-        # Loose bound: quantized exports differ a little, but a wrong tensor differs at O(1).
-        if best is None or errors[best] > 0.05 * scale:
-            raise ModelError(f"cannot match the Keras output {name!r} to a TFLite output")
-        mapping[name] = best
-        taken.add(best)
+    for _, name, tfl in pairs:
+        if name not in mapping and tfl not in mapping.values():
+            mapping[name] = tfl
+    missing = [name for name in step_model.output_names if name not in mapping]
+    if missing:
+        raise ModelError(f"cannot match the Keras outputs {missing} to TFLite outputs")
     return mapping

@@ -37,7 +37,7 @@ def parse_scaler(text: str) -> Scaler:
             raise ValueError(f"scaler file {text} not found") from None
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise ValueError(
-                f"scaler file {text}: expected {{\"mean\": [...], \"scale\": [...]}} ({exc})"
+                f'scaler file {text}: expected {{"mean": [...], "scale": [...]}} ({exc})'
             ) from exc
     if text.count(":") != 1:
         raise ValueError(f"scaler {text!r} is not MEAN1,MEAN2,...:SCALE1,SCALE2,... or a JSON file")

@@ -1,0 +1,202 @@
+"""End-to-end figures through a real Mosquitto: a publisher process and ``edge-lstm run``.
+
+Three phases in one run, each with its own topic prefix:
+
+1. **bare**: a plain paho subscriber (persistent session) goes away, a publisher process sends a
+   backlog of ``sensors x rounds`` QoS 1 readings, the subscriber comes back; its receive rate
+   (connect to last message) is what paho alone can take in on this machine.
+2. **daemon**: the same for ``edge-lstm run``: stopped, the same backlog published into its
+   session, started again; its rate runs from its ``online`` message to the moment every sensor's
+   forecast for the last closed step has arrived. A backlog, not a live publisher, is used in
+   both so that neither figure is capped by how fast one Python process can publish.
+3. **latency**: readings paced at ``rate`` per second; the latency of a forecast is the time
+   from publishing the reading that closed its step to receiving the forecast (same clock).
+
+Every reading opens a new model step and closes the previous one. Timestamps are synthetic and
+a year ahead (one model step apart), so the wall clock closes no step during the bench.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..metadata import ModelMeta, sidecar_path
+from .clients import Recorder
+from .harness import DaemonProcess, broker_for_bench, future_start, publish
+from .publish import sensor_ids
+from .report import ratio
+
+Progress = Callable[[str], None]
+
+
+def run_e2e(
+    model_path: Path,
+    broker: str | None = None,
+    sensors: int = 1000,
+    burst_rounds: int = 20,
+    latency_rate: float = 1000.0,
+    latency_s: float = 10.0,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """All three phases; the JSON-able ``e2e`` section of the bench report."""
+    say = progress or (lambda _m: None)
+    meta = ModelMeta.load(sidecar_path(model_path))
+    step_s = meta.step_s
+    start_ts = future_start(step_s)
+    total = sensors * burst_rounds
+    with (
+        tempfile.TemporaryDirectory(prefix="edge-lstm-bench-") as tmp,
+        broker_for_bench(broker, Path(tmp)) as (host, port, broker_desc),
+    ):
+        say(f"e2e: bare paho subscriber, backlog of {total} readings")
+        bare = _bare_backlog(host, port, sensors, burst_rounds, start_ts, step_s)
+
+        say(f"e2e: edge-lstm run, backlog of {total} readings")
+        daemon = DaemonProcess(
+            model_path, host, port, Path(tmp), ["--max-sensors", str(max(sensors, 1))]
+        )
+        out = Recorder(host, port, [f"{daemon.prefix}/out/+/forecast"]).start()
+        try:
+            daemon.stop()
+            topic = daemon.input_topic
+            publish(host, port, topic, sensors, burst_rounds, start_ts, step_s)
+            online_at = daemon.start()
+            # The daemon may coalesce several closed steps of one sensor into one forecast (the
+            # latest), so "done" is: every sensor's forecast for the last closed step arrived.
+            last_step = start_ts - step_s / 2 + (burst_rounds - 2) * step_s
+            done_at = _wait_all_reached(out, sensors, last_step, timeout_s=300)
+            forecasts = out.count()
+            daemon_rate = total / (done_at - online_at) if done_at else None
+            health = daemon.health(newer_than=time.time() + 1.0)
+
+            rounds = max(2, math.ceil(latency_s * latency_rate / sensors))
+            say(f"e2e: latency at {latency_rate:g} readings/s, {rounds * sensors} readings")
+            out.clear()
+            times_path = Path(tmp) / "times.npy"
+            paced = publish(
+                host, port, topic, sensors, rounds, start_ts, step_s,
+                first_round=burst_rounds, rate=latency_rate, times=times_path,
+            )  # fmt: skip
+            final_step = start_ts - step_s / 2 + (burst_rounds + rounds - 2) * step_s
+            _wait_all_reached(out, sensors, final_step, timeout_s=120)
+            latencies = _latencies(
+                out.snapshot(), np.load(times_path), start_ts, step_s, burst_rounds
+            )
+            final = daemon.health(newer_than=time.time() + 1.0)
+        finally:
+            out.stop()
+            exit_code = daemon.close()
+    sent = total + int(paced["sent"])
+    accepted = int(final.get("readings_accepted", 0))
+    lat_ms = latencies * 1e3
+    return {
+        "broker": broker_desc,
+        "sensors": sensors,
+        "horizon": int(health.get("model", {}).get("horizon", meta.horizon)),
+        "bare_paho": bare,
+        "daemon": {
+            "readings": total,
+            "forecasts_received": forecasts,
+            "completed": done_at is not None,
+            "rate_per_s": daemon_rate,
+        },
+        "daemon_vs_bare": ratio(daemon_rate, bare["rate_per_s"]),
+        "latency": {
+            "target_rate_per_s": latency_rate,
+            "achieved_rate_per_s": paced["rate"],
+            "readings": paced["sent"],
+            "forecasts_matched": int(lat_ms.size),
+            "p50_ms": float(np.percentile(lat_ms, 50)) if lat_ms.size else None,
+            "p99_ms": float(np.percentile(lat_ms, 99)) if lat_ms.size else None,
+            "max_ms": float(lat_ms.max()) if lat_ms.size else None,
+        },
+        "readings_sent": sent,
+        "readings_accepted": accepted,
+        "readings_lost": sent - accepted,
+        "queue_dropped": final.get("queue_dropped"),
+        "daemon_exit_code": exit_code,
+    }
+
+
+def _bare_backlog(
+    host: str, port: int, sensors: int, rounds: int, start_ts: float, step_s: float
+) -> dict[str, Any]:
+    total = sensors * rounds
+    topic = f"bench-{uuid.uuid4().hex[:8]}/bare"
+    client_id = f"{topic.split('/')[0]}-bare"
+    Recorder(host, port, [f"{topic}/#"], client_id=client_id).start().stop()  # session, then away
+    publish(host, port, topic + "/{sensor}", sensors, rounds, start_ts, step_s)
+    bare = Recorder(host, port, [f"{topic}/#"], client_id=client_id).start()
+    bare.wait_for(total, timeout_s=120)
+    bare.stop()
+    messages = bare.snapshot()
+    last = messages[-1][0] if messages else bare.connected_at
+    return {
+        "readings": total,
+        "received": len(messages),
+        "rate_per_s": len(messages) / max(last - bare.connected_at, 1e-9) if messages else None,
+    }
+
+
+def _observed(payload: bytes) -> tuple[str, float] | None:
+    """``(sensor, last observed step start)`` of a forecast document, or None."""
+    try:
+        doc = json.loads(payload)
+        last = str(doc["last_obs_at"]).replace("Z", "+00:00")
+        return str(doc["sensor"]), datetime.fromisoformat(last).timestamp()
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def _wait_all_reached(
+    out: Recorder, sensors: int, last_step: float, timeout_s: float, idle_s: float = 10.0
+) -> float | None:
+    """Receive time at which every sensor had a forecast for ``last_step``; None on timeout."""
+    reached: dict[str, float] = {}
+    seen = 0
+    deadline = time.monotonic() + timeout_s
+    last_change = time.monotonic()
+    while time.monotonic() < deadline and time.monotonic() - last_change < idle_s:
+        messages = out.snapshot()
+        for received, _topic, payload in messages[seen:]:
+            parsed = _observed(payload)
+            if parsed is not None and parsed[1] >= last_step - 1e-6:
+                reached.setdefault(parsed[0], received)
+        if len(messages) > seen:
+            seen, last_change = len(messages), time.monotonic()
+        if len(reached) >= sensors:
+            return max(reached.values())
+        time.sleep(0.05)
+    return None
+
+
+def _latencies(
+    messages: Sequence[tuple[float, str, bytes]],
+    times: np.ndarray[Any, Any],
+    start_ts: float,
+    step_s: float,
+    first_round: int,
+) -> np.ndarray[Any, Any]:
+    """Receive time minus the send time of the reading that closed the forecast's step."""
+    index = {sid: i for i, sid in enumerate(sensor_ids(times.shape[1]))}
+    origin = start_ts - step_s / 2
+    out = []
+    for received, _topic, payload in messages:
+        parsed = _observed(payload)
+        column = index.get(parsed[0]) if parsed else None
+        if parsed is None or column is None:
+            continue
+        closing = round((parsed[1] - origin) / step_s) + 1 - first_round
+        if 0 <= closing < times.shape[0]:
+            out.append(received - times[closing, column])
+    return np.asarray(out, dtype=np.float64)

@@ -1,0 +1,75 @@
+"""Resident memory of ``edge-lstm run`` idle and with N active sensors (Linux ``/proc``).
+
+One daemon process; sensors are added in increasing counts (each gets three readings, so it has
+a state and has been forecast), and RSS is read once the daemon reports them all active.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from ..metadata import ModelMeta, sidecar_path
+from .harness import DaemonProcess, broker_for_bench, future_start, publish
+
+ROUNDS = 3
+
+
+def run_memory(
+    model_path: Path,
+    broker: str | None = None,
+    counts: Sequence[int] = (100, 10_000),
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """The JSON-able ``memory`` section: RSS idle and at each sensor count."""
+    say = progress or (lambda _m: None)
+    meta = ModelMeta.load(sidecar_path(model_path))
+    start_ts = future_start(meta.step_s)
+    largest = max(counts)
+    rows: list[dict[str, Any]] = []
+    with (
+        tempfile.TemporaryDirectory(prefix="edge-lstm-mem-") as tmp,
+        broker_for_bench(broker, Path(tmp)) as (host, port, broker_desc),
+    ):
+        daemon = DaemonProcess(model_path, host, port, Path(tmp), ["--max-sensors", str(largest)])
+        try:
+            time.sleep(1.0)  # let start-up allocations settle before the idle reading
+            idle = daemon.rss_bytes()
+            first_round = 0
+            for count in sorted(counts):
+                say(f"memory: {count} active sensors")
+                publish(
+                    host, port, daemon.input_topic, count, ROUNDS, start_ts, meta.step_s,
+                    first_round=first_round,
+                )  # fmt: skip
+                first_round += ROUNDS
+                health = _wait_active(daemon, count)
+                rows.append(
+                    {
+                        "sensors": count,
+                        "sensors_active": health.get("sensors_active"),
+                        "rss_bytes": daemon.rss_bytes(),
+                    }
+                )
+        finally:
+            daemon.stop()
+    for row in rows:
+        row["rss_mib"] = row["rss_bytes"] / 2**20
+        row["bytes_per_sensor_over_idle"] = (row["rss_bytes"] - idle) / row["sensors"]
+    return {
+        "broker": broker_desc,
+        "idle_rss_bytes": idle,
+        "idle_rss_mib": idle / 2**20,
+        "rows": rows,
+    }
+
+
+def _wait_active(daemon: DaemonProcess, count: int, timeout_s: float = 120.0) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        health = daemon.health(newer_than=time.time(), timeout_s=10)
+        if int(health.get("sensors_active", 0)) >= count or time.monotonic() > deadline:
+            return health

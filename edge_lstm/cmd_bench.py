@@ -1,0 +1,155 @@
+"""``edge-lstm bench``: engine, end-to-end and memory figures, baselines in the same run."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from .errors import EdgeLstmError
+
+SECTIONS = ("engine", "e2e", "memory")
+
+
+def bench(
+    model: Annotated[
+        Path | None, typer.Option(help="Model .tflite (default: the shipped default model).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    quick: Annotated[
+        bool, typer.Option("--quick", help="Small counts and short runs (CI smoke test).")
+    ] = False,
+    only: Annotated[
+        str | None,
+        typer.Option(
+            help=f"Comma-separated sections to run: {', '.join(SECTIONS)} (default: all)."
+        ),
+    ] = None,
+    broker: Annotated[
+        str | None,
+        typer.Option(help="Mosquitto HOST:PORT for e2e/memory (default: start one from the PATH)."),
+    ] = None,
+    backend: Annotated[
+        str | None, typer.Option(help="Interpreter: ai_edge_litert, tflite_runtime, tensorflow.")
+    ] = None,
+    keras: Annotated[
+        bool, typer.Option(help="Also time Keras predict when TensorFlow is installed.")
+    ] = True,
+    output: Annotated[Path | None, typer.Option(help="Also write the JSON report here.")] = None,
+) -> None:
+    """Measure sensor-steps/s, end-to-end readings/s and latency, and daemon memory."""
+    import shutil
+
+    from .bench.report import machine_info
+    from .paths import default_model_path
+
+    sections = [s.strip() for s in only.split(",")] if only else list(SECTIONS)
+    unknown = [s for s in sections if s not in SECTIONS]
+    if unknown:
+        _fail(f"unknown section {unknown[0]!r} (choose from {', '.join(SECTIONS)})")
+    model_path = model or default_model_path()
+    say = (lambda m: typer.echo(m, err=True)) if not as_json else (lambda m: None)
+    report: dict[str, Any] = {"quick": quick, "model": str(model_path)}
+    needs_broker = [s for s in sections if s != "engine"]
+    skipped: dict[str, str] = {}
+    if needs_broker and broker is None and shutil.which("mosquitto") is None:
+        for s in needs_broker:
+            skipped[s] = "no --broker given and no mosquitto on the PATH"
+        sections = [s for s in sections if s not in needs_broker]
+    try:
+        if "engine" in sections:
+            from .bench.engine import FULL_COUNTS, QUICK_COUNTS, run_engine
+
+            report["engine"] = run_engine(
+                model_path,
+                counts=QUICK_COUNTS if quick else FULL_COUNTS,
+                backend=backend,
+                min_time_s=0.05 if quick else 1.0,
+                keras=keras,
+                progress=say,
+            )
+        if "e2e" in sections:
+            from .bench.e2e import run_e2e
+
+            report["e2e"] = (
+                run_e2e(model_path, broker, 50, 4, 100.0, 1.0, say)
+                if quick
+                else run_e2e(model_path, broker, 1000, 20, 1000.0, 10.0, say)
+            )
+        if "memory" in sections:
+            from .bench.memory import run_memory
+
+            counts = (10, 100) if quick else (100, 10_000)
+            report["memory"] = run_memory(model_path, broker, counts, say)
+    except (EdgeLstmError, OSError) as exc:
+        _fail(str(exc))
+    report["skipped"] = skipped
+    report["machine"] = machine_info(report.get("engine", {}).get("backend", backend))
+    text = json.dumps(_finite(report), indent=2)
+    if output is not None:
+        output.write_text(text + "\n", encoding="utf-8")
+    typer.echo(text if as_json else format_report(report))
+
+
+def _fail(message: str) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code=1)
+
+
+def _finite(value: object) -> object:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+def _num(value: object, fmt: str = ",.0f") -> str:
+    return "-" if value is None else format(value, fmt)
+
+
+def format_report(report: dict[str, Any]) -> str:
+    """Human tables of whatever sections the report holds."""
+    m = report["machine"]
+    lines = [f"machine: {m['cpu']} ({m['arch']}, {m['cores']} cores), backend {m['backend']}"]
+    engine = report.get("engine")
+    if engine:
+        lines += [
+            "",
+            "engine, sensor-steps/s (horizon-12 forecasts/s):",
+            f"{'sensors':>8}{'Forecaster':>12}{'step()':>12}{'loop':>10}{'Keras':>10}"
+            f"{'vs loop':>9}{'forecasts':>11}",
+        ]
+        for r in engine["rows"]:
+            lines.append(
+                f"{r['sensors']:>8}{_num(r['forecaster_steps_per_s']):>12}"
+                f"{_num(r['step_steps_per_s']):>12}{_num(r['loop_steps_per_s']):>10}"
+                f"{_num(r['keras_steps_per_s']):>10}{_num(r['speedup_vs_loop'], '.1f'):>8}x"
+                f"{_num(r['forecast_per_s']):>11}"
+            )
+    e2e = report.get("e2e")
+    if e2e:
+        lat = e2e["latency"]
+        lines += [
+            "",
+            f"end to end ({e2e['broker']}), {e2e['sensors']} sensors, horizon {e2e['horizon']}:",
+            f"  bare paho subscriber {_num(e2e['bare_paho']['rate_per_s'])} readings/s, "
+            f"edge-lstm run {_num(e2e['daemon']['rate_per_s'])} readings/s "
+            f"({_num(e2e['daemon_vs_bare'], '.0%')})",
+            f"  latency at {_num(lat['achieved_rate_per_s'])} readings/s: "
+            f"p50 {_num(lat['p50_ms'], '.1f')} ms, p99 {_num(lat['p99_ms'], '.1f')} ms",
+            f"  readings lost: {e2e['readings_lost']} of {e2e['readings_sent']}",
+        ]
+    memory = report.get("memory")
+    if memory:
+        lines += ["", f"daemon memory: idle {memory['idle_rss_mib']:.1f} MiB"]
+        for r in memory["rows"]:
+            lines.append(f"  {r['sensors']:>6} active sensors: {r['rss_mib']:.1f} MiB")
+    for section, why in report.get("skipped", {}).items():
+        lines.append(f"skipped {section}: {why}")
+    return "\n".join(lines)

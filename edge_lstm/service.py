@@ -1,0 +1,337 @@
+"""The daemon: one worker thread owns the interpreter; paho's thread only feeds it a queue.
+
+Lifecycle: ``start()`` loads the model, restores the snapshot (and replays the journal),
+connects in the background, starts the worker and tells systemd ``READY=1``. ``stop()`` stops
+intake, lets the worker finish its batch and snapshot, publishes ``offline`` and disconnects.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import signal
+import threading
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from types import FrameType
+
+from . import __version__
+from .config import Config
+from .forecaster import Forecaster
+from .homeassistant import discovery_messages
+from .homeassistant import status_topic as ha_status_topic
+from .messages import Inbound
+from .mqtt import MqttLink
+from .paths import default_model_path
+from .pipeline import Journal, NullJournal, Outgoing, Pipeline
+from .sdnotify import Notifier
+from .snapshots import SnapshotKeeper, open_journal
+
+__all__ = ["Daemon", "Journal", "NullJournal"]
+
+log = logging.getLogger(__name__)
+
+CLOSE_CHECK_S = 1.0
+"""How often the worker looks for buckets to close on the wall clock."""
+
+
+class Daemon:
+    """``edge-lstm run`` as an object: ``start()``, ``stop()``, ``run_forever()``, ``health()``."""
+
+    def __init__(self, config: Config, env: Mapping[str, str] | None = None) -> None:
+        self.config = config
+        self.notifier = Notifier(env)
+        self.model_path: Path = config.model or default_model_path()
+        self._intake: queue.Queue[Inbound] = queue.Queue(maxsize=config.queue_size)
+        self._stop = threading.Event()
+        self._stopped = threading.Event()
+        self._reload = threading.Event()
+        self._ha_online = threading.Event()
+        self._worker: threading.Thread | None = None
+        self._worker_error: BaseException | None = None
+        self._announced: set[str] = set()
+        self._started_mono = time.monotonic()
+        self._last_health: dict[str, object] = {}
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Load the model and state, connect in the background, start the worker (non-blocking).
+
+        Raises ``ModelError``/``ConfigError``/``BrokerError``/``StateFileError`` for problems a
+        user must fix; nothing is left running in that case.
+        """
+        c = self.config
+        forecaster = Forecaster.load(self.model_path, max_sensors=c.max_sensors)
+        journal = open_journal(c)
+        self.pipeline = Pipeline(forecaster, c, journal)
+        self.keeper = SnapshotKeeper(c.state_dir)
+        self.keeper.restore(self.pipeline)
+        replayed = self.pipeline.replay(journal.replay())
+        if replayed:
+            log.info("replayed %d journaled reading(s)", replayed)
+        extra: dict[str, Callable[[bytes], None]] = {}
+        if c.homeassistant:
+            extra[ha_status_topic(c.homeassistant_prefix)] = self._on_ha_status
+        self.link = MqttLink(
+            c,
+            self.pipeline.router.subscriptions,
+            self.pipeline.out.status,
+            self._intake,
+            on_connected=self._ha_online.set if c.homeassistant else None,
+            extra_handlers=extra,
+        )
+        meta = forecaster.meta
+        log.info(
+            "model %s (%s, sha256 %s…): step %gs, horizon %d, %d feature(s); broker %s",
+            self.model_path, forecaster.model.backend, meta.tflite_sha256[:12], meta.step_s,
+            self.pipeline.horizon, meta.n_features, c.broker,
+        )  # fmt: skip
+        self._started_mono = time.monotonic()
+        self._last_health = self._health_doc()  # before the worker owns the state
+        self.link.start()
+        self._worker = threading.Thread(target=self._work, name="edge-lstm-worker", daemon=True)
+        self._worker.start()
+        self.notifier.ready(f"model {meta.name}, broker {c.broker}")
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        """Clean shutdown: stop intake, finish the batch, snapshot, publish offline, disconnect."""
+        if self._stopped.is_set() or self._worker is None:
+            return
+        self._stopped.set()
+        self.notifier.stopping()
+        self.link.pause_intake()
+        self._stop.set()
+        self._worker.join(timeout_s)
+        if self._worker.is_alive():
+            log.error(
+                "worker did not finish within %.1fs; exiting without a final snapshot", timeout_s
+            )
+        self.link.stop(timeout_s=min(3.0, timeout_s))
+        log.info("stopped")
+
+    def run_forever(self) -> int:
+        """Start, block until SIGTERM/SIGINT (SIGHUP reloads the model), stop; the exit code."""
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGINT, self._on_signal)
+        signal.signal(signal.SIGHUP, self._on_signal)
+        self.start()
+        while not self._stop.wait(1.0):
+            pass
+        failed = self._worker_error is not None
+        self.stop()
+        return 1 if failed else 0
+
+    def request_stop(self) -> None:
+        """Ask ``run_forever`` to return (thread-safe)."""
+        self._stop.set()
+
+    def request_reload(self) -> None:
+        """Reload the model file at the worker's next turn (what SIGHUP does)."""
+        self._reload.set()
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        if signum == signal.SIGHUP:
+            log.info("SIGHUP: reloading the model from %s", self.model_path)
+            self._reload.set()
+        else:
+            log.info("%s: shutting down", signal.Signals(signum).name)
+            self._stop.set()
+
+    def _on_ha_status(self, payload: bytes) -> None:
+        if payload.strip() == b"online":  # Home Assistant restarted: it wants discovery again
+            self._ha_online.set()
+
+    # -- the worker ------------------------------------------------------------------------------
+
+    def _work(self) -> None:
+        try:
+            self._loop()
+        except BaseException as exc:  # the process must not linger without a worker
+            self._worker_error = exc
+            log.critical("worker crashed: %r", exc, exc_info=True)
+            self._stop.set()
+            return
+        self._final_snapshot()
+
+    def _loop(self) -> None:
+        c = self.config
+        now = time.monotonic()
+        next_health = now + min(1.0, c.health_interval_s)
+        next_snapshot = now + c.snapshot_interval_s
+        next_close = next_watchdog = now
+        watchdog_s = self.notifier.watchdog_interval_s
+        while not self._stop.is_set():
+            batch = self._drain(timeout_s=0.2)
+            if batch:
+                self._handle(batch)
+            now = time.monotonic()
+            if now >= next_close:
+                self._publish(self.pipeline.close_due(time.time()))
+                next_close = now + CLOSE_CHECK_S
+            if self._reload.is_set():
+                self._reload.clear()
+                self._reload_model()
+            if self._ha_online.is_set():
+                self._ha_online.clear()
+                self._announce(self.pipeline.forecaster.sensors(), force=True)
+            if now >= next_health:
+                self._publish_health()
+                next_health = now + c.health_interval_s
+            if now >= next_snapshot:
+                self.keeper.save(self.pipeline)
+                next_snapshot = now + c.snapshot_interval_s
+            if watchdog_s is not None and now >= next_watchdog:
+                self.notifier.watchdog()  # from this loop: a stuck worker stops the pings
+                next_watchdog = now + watchdog_s
+
+    def _drain(self, timeout_s: float) -> list[Inbound]:
+        try:
+            first = self._intake.get(timeout=timeout_s)
+        except queue.Empty:
+            return []
+        batch = [first]
+        limit = self.config.batch_max
+        # Linger a little: readings trickling in one by one would otherwise cost one full
+        # interpreter rollout (horizon steps) each instead of sharing it.
+        deadline = time.monotonic() + self.config.batch_wait_ms / 1000.0
+        while len(batch) < limit:
+            try:
+                batch.append(self._intake.get_nowait())
+            except queue.Empty:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                try:
+                    batch.append(self._intake.get(timeout=remaining))
+                except queue.Empty:
+                    break
+        return batch
+
+    def _handle(self, batch: list[Inbound]) -> None:
+        started = time.monotonic()
+        now = time.time()
+        pipeline = self.pipeline
+        events, readings = pipeline.accept(batch, now)
+        pipeline.journal_readings(readings, now)
+        for msg in batch:  # handled (accepted or rejected and counted): the broker may forget it
+            self.link.ack(msg.mid, msg.qos)
+        outgoing = pipeline.advance(events, now)
+        self._publish(outgoing)
+        pipeline.record_latency(started, batch)
+
+    def _publish(self, outgoing: list[Outgoing]) -> None:
+        qos = self.config.qos
+        for item in outgoing:
+            self.link.publish(item.topic, item.payload, qos=qos, retain=item.retain)
+        if self.config.homeassistant and outgoing:
+            self._announce([o.sensor_id for o in outgoing if o.sensor_id], force=False)
+
+    def _announce(self, sensor_ids: list[str], force: bool) -> None:
+        c = self.config
+        for sensor_id in sensor_ids:
+            if sensor_id in self._announced and not force:
+                continue
+            self._announced.add(sensor_id)
+            for topic, payload in discovery_messages(
+                c.homeassistant_prefix,
+                self.pipeline.out,
+                self.pipeline.meta,
+                sensor_id,
+                c.client_id,
+            ):
+                self.link.publish(topic, payload, qos=1, retain=True)
+
+    def _reload_model(self) -> None:
+        try:
+            from .runtime import StepModel
+
+            model = StepModel.load(self.model_path)
+        except Exception as exc:  # keep serving the old model
+            log.error("model reload failed, keeping the current model: %s", exc)
+            return
+        forecaster = self.pipeline.forecaster
+        kept = forecaster.replace_model(model)
+        self.pipeline.replace_forecaster_model(forecaster, kept)
+        self._announced.clear()
+        log.info(
+            "reloaded model %s (sha256 %s…); sensor states %s",
+            model.meta.name,
+            model.meta.tflite_sha256[:12],
+            "kept" if kept else "reset (new layout)",
+        )
+
+    def _final_snapshot(self) -> None:
+        # The worker owns the forecaster, so the last snapshot is taken here, after its loop.
+        self.keeper.save(self.pipeline)
+        self._publish_health()
+        try:
+            self.pipeline.journal.close()
+        except Exception as exc:
+            log.warning("closing the journal: %s", exc)
+
+    def _publish_health(self) -> None:
+        doc = self._health_doc()
+        self._last_health = doc
+        self.link.publish(self.pipeline.out.health, _json(doc), qos=1, retain=True)
+        for sensor_id in self.pipeline.accuracy.take_dirty():
+            summary = self.pipeline.accuracy.sensor_summary(sensor_id)
+            if summary is not None:
+                topic = self.pipeline.out.accuracy(sensor_id)
+                self.link.publish(topic, _json({"sensor": sensor_id, **summary}), retain=True)
+
+    # -- health ------------------------------------------------------------------------------------
+
+    def health(self) -> dict[str, object]:
+        """The latest health document (the one published on ``PREFIX/health``).
+
+        Safe from any thread: it is a copy made by the worker, which alone touches the state
+        (at most ``min(1 s, health_interval_s)`` old after start, then ``health_interval_s``).
+        """
+        if self._worker is None or not self._worker.is_alive():
+            return self._health_doc() if hasattr(self, "pipeline") else {}
+        return dict(self._last_health)
+
+    def _health_doc(self) -> dict[str, object]:
+        p = self.pipeline
+        active, warm = p.sensors_warm()
+        meta = p.meta
+        return {
+            "version": __version__,
+            "uptime_s": round(time.monotonic() - self._started_mono, 1),
+            "connected": self.link.connected.is_set(),
+            "broker": self.config.broker,
+            "broker_error": self.link.last_error or None,
+            "model": {
+                "name": meta.name,
+                "sha256": meta.tflite_sha256,
+                "step_s": meta.step_s,
+                "horizon": p.horizon,
+                "backend": p.forecaster.model.backend,
+            },
+            "sensors_active": active,
+            "sensors_warm": warm,
+            **p.counters.as_dict(),
+            "queue_depth": self._intake.qsize(),
+            "queue_size": self.config.queue_size,
+            "queue_dropped": self.link.dropped,
+            "publish_dropped": self.link.publish_dropped,
+            "reconnects": self.link.reconnects,
+            "step_latency_ms": p.latency.percentiles(),
+            "receive_to_publish_ms": p.lag.percentiles(),
+            "accuracy": p.accuracy.summary(),
+            "journal_errors": p.journal_errors,
+            "state": {
+                "dir": str(self.config.state_dir) if self.config.state_dir else None,
+                "durability": self.config.durability,
+                "last_snapshot_at": self.keeper.last_saved_at,
+                "error": self.keeper.last_error or None,
+            },
+        }
+
+
+def _json(doc: Mapping[str, object]) -> bytes:
+    import json
+
+    return json.dumps(doc, separators=(",", ":")).encode("utf-8")

@@ -1,0 +1,92 @@
+"""Daemon state on disk: the snapshot (sensor states + resampler) and the write-ahead journal.
+
+Failures here are reported (logs, health), never fatal: a Pi with a full SD card should keep
+forecasting from memory.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+from .config import Config
+from .errors import StateFileError
+from .pipeline import Journal, NullJournal, Pipeline
+from .state import set_aside
+
+log = logging.getLogger(__name__)
+
+SNAPSHOT_NAME = "state.snapshot"
+WAL_NAME = "readings.wal"
+
+
+class SnapshotKeeper:
+    """Writes and restores ``state_dir/state.snapshot`` for one pipeline."""
+
+    def __init__(self, state_dir: Path | None) -> None:
+        self.state_dir = state_dir
+        self.path = state_dir / SNAPSHOT_NAME if state_dir is not None else None
+        self.last_error = ""
+        self.last_saved_at: float | None = None
+        self.restored_sensors = 0
+
+    def restore(self, pipeline: Pipeline) -> None:
+        """Load the snapshot if it exists and belongs to this model; set it aside otherwise."""
+        if self.path is None or not self.path.exists():
+            return
+        try:
+            extra = pipeline.forecaster.load_state(self.path)
+        except StateFileError as exc:
+            log.warning("discarding state snapshot: %s", exc)
+            set_aside(self.path, str(exc))
+            return
+        resampler = extra.get("resampler")
+        if isinstance(resampler, dict):
+            try:
+                pipeline.resampler.restore(resampler)
+            except (KeyError, TypeError, ValueError) as exc:
+                log.warning("state snapshot: resampler part unusable (%s); buckets restart", exc)
+        offsets = extra.get("clock_offset_s")
+        if isinstance(offsets, dict):
+            pipeline.clock_offset_s = {
+                str(k): float(v) for k, v in offsets.items() if isinstance(v, (int, float))
+            }
+        self.restored_sensors = len(pipeline.forecaster.sensors())
+        log.info("restored %d sensor state(s) from %s", self.restored_sensors, self.path)
+
+    def save(self, pipeline: Pipeline) -> bool:
+        """Snapshot now, then truncate the journal; False (logged, counted) on failure."""
+        if self.path is None:
+            return False
+        extra = {
+            "resampler": pipeline.resampler.to_dict(),
+            "clock_offset_s": pipeline.clock_offset_s,
+            "saved_at": time.time(),
+        }
+        try:
+            pipeline.forecaster.save_state(self.path, extra=extra)
+        except (OSError, StateFileError) as exc:
+            pipeline.counters.snapshot_errors += 1
+            self.last_error = f"snapshot to {self.path} failed: {exc}"
+            pipeline.rate_log.log("snapshot", self.last_error, time.time(), logging.ERROR)
+            return False
+        pipeline.counters.snapshots += 1
+        self.last_error = ""
+        self.last_saved_at = time.time()
+        try:
+            pipeline.journal.truncate()
+        except (OSError, StateFileError) as exc:
+            # Harmless for correctness: replayed readings older than the snapshot are dropped.
+            log.error("write-ahead log truncate failed: %s", exc)
+        return True
+
+
+def open_journal(config: Config) -> Journal:
+    """The journal for ``config.durability`` (a ``WriteAheadLog`` for ``wal``)."""
+    if config.durability != "wal" or config.state_dir is None:
+        return NullJournal()
+    from .wal import WriteAheadLog
+
+    # Not strict: an unwritable state dir is reported (health: journal_errors), not fatal.
+    return WriteAheadLog(config.state_dir / WAL_NAME, fsync=config.wal_fsync, strict=False)

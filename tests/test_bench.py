@@ -1,0 +1,123 @@
+"""``edge-lstm bench --quick``: every section runs for real and its JSON carries the fields."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from edge_lstm.bench.engine import QUICK_COUNTS, measure_rate
+from edge_lstm.bench.report import cpu_model, machine_info, ratio
+from edge_lstm.cli import app
+
+from .mosquitto import Mosquitto
+
+runner = CliRunner()
+
+
+def bench_json(*args: str) -> dict[str, Any]:
+    result = runner.invoke(app, ["bench", "--quick", "--json", *args])
+    assert result.exit_code == 0, result.output
+    doc: dict[str, Any] = json.loads(result.stdout)
+    return doc
+
+
+def test_machine_info_names_cpu_cores_backend_and_versions() -> None:
+    info = machine_info("ai_edge_litert")
+    assert info["cpu"] == cpu_model() and info["cpu"]
+    assert info["cores"] == os.cpu_count()
+    assert info["backend"] == "ai_edge_litert"
+    assert info["versions"]["edge-lstm"] and info["versions"]["numpy"]
+    assert "ai-edge-litert" in info["versions"]
+
+
+def test_ratio_and_rate_helpers() -> None:
+    assert ratio(10.0, 4.0) == 2.5
+    assert ratio(None, 4.0) is None and ratio(1.0, 0.0) is None
+    calls = []
+    rate = measure_rate(lambda: calls.append(1), units=100, min_time_s=0.01)
+    assert rate > 0 and len(calls) >= 2  # one warm-up call, then timed calls
+
+
+def test_engine_quick_json(default_model: Path) -> None:
+    doc = bench_json("--only", "engine", "--no-keras", "--model", str(default_model))
+    engine = doc["engine"]
+    assert engine["backend"] == doc["machine"]["backend"]
+    assert engine["keras"] is None
+    assert [row["sensors"] for row in engine["rows"]] == list(QUICK_COUNTS)
+    for row in engine["rows"]:
+        for key in (
+            "forecaster_steps_per_s",
+            "step_steps_per_s",
+            "loop_steps_per_s",
+            "forecast_per_s",
+        ):
+            assert row[key] > 0, key
+        assert row["keras_steps_per_s"] is None
+        assert row["speedup_vs_loop"] == pytest.approx(
+            row["forecaster_steps_per_s"] / row["loop_steps_per_s"]
+        )
+        assert row["forecaster_us_per_sensor"] == pytest.approx(1e6 / row["forecaster_steps_per_s"])
+    # Batching must pay off already at 64 sensors, even on a loaded CI machine.
+    assert engine["rows"][-1]["step_speedup_vs_loop"] > 2
+    machine = doc["machine"]
+    assert machine["cpu"] and machine["cores"] >= 1 and machine["versions"]["python"]
+    assert set(doc["skipped"]) == set()
+
+
+@pytest.mark.train
+def test_engine_times_keras_predict_when_tensorflow_is_there(default_model: Path) -> None:
+    doc = bench_json("--only", "engine", "--model", str(default_model))
+    assert doc["engine"]["keras"] == "same architecture, random weights"
+    assert all(row["keras_steps_per_s"] > 0 for row in doc["engine"]["rows"])
+
+
+@pytest.mark.broker
+def test_e2e_and_memory_quick_json(default_model: Path, mosquitto: Mosquitto) -> None:
+    doc = bench_json(
+        "--only", "e2e,memory", "--model", str(default_model), "--broker",
+        f"{mosquitto.host}:{mosquitto.port}",
+    )  # fmt: skip
+    e2e = doc["e2e"]
+    assert e2e["broker"].startswith("given")
+    assert e2e["bare_paho"]["received"] == e2e["bare_paho"]["readings"] == 200
+    assert e2e["bare_paho"]["rate_per_s"] > 0
+    assert e2e["daemon"]["completed"] is True and e2e["daemon"]["rate_per_s"] > 0
+    assert e2e["daemon_vs_bare"] == pytest.approx(
+        e2e["daemon"]["rate_per_s"] / e2e["bare_paho"]["rate_per_s"]
+    )
+    assert e2e["readings_lost"] == 0 and e2e["readings_sent"] == e2e["readings_accepted"]
+    lat = e2e["latency"]
+    assert lat["forecasts_matched"] > 0
+    assert 0 < lat["p50_ms"] <= lat["p99_ms"] <= lat["max_ms"]
+    assert e2e["daemon_exit_code"] == 0
+    memory = doc["memory"]
+    assert [r["sensors"] for r in memory["rows"]] == [10, 100]
+    assert [r["sensors_active"] for r in memory["rows"]] == [10, 100]
+    assert all(r["rss_bytes"] >= memory["idle_rss_bytes"] * 0.9 for r in memory["rows"])
+
+
+@pytest.mark.broker
+def test_bench_starts_its_own_mosquitto_from_the_path(default_model: Path) -> None:
+    doc = bench_json("--only", "memory", "--model", str(default_model))
+    assert doc["memory"]["broker"].startswith("started: mosquitto")
+
+
+def test_unknown_section_is_one_line_error() -> None:
+    result = runner.invoke(app, ["bench", "--only", "engine,gpu"])
+    assert result.exit_code == 1
+    assert result.stderr.strip() == "error: unknown section 'gpu' (choose from engine, e2e, memory)"
+
+
+def test_unreachable_broker_is_one_line_error(default_model: Path) -> None:
+    result = runner.invoke(
+        app, ["bench", "--quick", "--only", "e2e", "--model", str(default_model), "--broker",
+              "127.0.0.1:1"],
+    )  # fmt: skip
+    assert result.exit_code == 1
+    assert "cannot connect to MQTT broker 127.0.0.1:1" in result.stderr
+    assert "Traceback" not in result.output

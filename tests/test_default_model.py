@@ -1,0 +1,49 @@
+"""The shipped default model runs in the interpreter at hand and is better than naive.
+
+Runs in both CI environments (ai-edge-litert + numpy 2, tflite-runtime + numpy<2), so it proves
+the committed model works in each. Only an interpreter and the shipped data are needed.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+
+from edge_lstm.forecaster import Forecaster
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT / "data" / "tmy_hourly_temperature.csv"
+
+
+def column(name: str) -> np.ndarray:
+    with DATA.open() as fh:
+        return np.asarray([float(row[name]) for row in csv.DictReader(fh)])
+
+
+def test_metadata_promises_what_the_readme_says(default_model: Path) -> None:
+    fc = Forecaster.load(default_model)
+    meta = fc.meta
+    assert meta.features == ("temperature",) and meta.step_s == 3600 and meta.horizon == 12
+    assert meta.parity is not None and meta.parity.max_abs_error <= meta.parity.tolerance
+    assert meta.validation is not None
+    mean = {k: float(np.mean(v)) for k, v in meta.validation.mae.items()}
+    assert mean["lstm"] < mean["naive"] and mean["lstm"] < mean["seasonal_naive"]
+    band = meta.validation.band(1)
+    assert band is not None and band[0].shape == (12, 1) and (band[0] <= band[1]).all()
+    assert default_model.stat().st_size < 300_000
+
+
+def test_default_model_beats_naive_one_step_ahead_on_real_data(default_model: Path) -> None:
+    fc = Forecaster.load(default_model)
+    errors_lstm, errors_naive = [], []
+    for site in ("greensboro", "sand_point", "miami"):
+        series = column(site)[:400]
+        for t, value in enumerate(series[:-1]):
+            fc.observe(site, value)
+            if t >= fc.meta.warmup:
+                errors_lstm.append(abs(fc.forecast(site, 1)[0, 0] - series[t + 1]))
+                errors_naive.append(abs(value - series[t + 1]))
+    assert np.isfinite(errors_lstm).all()
+    assert np.mean(errors_lstm) < np.mean(errors_naive)

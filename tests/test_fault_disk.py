@@ -1,0 +1,256 @@
+"""Disk and files: a read-only or full state directory, and corrupt or truncated snapshots.
+
+The daemon must keep forecasting from memory, show the failure in its health document, pick up
+again when the disk is fixed, and never fail to start because of a bad snapshot (it is set
+aside as ``state.snapshot.bad-<time>`` with a warning).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from edge_lstm.metadata import ModelMeta
+from tests.faultkit import (
+    BASE_TS,
+    DaemonProcess,
+    Observer,
+    Publisher,
+    expected_forecasts,
+    iso_of_step,
+    mismatches,
+    reading_payload,
+    series,
+    wait_until,
+)
+from tests.mosquitto import Mosquitto, unique_prefix
+
+pytestmark = pytest.mark.broker
+
+IDS = ["a", "b", "c"]
+
+
+def _probe_writable(directory: Path) -> bool:
+    probe = directory / ".probe"
+    try:
+        probe.write_text("x")
+    except OSError:
+        return False
+    probe.unlink()
+    return True
+
+
+@contextlib.contextmanager
+def unwritable(directory: Path) -> Iterator[None]:
+    """Make ``directory`` refuse new files: chmod for users, ``chattr +i`` for root."""
+    root = os.geteuid() == 0
+    if root:
+        chattr = shutil.which("chattr")
+        if chattr is None or subprocess.run([chattr, "+i", str(directory)]).returncode != 0:
+            pytest.skip("running as root and cannot make a directory immutable")
+    else:
+        directory.chmod(0o555)
+    try:
+        if _probe_writable(directory):
+            pytest.skip("could not make the state directory unwritable here")
+        yield
+    finally:
+        if root:
+            subprocess.run(["chattr", "-i", str(directory)], check=False)
+        else:
+            directory.chmod(0o755)
+
+
+@contextlib.contextmanager
+def small_filesystem(directory: Path, size_kib: int) -> Iterator[None]:
+    """A tmpfs of ``size_kib`` mounted at ``directory`` (root only), unmounted afterwards."""
+    directory.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        pytest.skip("mounting a small tmpfs needs root")
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size_kib}k", "tmpfs", str(directory)],
+        capture_output=True,
+        check=False,
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount tmpfs: {mounted.stderr.decode().strip()}")
+    try:
+        yield
+    finally:
+        subprocess.run(["umount", "-l", str(directory)], check=False)
+
+
+def fill(directory: Path) -> Path:
+    """Write a file until the filesystem is full; returns it (delete it to free the space)."""
+    filler = directory / "filler"
+    with filler.open("wb", buffering=0) as f:  # unbuffered: nothing left to flush at close
+        for _ in range(100_000):  # bounded: 100,000 x 4 KiB
+            try:
+                f.write(b"\0" * 4096)
+            except OSError as exc:
+                assert exc.errno == errno.ENOSPC
+                break
+    return filler
+
+
+class Stream:
+    """A daemon, an observer and a publisher for one test, plus the expected forecasts."""
+
+    def __init__(self, broker: Mosquitto, model: Path, tmp: Path, **settings: object) -> None:
+        self.meta = ModelMeta.load(model.with_suffix(".json"))
+        self.prefix = unique_prefix("disk")
+        self.data = series(len(IDS), 60, self.meta.n_features)
+        self.expected = expected_forecasts(model, IDS, self.data)
+        self.state = Path(str(settings.pop("state_dir", tmp / "state")))
+        base = {
+            "broker": broker.url,
+            "model": model,
+            "topics": [f"{self.prefix}/s/{{sensor}}"],
+            "output_prefix": f"{self.prefix}/out",
+            "client_id": f"{self.prefix}-daemon",
+            "state_dir": self.state,
+            "health_interval_s": 0.3,
+            "snapshot_interval_s": 0.3,
+        }
+        self.daemon = DaemonProcess(tmp / "daemon", {**base, **settings})
+        self.observer = Observer(broker, f"{self.prefix}/out")
+        self.publisher = Publisher(broker, f"{self.prefix}-pub")
+        self.next_step = 0
+
+    def steps(self, n: int) -> None:
+        """Publish the next ``n`` steps and wait for the forecast after the last closed one."""
+        for k in range(self.next_step, self.next_step + n):
+            for i, sensor in enumerate(IDS):
+                payload = reading_payload(self.data[i, k], BASE_TS + k * self.meta.step_s)
+                self.publisher.publish(f"{self.prefix}/s/{sensor}", payload)
+        self.next_step += n
+        last = iso_of_step(self.next_step - 2, self.meta.step_s)
+        ok = wait_until(lambda: all(self.observer.has_forecast_for(s, last) for s in IDS))
+        assert ok, f"forecasts stopped; log:\n{self.daemon.log()[-3000:]}"
+        bad = mismatches(self.observer, self.expected, self.meta.features, self.meta.step_s)
+        assert bad == [], bad[:3]
+
+    def health_where(self, predicate: object, timeout_s: float = 15.0) -> dict:
+        """The first fresh health document for which ``predicate(doc)`` holds."""
+        doc: dict = {}
+
+        def check() -> bool:
+            nonlocal doc
+            doc = self.observer.fresh_health()
+            return bool(predicate(doc))  # type: ignore[operator]
+
+        keys = ("snapshots", "snapshot_errors", "journal_errors", "state")
+        assert wait_until(check, timeout_s, 0.0), {k: doc.get(k) for k in keys}
+        return doc
+
+    def close(self) -> None:
+        """Stop everything this stream started."""
+        self.daemon.cleanup()
+        self.publisher.close()
+        self.observer.close()
+
+
+@pytest.mark.parametrize("durability", ["snapshot", "wal"])
+def test_read_only_state_dir_keeps_forecasting(
+    durability: str, mosquitto: Mosquitto, golden_model: Path, tmp_path: Path
+) -> None:
+    stream = Stream(mosquitto, golden_model, tmp_path, durability=durability)
+    stream.state.mkdir()
+    try:
+        with unwritable(stream.state):
+            stream.daemon.start()
+            stream.observer.wait_online(stream.daemon)
+            stream.steps(10)
+            doc = stream.health_where(lambda d: d["snapshot_errors"] > 0)
+            assert "snapshot" in doc["state"]["error"], doc["state"]
+            if durability == "wal":
+                assert doc["journal_errors"] > 0, doc
+            assert not (stream.state / "state.snapshot").exists()
+        # The disk is fixed: snapshots resume by themselves and the error clears.
+        doc = stream.health_where(lambda d: d["state"]["error"] is None and d["snapshots"] > 0)
+        assert (stream.state / "state.snapshot").exists()
+        stream.steps(5)
+        assert stream.daemon.alive
+        assert stream.daemon.terminate() == 0
+    finally:
+        stream.close()
+
+
+def test_full_state_dir_keeps_forecasting(
+    mosquitto: Mosquitto, golden_model: Path, tmp_path: Path
+) -> None:
+    state = tmp_path / "state"
+    with small_filesystem(state, size_kib=256):
+        stream = Stream(mosquitto, golden_model, tmp_path, state_dir=state, durability="wal")
+        try:
+            stream.daemon.start()
+            stream.observer.wait_online(stream.daemon)
+            stream.steps(5)
+            stream.health_where(lambda d: d["snapshots"] > 0)
+            filler = fill(state)
+            # 30 steps x 3 sensors of ~70-byte records: more than the log's last free page.
+            stream.steps(30)
+            doc = stream.health_where(lambda d: d["snapshot_errors"] and d["journal_errors"])
+            assert "snapshot" in doc["state"]["error"], doc["state"]
+            filler.unlink()
+            errors = doc["journal_errors"]
+            stream.steps(5)
+            doc = stream.health_where(lambda d: d["state"]["error"] is None)
+            assert doc["journal_errors"] == errors, "journal still failing after space was freed"
+            assert stream.daemon.terminate() == 0
+        finally:
+            stream.close()
+
+
+def _corrupt(path: Path, how: str) -> None:
+    raw = bytearray(path.read_bytes())
+    if how == "truncated":
+        path.write_bytes(bytes(raw[: len(raw) // 2]))
+    elif how == "flipped":
+        raw[len(raw) // 2] ^= 0x55
+        path.write_bytes(bytes(raw))
+    elif how == "empty":
+        path.write_bytes(b"")
+    else:
+        path.write_bytes(b"PK\x03\x04 not a snapshot at all" * 10)
+
+
+@pytest.mark.parametrize("how", ["truncated", "flipped", "empty", "garbage"])
+def test_corrupt_snapshot_is_set_aside(
+    how: str, mosquitto: Mosquitto, golden_model: Path, tmp_path: Path
+) -> None:
+    stream = Stream(mosquitto, golden_model, tmp_path, snapshot_interval_s=60.0)
+    try:
+        stream.daemon.start()
+        stream.observer.wait_online(stream.daemon)
+        stream.steps(8)
+        assert stream.daemon.terminate() == 0  # final snapshot at shutdown
+        snapshot = stream.state / "state.snapshot"
+        assert snapshot.exists()
+        _corrupt(snapshot, how)
+        stream.daemon.start()
+        stream.observer.wait_online(stream.daemon)
+        doc = stream.observer.fresh_health()
+        assert doc["sensors_active"] == 0, "a corrupt snapshot was loaded"
+        log = stream.daemon.log()
+        assert "set aside unusable state snapshot" in log, log[-2000:]
+        assert list(stream.state.glob("state.snapshot.bad-*")), list(stream.state.iterdir())
+        # Fresh state: readings after the restart still forecast (from a reset sensor).
+        k = stream.next_step
+        for i, sensor in enumerate(IDS):
+            for step in (k, k + 1):
+                ts = BASE_TS + step * stream.meta.step_s
+                payload = reading_payload(stream.data[i, step], ts)
+                stream.publisher.publish(f"{stream.prefix}/s/{sensor}", payload)
+        last = iso_of_step(k, stream.meta.step_s)
+        assert wait_until(lambda: all(stream.observer.has_forecast_for(s, last) for s in IDS))
+        assert stream.daemon.terminate() == 0
+    finally:
+        stream.close()

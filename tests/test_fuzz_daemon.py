@@ -1,0 +1,176 @@
+"""Hostile traffic at volume through a real Mosquitto to a running daemon (hypothesis-generated).
+
+Random bytes, huge payloads, deep or huge JSON, NaN/inf/strings/booleans as values, timestamps
+far in the past or future, non-UTF-8 bytes, odd and wildcard-like sensor ids and floods of new
+sensor ids, interleaved with three well-behaved sensors. Afterwards: the daemon is alive, within
+its caps (sensors, queue, memory), every message it received is either accepted or counted as
+rejected by reason, and the well-behaved sensors' forecasts are those of a clean run.
+
+Topic names that are not valid MQTT (invalid UTF-8, wildcards in a publish) never reach the
+daemon: the broker refuses them at the protocol level, and paho refuses to send them.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
+
+from edge_lstm.metadata import ModelMeta
+from tests.faultkit import (
+    BASE_TS,
+    DaemonProcess,
+    Observer,
+    Publisher,
+    expected_forecasts,
+    iso_of_step,
+    mismatches,
+    reading_payload,
+    series,
+    wait_until,
+)
+from tests.mosquitto import Mosquitto, unique_prefix
+
+pytestmark = pytest.mark.broker
+
+GOOD = ["good-0", "good-1", "good-2"]
+ROUNDS = 30
+MAX_SENSORS = 40
+MAX_PAYLOAD_BYTES = 1024
+QUEUE_SIZE = 20_000
+RSS_GROWTH_BYTES = 64 * 2**20
+
+# Characters mosquitto accepts in a topic level (it drops a client that publishes control
+# characters, non-characters or wildcards), so every hostile message is actually delivered.
+id_chars = st.characters(
+    codec="utf-8", exclude_categories=("Cc", "Cs", "Cn"), exclude_characters="/+#"
+)
+hostile_ids = st.one_of(
+    st.text(id_chars, min_size=1, max_size=12),
+    st.sampled_from(["$SYS", "$share", " lead", "trail ", "..", "%2B", "\uff0b", "\uff03", "é"]),
+    st.text(id_chars, min_size=130, max_size=200),  # longer than the 128-byte id limit
+    st.integers(0, 10**6).map(lambda i: f"new-{i}"),  # floods of fresh ids
+)
+finite = st.floats(allow_nan=False, allow_infinity=False, min_value=-1e6, max_value=1e6)
+good_ts = st.integers(0, 10**6).map(lambda k: BASE_TS + 60.0 * k)
+json_scalar = st.one_of(
+    st.sampled_from(["NaN", "Infinity", "-Infinity", "1e400", "true", "false", "null"]),
+    st.sampled_from(['"21.5"', '"x"', "[]", "{}", "[1]", "[1,2,3]"]),
+    finite.map(repr),
+)
+bad_ts = st.sampled_from(
+    ["0", "-1e12", "1e15", "1.7e12", '"1970-01-01"', '"9999-12-31T00:00:00Z"', '"soon"', "true"]
+)
+payloads = st.one_of(
+    st.binary(max_size=64),  # random bytes
+    st.binary(min_size=MAX_PAYLOAD_BYTES + 1, max_size=4 * MAX_PAYLOAD_BYTES),
+    st.just(b"9" * 256 * 1024),  # huge
+    st.integers(50, 5000).map(lambda n: b'{"value":' + b"[" * n + b"]" * n + b"}"),  # deep
+    st.builds(lambda v, t: f'{{"value": {v}, "ts": {t}}}'.encode(), json_scalar, good_ts.map(repr)),
+    st.builds(lambda v: f'{{"value": [20.0, 50.0], "ts": {v}}}'.encode(), bad_ts),
+    st.just(b'{"value": [1, 2], "\xff\xfe": 3}'),  # not UTF-8
+    st.just(b"\xc3\x28"),
+    st.builds(lambda a, b, t: reading_payload([a, b], t), finite, finite, good_ts),  # valid
+    st.sampled_from([b"", b"   ", b"21.5", b"nan", b"inf", b"{", b"[20, 50]", b'"20"']),
+)
+messages = st.lists(st.tuples(hostile_ids, payloads), min_size=20, max_size=60)
+# Valid readings from never-seen sensors: more per round than max_sensors.
+floods = st.integers(0, 3 * MAX_SENSORS)
+
+
+def test_hostile_traffic_changes_nothing_for_good_sensors(
+    mosquitto: Mosquitto, golden_model: Path, tmp_path: Path
+) -> None:
+    meta = ModelMeta.load(golden_model.with_suffix(".json"))
+    prefix = unique_prefix("fuzz")
+    data = series(len(GOOD), ROUNDS, meta.n_features)
+    daemon = DaemonProcess(
+        tmp_path / "daemon",
+        {
+            "broker": mosquitto.url,
+            "model": golden_model,
+            "topics": [f"{prefix}/s/{{sensor}}"],
+            "output_prefix": f"{prefix}/out",
+            "client_id": f"{prefix}-daemon",
+            "state_dir": tmp_path / "state",
+            "health_interval_s": 0.3,
+            "max_sensors": MAX_SENSORS,
+            "max_payload_bytes": MAX_PAYLOAD_BYTES,
+            "queue_size": QUEUE_SIZE,
+            "log_level": "WARNING",
+        },
+    )
+    observer = Observer(mosquitto, f"{prefix}/out")
+    publisher = Publisher(mosquitto, f"{prefix}-pub")
+    sent = [0]
+    step = [0]
+    try:
+        daemon.start()
+        observer.wait_online(daemon)
+        rss_start = daemon.rss()
+
+        @settings(
+            max_examples=ROUNDS,
+            deadline=None,
+            database=None,
+            phases=(Phase.generate,),  # a generator of traffic here, not a shrinking target
+            suppress_health_check=list(HealthCheck),
+        )
+        @given(messages, floods)
+        def one_round(batch: list[tuple[str, bytes]], flood: int) -> None:
+            k = step[0]
+            if k >= ROUNDS:
+                return
+            for i, sensor in enumerate(GOOD):
+                payload = reading_payload(data[i, k], BASE_TS + k * meta.step_s)
+                publisher.publish(f"{prefix}/s/{sensor}", payload)
+            for sensor_id, payload in batch:
+                publisher.publish(f"{prefix}/s/{sensor_id}", payload)
+            for j in range(flood):
+                payload = reading_payload([20.0, 50.0], BASE_TS + k * meta.step_s)
+                publisher.publish(f"{prefix}/s/flood-{k}-{j}", payload)
+            sent[0] += len(GOOD) + len(batch) + flood
+            step[0] += 1
+
+        one_round()
+        assert step[0] == ROUNDS
+        assert publisher.wait_all_acked(60), (
+            f"broker did not take it all:\n{mosquitto.log()[-2000:]}"
+        )
+        last = iso_of_step(ROUNDS - 2, meta.step_s)
+        assert wait_until(lambda: all(observer.has_forecast_for(s, last) for s in GOOD), 60), (
+            daemon.log()[-3000:]
+        )
+
+        def settled() -> bool:
+            h = observer.fresh_health()
+            return bool(h["readings_accepted"] + h["readings_rejected_total"] >= sent[0])
+
+        assert wait_until(settled, 60, 0.0), observer.health
+        health = observer.fresh_health()
+        assert daemon.alive, daemon.log()[-3000:]
+        received = health["readings_accepted"] + health["readings_rejected_total"]
+        assert received + health["queue_dropped"] == sent[0], health
+        reasons = set(health["readings_rejected"])
+        must = {"too_large", "binary", "bad_json", "not_finite", "bad_ts", "bad_sensor_id"}
+        assert must <= reasons, reasons
+        assert health["sensors_active"] <= MAX_SENSORS, health
+        assert health["queue_depth"] <= QUEUE_SIZE
+        growth = daemon.rss() - rss_start
+        assert growth < RSS_GROWTH_BYTES, f"RSS grew by {growth / 2**20:.1f} MiB"
+        expected = expected_forecasts(golden_model, GOOD, data)
+        with observer.lock:
+            good_only = {s: observer.forecasts.get(s, []) for s in GOOD}
+        assert all(good_only.values())
+        bad = mismatches(observer, expected, meta.features, meta.step_s)
+        assert bad == [], f"{len(bad)} good-sensor forecasts changed, e.g. {bad[:3]}"
+        assert "Traceback" not in daemon.log()
+        assert daemon.terminate() == 0
+        print(json.dumps({"sent": sent[0], **health["readings_rejected"]}))
+    finally:
+        daemon.cleanup()
+        publisher.close()
+        observer.close()
