@@ -81,7 +81,16 @@ class Config:
         ),
     )
     qos: int = field(
-        default=1, metadata=_help("QoS of the subscriptions and of the forecasts (0 or 1).")
+        default=1,
+        metadata=_help("QoS of the subscriptions: 1 for no lost readings (0 or 1)."),
+    )
+    forecast_qos: int = field(
+        default=0,
+        metadata=_help(
+            "QoS of the forecast publishes (0 or 1). 0: each forecast is superseded by the next "
+            "step's, and QoS 1 costs the broker, the daemon and every subscriber an "
+            "acknowledgement per forecast."
+        ),
     )
     # --- model and input ---
     model: Path | None = field(
@@ -126,7 +135,7 @@ class Config:
         default=5_000, metadata=_help("Most messages the worker handles in one batch.")
     )
     batch_wait_ms: float = field(
-        default=5.0,
+        default=10.0,
         metadata=_help(
             "How long the worker waits for more messages to fill a batch: one interpreter call "
             "serves the whole batch, so a few ms buy throughput for little latency."
@@ -267,6 +276,8 @@ def _check(c: Config) -> None:
     validate_output_prefix(c.homeassistant_prefix, "homeassistant_prefix")
     if c.qos not in (0, 1):
         raise ConfigError(f"qos must be 0 or 1, not {c.qos}")
+    if c.forecast_qos not in (0, 1):
+        raise ConfigError(f"forecast_qos must be 0 or 1, not {c.forecast_qos}")
     if c.log_level.upper() not in LOG_LEVELS:
         raise ConfigError(f"log_level must be one of {', '.join(LOG_LEVELS)}, not {c.log_level!r}")
     if c.durability not in ("snapshot", "wal"):

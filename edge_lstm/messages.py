@@ -159,7 +159,8 @@ def _parse_ts(sensor_id: str, raw: object, arrival_ts: float) -> float:
     else:
         raise PayloadError("bad_ts", f"{sensor_id}: ts must be ISO 8601 or epoch seconds")
     if not math.isfinite(ts) or not MIN_TS <= ts < MAX_TS:
-        hint = " (milliseconds? send seconds)" if math.isfinite(ts) and ts >= MAX_TS else ""
+        millis = isinstance(raw, (int, float)) and math.isfinite(ts) and ts >= MAX_TS
+        hint = " (milliseconds? send seconds)" if millis else ""
         raise PayloadError("bad_ts", f"{sensor_id}: ts {raw!r} is out of range{hint}")
     return ts
 

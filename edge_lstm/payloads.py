@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 from collections import OrderedDict
+from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import Any
 
@@ -69,10 +70,6 @@ class ForecastFormatter:
         """One sensor's forecast document; ``forecast`` is ``(H, F)`` in original units."""
         times = self._step_times(bucket_start)
         values = np.round(forecast.astype(np.float64), DECIMALS)
-        if self._single and np.isfinite(values).all():
-            return self._format_single(
-                sensor_id, times, values[:, 0], status, steps_seen, issued_at
-            )
         rows = _rows(values)
         lo = hi = None
         if self.band is not None:
@@ -102,34 +99,64 @@ class ForecastFormatter:
         }
         return json.dumps(doc, separators=(",", ":"), allow_nan=False).encode("utf-8")
 
-    def _format_single(
+    def format_batch(
         self,
-        sensor_id: str,
-        times: list[str],
-        values: npt.NDArray[np.floating[Any]],
-        status: str,
-        steps_seen: int,
+        sensor_ids: Sequence[str],
+        bucket_starts: Sequence[float],
+        forecasts: FloatArray,
+        statuses: Sequence[str],
+        steps_seen: Sequence[int],
         issued_at: float,
-    ) -> bytes:
-        # The common case (one feature, finite values) written directly: this runs once per
-        # reading on a Pi, and json.dumps of nested dicts costs several times more. The
-        # document is identical to the general path (tests compare both).
-        vals = values.tolist()
-        steps = [f'{{"t":"{times[k + 1]}","v":{v!r}' for k, v in enumerate(vals)]
+    ) -> list[bytes]:
+        """``format`` for many sensors (``forecasts`` is ``(N, H, F)``), the same documents."""
+        if not self._single:
+            return [
+                self.format(s, b, f, st, n, issued_at)
+                for s, b, f, st, n in zip(
+                    sensor_ids, bucket_starts, forecasts, statuses, steps_seen, strict=True
+                )
+            ]
+        # One feature, the common case: round and add the band for the whole batch at once and
+        # write the JSON text directly; per-sensor numpy calls and json.dumps of nested dicts
+        # would cost several times more, once per reading on a Pi.
+        values = np.round(forecasts[:, :, 0].astype(np.float64), DECIMALS)
+        finite: list[bool] = np.isfinite(values).all(axis=1).tolist()  # type: ignore[assignment]
+        rows = values.tolist()
+        lo = hi = None
         if self.band is not None:
-            n = min(len(self.band[0]), len(vals))
-            lo = np.round(values[:n] + self.band[0][:n, 0], DECIMALS).tolist()
-            hi = np.round(values[:n] + self.band[1][:n, 0], DECIMALS).tolist()
-            for k in range(n):
-                steps[k] += f',"lo":{lo[k]!r},"hi":{hi[k]!r}'
+            n = min(len(self.band[0]), values.shape[1])
+            lo = np.round(values[:, :n] + self.band[0][:n, 0], DECIMALS).tolist()
+            hi = np.round(values[:, :n] + self.band[1][:n, 0], DECIMALS).tolist()
         if issued_at not in self._issued:
             self._issued = {issued_at: iso(issued_at)}
-        doc = (
-            f'{{"sensor":{json.dumps(sensor_id)},"issued_at":"{self._issued[issued_at]}",'
-            f'"last_obs_at":"{times[0]}",{self._fixed},"status":"{status}",'
-            f'"steps_seen":{steps_seen},"forecast":[{"},".join(steps)}}}]}}'
-        )
-        return doc.encode("utf-8")
+        head = f'"issued_at":"{self._issued[issued_at]}",{self._fixed}'
+        out = []
+        for i, sensor_id in enumerate(sensor_ids):
+            if not finite[i]:
+                out.append(
+                    self.format(
+                        sensor_id,
+                        bucket_starts[i],
+                        forecasts[i],
+                        statuses[i],
+                        steps_seen[i],
+                        issued_at,
+                    )
+                )
+                continue
+            times = self._step_times(bucket_starts[i])
+            steps = [f'{{"t":"{times[k + 1]}","v":{v!r}' for k, v in enumerate(rows[i])]
+            if lo is not None and hi is not None:
+                lo_i, hi_i = lo[i], hi[i]
+                for k in range(len(lo_i)):
+                    steps[k] += f',"lo":{lo_i[k]!r},"hi":{hi_i[k]!r}'
+            doc = (
+                f'{{"sensor":{json.dumps(sensor_id)},{head},"last_obs_at":"{times[0]}",'
+                f'"status":"{statuses[i]}","steps_seen":{steps_seen[i]},'
+                f'"forecast":[{"},".join(steps)}}}]}}'
+            )
+            out.append(doc.encode("utf-8"))
+        return out
 
     def _cell(self, row: list[float | None]) -> object:
         if self._single:

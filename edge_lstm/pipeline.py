@@ -156,10 +156,10 @@ class Pipeline:
         sensor silent for longer than a gap the resampler would fill (its next reading resets
         it anyway) may make room; otherwise the newcomer is rejected and counted.
         """
-        tracks = self.resampler._tracks  # TODO(lead): a public Resampler.oldest()/__contains__
-        if sensor_id in tracks or len(tracks) < self.config.max_sensors:
+        resampler = self.resampler
+        if sensor_id in resampler or len(resampler) < self.config.max_sensors:
             return
-        oldest = next(iter(tracks))
+        oldest = resampler.least_recent() or sensor_id
         stale_s = (self.config.max_gap_steps + 1) * self.meta.step_s + self.config.grace_s
         if now - self.heard_at.get(oldest, self.started_at) <= stale_s:
             raise PayloadError(
@@ -220,17 +220,17 @@ class Pipeline:
             return []
         forecasts = self.forecaster.forecast_batch(ids, self.horizon)
         warmup = max(1, self.meta.warmup)
-        retain = self.config.retain_forecasts
-        out: list[Outgoing] = []
-        for sensor_id, forecast in zip(ids, forecasts, strict=True):
-            bucket_start = closed[sensor_id]
-            steps = self.forecaster.steps_seen(sensor_id)
-            status = "ok" if steps >= warmup else "warming_up"
+        buckets = [closed[s] for s in ids]
+        steps = [self.forecaster.steps_seen(s) for s in ids]
+        statuses = ["ok" if n >= warmup else "warming_up" for n in steps]
+        for sensor_id, bucket_start, forecast in zip(ids, buckets, forecasts, strict=True):
             self.accuracy.issued(sensor_id, bucket_start, forecast)
-            payload = self.formatter.format(
-                sensor_id, bucket_start, forecast, status, steps, issued_at
-            )
-            out.append(Outgoing(self.out.forecast(sensor_id), payload, retain, sensor_id))
+        payloads = self.formatter.format_batch(ids, buckets, forecasts, statuses, steps, issued_at)
+        retain = self.config.retain_forecasts
+        topic = self.out.forecast
+        out = [
+            Outgoing(topic(s), payload, retain, s) for s, payload in zip(ids, payloads, strict=True)
+        ]
         return out
 
     def process(
@@ -245,21 +245,13 @@ class Pipeline:
         return self.advance(self._due_events(now), now)
 
     def _due_events(self, now: float) -> list[StepEvent]:
-        # Needs per-sensor "now"; Resampler.close_due takes one clock for all sensors.
-        # TODO(lead): a public Resampler.close_due(now, offsets) would replace these internals.
         resampler = self.resampler
-        step, grace = resampler.step_s, resampler.grace_s
         offsets = self.clock_offset_s
-        events = []
-        for sensor_id, track in resampler._tracks.items():
-            if track.open_bucket is None:
-                continue
-            if (track.open_bucket + 1) * step + grace <= now - offsets.get(sensor_id, 0.0):
-                events.append(resampler._close(sensor_id, track))
+        events = resampler.close_due(now, offsets)
         if len(offsets) > 2 * max(len(resampler), 1):  # keep it bounded by the live sensors
-            self.clock_offset_s = {s: offsets[s] for s in resampler._tracks if s in offsets}
+            self.clock_offset_s = {s: t for s, t in offsets.items() if s in resampler}
         if len(self.heard_at) > 2 * max(len(resampler), 1):
-            self.heard_at = {s: self.heard_at[s] for s in resampler._tracks if s in self.heard_at}
+            self.heard_at = {s: t for s, t in self.heard_at.items() if s in resampler}
         return events
 
     def record_latency(self, started_mono: float, messages: Sequence[Inbound]) -> None:

@@ -147,14 +147,30 @@ class Resampler:
         track.last_closed = bucket - 1
         return [StepEvent(sensor_id, "fill", (first + i) * self.step_s) for i in range(missing)]
 
-    def close_due(self, now: float) -> list[StepEvent]:
-        """Close open buckets whose end plus ``grace_s`` has passed on the wall clock."""
+    def close_due(
+        self, now: float, clock_offset_s: Mapping[str, float] | None = None
+    ) -> list[StepEvent]:
+        """Close open buckets whose end plus ``grace_s`` has passed on the wall clock.
+
+        ``clock_offset_s`` gives a sensor's own clock as ``now - offset`` (arrival time minus
+        reading time), so a replay of old data with timestamps is not cut into one-reading steps.
+        """
+        offsets = clock_offset_s or {}
         events = []
         for sensor_id, track in self._tracks.items():
-            end = None if track.open_bucket is None else (track.open_bucket + 1) * self.step_s
-            if end is not None and end + self.grace_s <= now:
+            if track.open_bucket is None:
+                continue
+            end = (track.open_bucket + 1) * self.step_s
+            if end + self.grace_s <= now - offsets.get(sensor_id, 0.0):
                 events.append(self._close(sensor_id, track))
         return events
+
+    def __contains__(self, sensor_id: object) -> bool:
+        return sensor_id in self._tracks
+
+    def least_recent(self) -> str | None:
+        """The sensor updated least recently (the next to be evicted), or None if empty."""
+        return next(iter(self._tracks), None)
 
     def flush(self) -> list[StepEvent]:
         """Close every open bucket (the end of a replay)."""

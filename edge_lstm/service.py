@@ -222,9 +222,10 @@ class Daemon:
         pipeline.record_latency(started, batch)
 
     def _publish(self, outgoing: list[Outgoing]) -> None:
-        qos = self.config.qos
+        qos = self.config.forecast_qos
+        publish = self.link.publish
         for item in outgoing:
-            self.link.publish(item.topic, item.payload, qos=qos, retain=item.retain)
+            publish(item.topic, item.payload, qos, item.retain)
         if self.config.homeassistant and outgoing:
             self._announce([o.sensor_id for o in outgoing if o.sensor_id], force=False)
 
@@ -327,6 +328,8 @@ class Daemon:
                 "durability": self.config.durability,
                 "last_snapshot_at": self.keeper.last_saved_at,
                 "error": self.keeper.last_error or None,
+                # The write-ahead log's latest failure (durability=wal), e.g. a full disk.
+                "journal_error": getattr(p.journal, "error", "") or None,
             },
         }
 

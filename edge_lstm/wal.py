@@ -205,8 +205,10 @@ class WriteAheadLog:
         except OSError as exc:
             with contextlib.suppress(OSError):
                 os.ftruncate(fd, start)
-            raise StateFileError(f"cannot append to write-ahead log {self.path}: {exc}") from exc
+            self.error = f"cannot append to write-ahead log {self.path}: {exc}"
+            raise StateFileError(self.error) from exc
         self.appended += len(frames)
+        self.error = ""
 
     def replay(self) -> Iterator[Reading]:
         """Yield every intact reading in the log, oldest first (nothing if it is unreadable)."""

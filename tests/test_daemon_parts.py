@@ -74,6 +74,17 @@ def test_forecast_document_single_feature(meta: ModelMeta) -> None:
             {"t": "2001-09-09T01:48:40Z", "v": 2.12346},
         ],
     }
+    # The batched fast path writes the same documents (and falls back for non-finite rows).
+    batch = np.stack([forecast, forecast + 1, np.array([[np.nan], [1.0]], np.float32)])
+    ids, buckets = ['a "quoted" id', "b", "c"], [1e9, 1e9 + 60, 1e9]
+    statuses, steps = ["warming_up", "ok", "ok"], [1, 2, 3]
+    fast = fmt.format_batch(ids, buckets, batch, statuses, steps, 1e9 + 5)
+    slow = [
+        fmt.format(*args, 1e9 + 5)
+        for args in zip(ids, buckets, batch, statuses, steps, strict=True)
+    ]
+    assert [json.loads(x) for x in fast] == [json.loads(x) for x in slow]
+    assert json.loads(fast[2])["forecast"][0]["v"] is None
 
 
 def test_homeassistant_discovery(meta: ModelMeta) -> None:

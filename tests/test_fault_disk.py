@@ -172,6 +172,7 @@ def test_read_only_state_dir_keeps_forecasting(
             assert "snapshot" in doc["state"]["error"], doc["state"]
             if durability == "wal":
                 assert doc["journal_errors"] > 0, doc
+                assert "cannot open write-ahead log" in doc["state"]["journal_error"]
             assert not (stream.state / "state.snapshot").exists()
         # The disk is fixed: snapshots resume by themselves and the error clears.
         doc = stream.health_where(lambda d: d["state"]["error"] is None and d["snapshots"] > 0)
@@ -199,11 +200,13 @@ def test_full_state_dir_keeps_forecasting(
             stream.steps(30)
             doc = stream.health_where(lambda d: d["snapshot_errors"] and d["journal_errors"])
             assert "snapshot" in doc["state"]["error"], doc["state"]
+            assert "No space left" in doc["state"]["journal_error"], doc["state"]
             filler.unlink()
             errors = doc["journal_errors"]
             stream.steps(5)
             doc = stream.health_where(lambda d: d["state"]["error"] is None)
             assert doc["journal_errors"] == errors, "journal still failing after space was freed"
+            assert doc["state"]["journal_error"] is None
             assert stream.daemon.terminate() == 0
         finally:
             stream.close()

@@ -13,6 +13,7 @@ daemon: the broker refuses them at the protocol level, and paho refuses to send 
 from __future__ import annotations
 
 import json
+import socket
 from pathlib import Path
 
 import pytest
@@ -76,7 +77,20 @@ payloads = st.one_of(
     st.builds(lambda a, b, t: reading_payload([a, b], t), finite, finite, good_ts),  # valid
     st.sampled_from([b"", b"   ", b"21.5", b"nan", b"inf", b"{", b"[20, 50]", b'"20"']),
 )
-messages = st.lists(st.tuples(hostile_ids, payloads), min_size=20, max_size=60)
+messages = st.lists(st.tuples(hostile_ids, payloads), min_size=40, max_size=100)
+# One of each kind in every round as well, so every reason is exercised whatever is drawn.
+CANONICAL: list[tuple[str, bytes]] = [
+    ("canon", b"\x00\xff\xfe binary"),
+    ("canon", b"1" * (MAX_PAYLOAD_BYTES + 1)),
+    ("canon", b'{"value": [[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]}'),
+    ("canon", b'{"value": ' + b"[" * 100_000),  # too large and too deep at once
+    ("canon", b"{not json"),
+    ("canon", b'{"value": [NaN, 1]}'),
+    ("canon", b'{"value": [20, 50], "ts": 1e15}'),
+    ("canon", b'{"value": [20, 50], "ts": "0001-01-01T00:00:00Z"}'),
+    ("$canon", b'{"value": [20, 50]}'),
+    ("x" * 200, b'{"value": [20, 50]}'),
+]
 # Valid readings from never-seen sensors: more per round than max_sensors.
 floods = st.integers(0, 3 * MAX_SENSORS)
 
@@ -127,12 +141,12 @@ def test_hostile_traffic_changes_nothing_for_good_sensors(
             for i, sensor in enumerate(GOOD):
                 payload = reading_payload(data[i, k], BASE_TS + k * meta.step_s)
                 publisher.publish(f"{prefix}/s/{sensor}", payload)
-            for sensor_id, payload in batch:
+            for sensor_id, payload in [*batch, *CANONICAL]:
                 publisher.publish(f"{prefix}/s/{sensor_id}", payload)
             for j in range(flood):
                 payload = reading_payload([20.0, 50.0], BASE_TS + k * meta.step_s)
                 publisher.publish(f"{prefix}/s/flood-{k}-{j}", payload)
-            sent[0] += len(GOOD) + len(batch) + flood
+            sent[0] += len(GOOD) + len(batch) + len(CANONICAL) + flood
             step[0] += 1
 
         one_round()
@@ -173,4 +187,59 @@ def test_hostile_traffic_changes_nothing_for_good_sensors(
     finally:
         daemon.cleanup()
         publisher.close()
+        observer.close()
+
+
+def _packet(kind: int, body: bytes) -> bytes:
+    """An MQTT 3.1.1 packet: fixed header with the variable-length remaining length."""
+    size, encoded = len(body), bytearray()
+    while True:
+        byte, size = size % 128, size // 128
+        encoded.append(byte | (0x80 if size else 0))
+        if not size:
+            return bytes([kind]) + bytes(encoded) + body
+
+
+def _string(raw: bytes) -> bytes:
+    return len(raw).to_bytes(2, "big") + raw
+
+
+def test_non_utf8_topic_never_reaches_the_daemon(
+    mosquitto: Mosquitto, golden_model: Path, tmp_path: Path
+) -> None:
+    prefix = unique_prefix("rawtopic")
+    daemon = DaemonProcess(
+        tmp_path / "daemon",
+        {
+            "broker": mosquitto.url,
+            "model": golden_model,
+            "topics": [f"{prefix}/s/{{sensor}}"],
+            "output_prefix": f"{prefix}/out",
+            "client_id": f"{prefix}-daemon",
+            "health_interval_s": 0.3,
+        },
+    )
+    observer = Observer(mosquitto, f"{prefix}/out")
+    try:
+        daemon.start()
+        observer.wait_online(daemon)
+        # paho cannot even express this topic; a raw client can, and the broker must drop it.
+        with socket.create_connection((mosquitto.host, mosquitto.port), timeout=10) as raw:
+            connect = (
+                _string(b"MQTT") + bytes([4, 0x02, 0, 60]) + _string(b"raw-" + prefix.encode())
+            )
+            raw.sendall(_packet(0x10, connect))
+            assert raw.recv(4) == b"\x20\x02\x00\x00"  # CONNACK, accepted
+            topic = f"{prefix}/s/".encode() + b"\xff\xfe\xc3\x28"
+            raw.sendall(_packet(0x30, _string(topic) + b"21.5"))
+            try:
+                closed = raw.recv(16) == b""
+            except ConnectionResetError:
+                closed = True
+        assert closed, "mosquitto accepted a publish with a non-UTF-8 topic"
+        health = observer.fresh_health()
+        assert health["readings_accepted"] == 0 and health["readings_rejected_total"] == 0
+        assert daemon.alive and daemon.terminate() == 0
+    finally:
+        daemon.cleanup()
         observer.close()

@@ -1,0 +1,5 @@
+"""``python -m edge_lstm`` is ``edge-lstm``."""
+
+from .cli import app
+
+app()
