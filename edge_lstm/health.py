@@ -112,6 +112,24 @@ class AccuracyTracker:
         # Plain lists: scoring touches a handful of numbers, where numpy's overhead dominates.
         queue.append((bucket_start, forecast[: self.horizon].tolist()))
 
+    def issued_many(
+        self,
+        sensor_ids: Sequence[str],
+        bucket_starts: Sequence[float],
+        forecasts: npt.NDArray[np.float32],
+    ) -> None:
+        """``issued`` for a batch (``forecasts`` is ``(N, H, F)``): one ``tolist`` for all."""
+        rows_all = forecasts[:, : self.horizon].tolist()
+        pending = self._pending
+        for sensor_id, bucket_start, rows in zip(sensor_ids, bucket_starts, rows_all, strict=True):
+            queue = pending.get(sensor_id)
+            if queue is None:
+                if len(pending) >= self.max_sensors:
+                    pending.popitem(last=False)
+                queue = pending[sensor_id] = deque(maxlen=self.horizon)
+            pending.move_to_end(sensor_id)
+            queue.append((bucket_start, rows))
+
     def actual(self, sensor_id: str, bucket_start: float, values: Sequence[float]) -> int:
         """Score every pending forecast of ``sensor_id`` that covers ``bucket_start``."""
         queue = self._pending.get(sensor_id)

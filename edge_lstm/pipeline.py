@@ -223,8 +223,7 @@ class Pipeline:
         buckets = [closed[s] for s in ids]
         steps = [self.forecaster.steps_seen(s) for s in ids]
         statuses = ["ok" if n >= warmup else "warming_up" for n in steps]
-        for sensor_id, bucket_start, forecast in zip(ids, buckets, forecasts, strict=True):
-            self.accuracy.issued(sensor_id, bucket_start, forecast)
+        self.accuracy.issued_many(ids, buckets, forecasts)
         payloads = self.formatter.format_batch(ids, buckets, forecasts, statuses, steps, issued_at)
         retain = self.config.retain_forecasts
         topic = self.out.forecast

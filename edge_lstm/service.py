@@ -215,17 +215,27 @@ class Daemon:
         pipeline = self.pipeline
         events, readings = pipeline.accept(batch, now)
         pipeline.journal_readings(readings, now)
-        for msg in batch:  # handled (accepted or rejected and counted): the broker may forget it
-            self.link.ack(msg.mid, msg.qos)
+        link = self.link
+        link.hold_wakeups()  # one wake-up of paho's network thread for the batch's acks
+        try:
+            for msg in batch:  # handled (accepted or rejected and counted): the broker may forget it
+                link.ack(msg.mid, msg.qos)
+        finally:
+            link.release_wakeups()
         outgoing = pipeline.advance(events, now)
         self._publish(outgoing)
         pipeline.record_latency(started, batch)
 
     def _publish(self, outgoing: list[Outgoing]) -> None:
         qos = self.config.forecast_qos
-        publish = self.link.publish
-        for item in outgoing:
-            publish(item.topic, item.payload, qos, item.retain)
+        link = self.link
+        publish = link.publish
+        link.hold_wakeups()  # and one for its forecasts
+        try:
+            for item in outgoing:
+                publish(item.topic, item.payload, qos, item.retain)
+        finally:
+            link.release_wakeups()
         if self.config.homeassistant and outgoing:
             self._announce([o.sensor_id for o in outgoing if o.sensor_id], force=False)
 

@@ -45,6 +45,21 @@ def toml_value(value: object) -> str:
     return json.dumps(str(value))  # a JSON string is a valid TOML basic string
 
 
+def daemon_settings(
+    broker: Mosquitto, model: Path, prefix: str, **more: object
+) -> dict[str, object]:
+    """Settings of a daemon under test: topics, output prefix and client id under ``prefix``."""
+    return {
+        "broker": broker.url,
+        "model": model,
+        "topics": [f"{prefix}/s/{{sensor}}"],
+        "output_prefix": f"{prefix}/out",
+        "client_id": f"{prefix}-daemon",
+        "health_interval_s": 0.5,
+        **more,
+    }
+
+
 def wait_until(
     predicate: Callable[[], bool], timeout_s: float = WAIT_S, step_s: float = 0.05
 ) -> bool:

@@ -27,6 +27,7 @@ from tests.faultkit import (
     DaemonProcess,
     Observer,
     Publisher,
+    daemon_settings,
     expected_forecasts,
     iso_of_step,
     mismatches,
@@ -57,16 +58,9 @@ def test_broker_restarts(
     data = series(n_sensors, n_steps, meta.n_features)
     daemon = DaemonProcess(
         tmp_path / "daemon",
-        {
-            "broker": broker.url,
-            "model": golden_model,
-            "topics": [f"{prefix}/s/{{sensor}}"],
-            "output_prefix": f"{prefix}/out",
-            "client_id": f"{prefix}-daemon",
-            "health_interval_s": 0.5,
-            "reconnect_min_s": 1,
-            "reconnect_max_s": RECONNECT_MAX_S,
-        },
+        daemon_settings(
+            broker, golden_model, prefix, reconnect_min_s=1, reconnect_max_s=RECONNECT_MAX_S
+        ),
     )
     observer = Observer(broker, f"{prefix}/out", client_id=f"{prefix}-obs")
     publisher = Publisher(broker, f"{prefix}-pub")

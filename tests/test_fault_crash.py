@@ -29,6 +29,7 @@ from tests.faultkit import (
     DaemonProcess,
     Observer,
     Publisher,
+    daemon_settings,
     expected_forecasts,
     iso_of_step,
     mismatches,
@@ -48,19 +49,6 @@ def _seed() -> int:
     return int(os.environ.get("EDGE_LSTM_CRASH_SEED") or random.SystemRandom().randrange(10**6))
 
 
-def _settings(broker: Mosquitto, model: Path, prefix: str, state: Path, **more: object) -> dict:
-    return {
-        "broker": broker.url,
-        "model": model,
-        "topics": [f"{prefix}/s/{{sensor}}"],
-        "output_prefix": f"{prefix}/out",
-        "client_id": f"{prefix}-daemon",
-        "state_dir": state,
-        "health_interval_s": 0.5,
-        **more,
-    }
-
-
 def test_wal_crashes_change_no_forecast(
     mosquitto: Mosquitto, golden_model: Path, tmp_path: Path
 ) -> None:
@@ -73,8 +61,8 @@ def test_wal_crashes_change_no_forecast(
     state = tmp_path / "state"
     ids = [f"s{i}" for i in range(N_SENSORS)]
     data = series(N_SENSORS, n_steps, meta.n_features, seed=seed % 1000)
-    settings = _settings(
-        mosquitto, golden_model, prefix, state, durability="wal", snapshot_interval_s=0.7
+    settings = daemon_settings(
+        mosquitto, golden_model, prefix, state_dir=state, durability="wal", snapshot_interval_s=0.7
     )
     daemon = DaemonProcess(tmp_path / "daemon", settings)
     observer = Observer(mosquitto, f"{prefix}/out")
@@ -129,8 +117,13 @@ def test_snapshot_mode_loss_is_bounded_by_the_interval(
     state = tmp_path / "state"
     ids = [f"s{i}" for i in range(N_SENSORS)]
     data = series(N_SENSORS, n_steps, meta.n_features, seed=seed % 1000)
-    settings = _settings(
-        mosquitto, golden_model, prefix, state, snapshot_interval_s=interval_s, max_gap_steps=10_000
+    settings = daemon_settings(
+        mosquitto,
+        golden_model,
+        prefix,
+        state_dir=state,
+        snapshot_interval_s=interval_s,
+        max_gap_steps=10_000,
     )
     daemon = DaemonProcess(tmp_path / "daemon", settings)
     observer = Observer(mosquitto, f"{prefix}/out")

@@ -26,6 +26,7 @@ from tests.faultkit import (
     DaemonProcess,
     Observer,
     Publisher,
+    daemon_settings,
     expected_forecasts,
     iso_of_step,
     mismatches,
@@ -103,19 +104,17 @@ def test_hostile_traffic_changes_nothing_for_good_sensors(
     data = series(len(GOOD), ROUNDS, meta.n_features)
     daemon = DaemonProcess(
         tmp_path / "daemon",
-        {
-            "broker": mosquitto.url,
-            "model": golden_model,
-            "topics": [f"{prefix}/s/{{sensor}}"],
-            "output_prefix": f"{prefix}/out",
-            "client_id": f"{prefix}-daemon",
-            "state_dir": tmp_path / "state",
-            "health_interval_s": 0.3,
-            "max_sensors": MAX_SENSORS,
-            "max_payload_bytes": MAX_PAYLOAD_BYTES,
-            "queue_size": QUEUE_SIZE,
-            "log_level": "WARNING",
-        },
+        daemon_settings(
+            mosquitto,
+            golden_model,
+            prefix,
+            state_dir=tmp_path / "state",
+            health_interval_s=0.3,
+            max_sensors=MAX_SENSORS,
+            max_payload_bytes=MAX_PAYLOAD_BYTES,
+            queue_size=QUEUE_SIZE,
+            log_level="WARNING",
+        ),
     )
     observer = Observer(mosquitto, f"{prefix}/out")
     publisher = Publisher(mosquitto, f"{prefix}-pub")
@@ -210,14 +209,7 @@ def test_non_utf8_topic_never_reaches_the_daemon(
     prefix = unique_prefix("rawtopic")
     daemon = DaemonProcess(
         tmp_path / "daemon",
-        {
-            "broker": mosquitto.url,
-            "model": golden_model,
-            "topics": [f"{prefix}/s/{{sensor}}"],
-            "output_prefix": f"{prefix}/out",
-            "client_id": f"{prefix}-daemon",
-            "health_interval_s": 0.3,
-        },
+        daemon_settings(mosquitto, golden_model, prefix, health_interval_s=0.3),
     )
     observer = Observer(mosquitto, f"{prefix}/out")
     try:

@@ -25,6 +25,7 @@ from tests.faultkit import (
     DaemonProcess,
     Observer,
     Publisher,
+    daemon_settings,
     iso_of_step,
     reading_payload,
     series,
@@ -57,23 +58,22 @@ def _daemon_settings(
     password_file = tmp / "mqtt-password"
     password_file.write_text(SECRET + "\n")
     password_file.chmod(0o600)
-    return {
-        # The server certificate is issued for 127.0.0.1 and localhost: host name checked.
-        "broker": f"localhost:{broker.port}",
-        "model": model,
-        "topics": [f"{prefix}/s/{{sensor}}"],
-        "output_prefix": f"{prefix}/out",
-        "client_id": f"{prefix}-daemon",
-        "state_dir": tmp / "state",
-        "health_interval_s": 0.5,
-        "username": USER,
-        "password_file": password_file,
-        "tls_ca": pki.ca_cert,
-        "tls_cert": pki.client_cert,
-        "tls_key": pki.client_key,
-        "log_level": "DEBUG",  # the most talkative level must not leak the password either
+    settings = daemon_settings(
+        broker,
+        model,
+        prefix,
+        state_dir=tmp / "state",
+        username=USER,
+        password_file=password_file,
+        tls_ca=pki.ca_cert,
+        tls_cert=pki.client_cert,
+        tls_key=pki.client_key,
+        log_level="DEBUG",  # the most talkative level must not leak the password either
         **more,
-    }
+    )
+    # The server certificate is issued for 127.0.0.1 and localhost: host name checked.
+    settings["broker"] = f"localhost:{broker.port}"
+    return settings
 
 
 @pytest.mark.broker
@@ -178,17 +178,15 @@ def test_sensor_ids_never_reach_the_file_system(
     state = tmp_path / "state"
     daemon = DaemonProcess(
         tmp_path / "daemon",
-        {
-            "broker": mosquitto.url,
-            "model": golden_model,
-            "topics": [f"{prefix}/s/{{sensor}}"],
-            "output_prefix": f"{prefix}/out",
-            "client_id": f"{prefix}-daemon",
-            "state_dir": state,
-            "durability": "wal",
-            "health_interval_s": 0.3,
-            "snapshot_interval_s": 0.3,
-        },
+        daemon_settings(
+            mosquitto,
+            golden_model,
+            prefix,
+            state_dir=state,
+            durability="wal",
+            health_interval_s=0.3,
+            snapshot_interval_s=0.3,
+        ),
     )
     hostile_but_valid = ["..", ".", "~", "..%2F..%2Fetc", "con", "a\\b", "state.snapshot", "é漢"]
     rejected = ["$SYS", " padded "]

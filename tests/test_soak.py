@@ -14,7 +14,15 @@ from pathlib import Path
 import pytest
 
 from edge_lstm.metadata import ModelMeta
-from tests.faultkit import BASE_TS, DaemonProcess, Observer, Publisher, reading_payload, series
+from tests.faultkit import (
+    BASE_TS,
+    DaemonProcess,
+    Observer,
+    Publisher,
+    daemon_settings,
+    reading_payload,
+    series,
+)
 from tests.mosquitto import Mosquitto, unique_prefix
 
 pytestmark = pytest.mark.broker
@@ -38,18 +46,16 @@ def test_memory_and_queue_stay_flat(
     pattern = series(N_SENSORS, 64, meta.n_features)
     daemon = DaemonProcess(
         tmp_path / "daemon",
-        {
-            "broker": mosquitto.url,
-            "model": golden_model,
-            "topics": [f"{prefix}/s/{{sensor}}"],
-            "output_prefix": f"{prefix}/out",
-            "client_id": f"{prefix}-daemon",
-            "state_dir": tmp_path / "state",
-            "durability": "wal",
-            "snapshot_interval_s": 5.0,
-            "health_interval_s": SAMPLE_S,
-            "log_level": "WARNING",
-        },
+        daemon_settings(
+            mosquitto,
+            golden_model,
+            prefix,
+            state_dir=tmp_path / "state",
+            durability="wal",
+            snapshot_interval_s=5.0,
+            health_interval_s=SAMPLE_S,
+            log_level="WARNING",
+        ),
     )
     observer = Observer(mosquitto, f"{prefix}/out")
     publisher = Publisher(mosquitto, f"{prefix}-pub")
