@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
+from .cmd_common import fail, json_safe
 from .errors import EdgeLstmError
 
 SECTIONS = ("engine", "e2e", "memory")
@@ -49,7 +49,7 @@ def bench(
     sections = [s.strip() for s in only.split(",")] if only else list(SECTIONS)
     unknown = [s for s in sections if s not in SECTIONS]
     if unknown:
-        _fail(f"unknown section {unknown[0]!r} (choose from {', '.join(SECTIONS)})")
+        fail(f"unknown section {unknown[0]!r} (choose from {', '.join(SECTIONS)})")
     model_path = model or default_model_path()
     say = (lambda m: typer.echo(m, err=True)) if not as_json else (lambda m: None)
     report: dict[str, Any] = {"quick": quick, "model": str(model_path)}
@@ -85,28 +85,13 @@ def bench(
             counts = (10, 100) if quick else (100, 10_000)
             report["memory"] = run_memory(model_path, broker, counts, say)
     except (EdgeLstmError, OSError) as exc:
-        _fail(str(exc))
+        fail(str(exc))
     report["skipped"] = skipped
     report["machine"] = machine_info(report.get("engine", {}).get("backend", backend))
-    text = json.dumps(_finite(report), indent=2)
+    text = json.dumps(json_safe(report), indent=2)
     if output is not None:
         output.write_text(text + "\n", encoding="utf-8")
     typer.echo(text if as_json else format_report(report))
-
-
-def _fail(message: str) -> None:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(code=1)
-
-
-def _finite(value: object) -> object:
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    return value
 
 
 def _num(value: object, fmt: str = ",.0f") -> str:

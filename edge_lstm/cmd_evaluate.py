@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import math
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from .cmd_common import json_safe
 from .errors import EdgeLstmError
 
 if TYPE_CHECKING:
@@ -86,22 +86,11 @@ def evaluate(
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(code=1) from None
     if as_json:
-        typer.echo(json.dumps(_finite(result.to_dict()), indent=2))
+        typer.echo(json.dumps(json_safe(result.to_dict()), indent=2))
     else:
         typer.echo(format_table(result))
         if plot is not None:
             typer.echo(f"plot written to {plot}")
-
-
-def _finite(value: object) -> object:
-    """NaN is not JSON: a score that does not exist is null."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    return value
 
 
 def format_table(result: Evaluation) -> str:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated
 
 import typer
 
+from .cmd_common import fail
 from .errors import EdgeLstmError
 from .metadata import QUANTIZE_MODES, Scaler
 
@@ -39,11 +40,11 @@ def export(
         parsed_scaler: Scaler | None = parse_scaler(scaler) if scaler else None
         names = parse_names(feature_names) if feature_names else None
     except ValueError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     if quantize not in QUANTIZE_MODES:
-        _fail(f"--quantize must be one of {', '.join(QUANTIZE_MODES)}, not {quantize!r}")
+        fail(f"--quantize must be one of {', '.join(QUANTIZE_MODES)}, not {quantize!r}")
     if output.suffix != ".tflite":
-        _fail(f"--output {output} must end in .tflite (the metadata goes beside it as .json)")
+        fail(f"--output {output} must end in .tflite (the metadata goes beside it as .json)")
     from .export import ExportOptions, export_model, load_keras
 
     try:
@@ -62,7 +63,7 @@ def export(
             ),
         )
     except EdgeLstmError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     meta = result.meta
     parity = result.parity
     typer.echo(
@@ -74,8 +75,3 @@ def export(
         f"parity: max abs error {parity.max_abs_error:.2e} <= tolerance {parity.tolerance:.1e} "
         f"over {parity.sequences} sequences x {parity.steps} steps"
     )
-
-
-def _fail(message: str) -> NoReturn:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(code=1)
