@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
+from itertools import chain
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -64,6 +65,9 @@ def as_vector(sensor_id: str, value: Value, n_features: int) -> npt.NDArray[np.f
     return vector
 
 
+_PLAIN = {float, int}
+
+
 def as_matrix(
     values: Mapping[str, Value], ids: Sequence[str], n_features: int
 ) -> npt.NDArray[np.float64]:
@@ -72,14 +76,22 @@ def as_matrix(
     One numpy conversion for the whole batch; only when that finds a problem is each value
     checked on its own, to name the sensor at fault.
     """
+    items = list(map(values.__getitem__, ids))
+    kinds = set(map(type, items))
+    # numpy is slow to discover the shape of a list of tuples (what the resampler hands in):
+    # flatten plain Python numbers first. Types are checked exactly, so bools and strings
+    # take the checked path below and are refused there.
+    if kinds == {tuple}:
+        flat = list(chain.from_iterable(items))  # type: ignore[arg-type]
+        if len(flat) == len(items) * n_features and set(map(type, flat)) <= _PLAIN:
+            items = flat  # type: ignore[assignment]
     try:
-        array = np.asarray(list(map(values.__getitem__, ids)))
+        array = np.asarray(items)
     except (TypeError, ValueError):  # ragged lists
         array = np.asarray(None)
-    shapes = [(len(ids), n_features)] + ([(len(ids),)] if n_features == 1 else [])
-    if array.dtype.kind in "fiu" and array.shape in shapes:
+    if array.dtype.kind in "fiu" and array.size == len(ids) * n_features:
         matrix = array.astype(np.float64).reshape(len(ids), n_features)
-        if np.isfinite(matrix).all():
+        if array.ndim <= 2 and np.isfinite(matrix).all():
             return matrix
     return np.stack([as_vector(s, values[s], n_features) for s in ids])
 
