@@ -8,6 +8,7 @@ when the process died is redelivered by the broker from the persistent session.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import ssl
@@ -39,6 +40,10 @@ SESSION_EXPIRY_S = 7 * 24 * 3600
 """How long the broker keeps our session (and queued readings) while we are away (MQTT 5)."""
 
 
+RECV_BUFFER_BYTES = 65_536
+READ_BURST_RECVS = 8
+
+
 class _Client(paho.Client):
     """paho's client, able to wake its network thread once per worker batch.
 
@@ -50,6 +55,46 @@ class _Client(paho.Client):
 
     _held_by: int | None = None
     _wake_pending = False
+    # Receive buffer: paho reads each packet with three recv() calls (type, length, body);
+    # reading 64 KiB at a time and serving the packets from it takes one call for hundreds.
+    _rbuf = b""
+    _rpos = 0
+    _rsock: object = None
+    _recv_budget = 0
+
+    def loop_read(self, max_packets: int = 1) -> MQTTErrorCode:
+        # paho reads max(1, messages in flight) packets per select(), i.e. one when the daemon
+        # has no QoS 1 publish of its own in flight. Read until the socket is drained instead,
+        # at most READ_BURST_RECVS buffer fills per call so that writes (acks) are not starved;
+        # the buffer is always empty on return, so select() never sleeps on buffered bytes.
+        if self._sock is None:
+            return MQTTErrorCode.MQTT_ERR_NO_CONN
+        self._recv_budget = READ_BURST_RECVS
+        while True:
+            if self._sock is None:
+                return MQTTErrorCode.MQTT_ERR_NO_CONN
+            rc = self._packet_read()
+            if rc > 0:
+                return self._loop_rc_handle(rc)
+            if rc == MQTTErrorCode.MQTT_ERR_AGAIN and self._rpos >= len(self._rbuf):
+                return MQTTErrorCode.MQTT_ERR_SUCCESS
+
+    def _sock_recv(self, bufsize: int) -> bytes:
+        sock = self._sock
+        if sock is not self._rsock:  # a new connection: nothing of the old stream is kept
+            self._rsock, self._rbuf, self._rpos = sock, b"", 0
+        pos = self._rpos
+        if pos >= len(self._rbuf):
+            if self._recv_budget <= 0:
+                raise BlockingIOError()  # back to select() and writing; the data waits there
+            self._recv_budget -= 1
+            data = super()._sock_recv(RECV_BUFFER_BYTES)
+            if len(data) <= bufsize:
+                return data
+            self._rbuf, pos = data, 0
+        end = pos + bufsize
+        self._rpos = end
+        return self._rbuf[pos:end]
 
     def hold_wakeups(self) -> None:
         if self._thread is not None:  # only with loop_start(): otherwise paho writes inline
@@ -61,10 +106,8 @@ class _Client(paho.Client):
             self._wake_pending = False
             sock = self._sockpairW
             if sock is not None:
-                try:
+                with contextlib.suppress(OSError):  # full (a wake-up is pending) or closed
                     sock.send(b"0")
-                except (BlockingIOError, OSError):
-                    pass
 
     def _packet_queue(  # type: ignore[override]
         self,
@@ -123,7 +166,7 @@ class MqttLink:
         """Successful connects after the first."""
         return max(0, self.connects - 1)
 
-    def _make_client(self) -> paho.Client:
+    def _make_client(self) -> _Client:
         c = self.config
         v5 = c.mqtt_version == "5"
         client = _Client(

@@ -44,6 +44,8 @@ class ForecastFormatter:
         self.model = {"name": meta.name, "sha256": meta.tflite_sha256}
         self._times: OrderedDict[float, list[str]] = OrderedDict()
         self._issued: dict[float, str] = {}
+        self._templates: OrderedDict[tuple[float, int, int], str] = OrderedDict()
+        self._names: dict[str, str] = {}
         self._single = len(self.features) == 1
         fixed = {"step_s": meta.step_s, "model": self.model, "features": self.features}
         self._fixed = json.dumps(fixed, separators=(",", ":"))[1:-1]
@@ -121,18 +123,39 @@ class ForecastFormatter:
         # would cost several times more, once per reading on a Pi.
         values = np.round(forecasts[:, :, 0].astype(np.float64), DECIMALS)
         finite: list[bool] = np.isfinite(values).all(axis=1).tolist()  # type: ignore[assignment]
-        rows = values.tolist()
-        lo = hi = None
+        horizon = values.shape[1]
+        n = 0
         if self.band is not None:
-            n = min(len(self.band[0]), values.shape[1])
-            lo = np.round(values[:, :n] + self.band[0][:n, 0], DECIMALS).tolist()
-            hi = np.round(values[:, :n] + self.band[1][:n, 0], DECIMALS).tolist()
+            # Each sensor's numbers in document order (v, lo, hi per step; v alone past the
+            # band), as one list per sensor from a single tolist() for the whole batch.
+            n = min(len(self.band[0]), horizon)
+            lo = np.round(values[:, :n] + self.band[0][:n, 0], DECIMALS)
+            hi = np.round(values[:, :n] + self.band[1][:n, 0], DECIMALS)
+            banded = np.stack([values[:, :n], lo, hi], axis=2).reshape(len(values), 3 * n)
+            rows = np.concatenate([banded, values[:, n:]], axis=1).tolist()
+        else:
+            rows = values.tolist()
         if issued_at not in self._issued:
             self._issued = {issued_at: iso(issued_at)}
-        head = f'"issued_at":"{self._issued[issued_at]}",{self._fixed}'
+        head = f'"issued_at":"{self._issued[issued_at]}",{self._fixed},'
+        names = self._names
+        if len(names) > 4 * len(sensor_ids) + 20_000:  # bounded under sensor churn
+            names.clear()
         out = []
         for i, sensor_id in enumerate(sensor_ids):
-            if not finite[i]:
+            if finite[i]:
+                name = names.get(sensor_id)
+                if name is None:
+                    name = names[sensor_id] = '{"sensor":' + json.dumps(sensor_id) + ","
+                # One C-level %-format per document: the template holds the step times and a
+                # %r (float repr, as json.dumps writes it) for each number.
+                body = self._template(bucket_starts[i], horizon, n) % (
+                    statuses[i],
+                    steps_seen[i],
+                    *rows[i],
+                )
+                out.append((name + head + body).encode("utf-8"))
+            else:  # a diverging model: null for the non-finite numbers, via json
                 out.append(
                     self.format(
                         sensor_id,
@@ -143,20 +166,26 @@ class ForecastFormatter:
                         issued_at,
                     )
                 )
-                continue
-            times = self._step_times(bucket_starts[i])
-            steps = [f'{{"t":"{times[k + 1]}","v":{v!r}' for k, v in enumerate(rows[i])]
-            if lo is not None and hi is not None:
-                lo_i, hi_i = lo[i], hi[i]
-                for k in range(len(lo_i)):
-                    steps[k] += f',"lo":{lo_i[k]!r},"hi":{hi_i[k]!r}'
-            doc = (
-                f'{{"sensor":{json.dumps(sensor_id)},{head},"last_obs_at":"{times[0]}",'
-                f'"status":"{statuses[i]}","steps_seen":{steps_seen[i]},'
-                f'"forecast":[{"},".join(steps)}}}]}}'
-            )
-            out.append(doc.encode("utf-8"))
         return out
+
+    def _template(self, bucket_start: float, horizon: int, banded: int) -> str:
+        """``%`` template of a document's tail for one bucket: status, steps_seen, numbers."""
+        key = (bucket_start, horizon, banded)
+        template = self._templates.get(key)
+        if template is None:
+            times = self._step_times(bucket_start)
+            steps = [
+                f'{{"t":"{times[k + 1]}","v":%r' + (',"lo":%r,"hi":%r}' if k < banded else "}")
+                for k in range(horizon)
+            ]
+            template = (
+                f'"last_obs_at":"{times[0]}","status":"%s","steps_seen":%d,'
+                f'"forecast":[{",".join(steps)}]}}'
+            )
+            self._templates[key] = template
+            if len(self._templates) > 64:
+                self._templates.popitem(last=False)
+        return template
 
     def _cell(self, row: list[float | None]) -> object:
         if self._single:

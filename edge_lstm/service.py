@@ -218,7 +218,9 @@ class Daemon:
         link = self.link
         link.hold_wakeups()  # one wake-up of paho's network thread for the batch's acks
         try:
-            for msg in batch:  # handled (accepted or rejected and counted): the broker may forget it
+            for (
+                msg
+            ) in batch:  # handled (accepted or rejected and counted): the broker may forget it
                 link.ack(msg.mid, msg.qos)
         finally:
             link.release_wakeups()
