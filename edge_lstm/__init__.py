@@ -1,5 +1,7 @@
 """edge-lstm: rolling LSTM forecasts for MQTT sensor streams on edge devices."""
 
+from typing import TYPE_CHECKING
+
 from .errors import (
     BrokerError,
     ConfigError,
@@ -9,6 +11,10 @@ from .errors import (
     StateFileError,
     UnknownSensorError,
 )
+
+if TYPE_CHECKING:  # the real imports are lazy (below), for type checkers they are plain
+    from .baselines import NaiveForecaster, SeasonalNaiveForecaster
+    from .forecaster import Forecaster
 
 __version__ = "0.1.0"
 

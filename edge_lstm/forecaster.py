@@ -190,8 +190,7 @@ class Forecaster:
 
     def steps_seen(self, sensor_id: str) -> int:
         """Observed steps since the sensor was created or reset (0 if unknown)."""
-        slot = self.store._slots.get(sensor_id)
-        return 0 if slot is None else int(self.store.steps[slot])
+        return self.store.steps_of(sensor_id)
 
     def is_warm(self, sensor_id: str) -> bool:
         return self.steps_seen(sensor_id) >= max(1, self.meta.warmup)

@@ -59,6 +59,11 @@ class StateStore:
     def ids(self) -> list[str]:
         return list(self._slots)
 
+    def steps_of(self, sensor_id: str) -> int:
+        """Observed steps of a sensor (0 if unknown)."""
+        slot = self._slots.get(sensor_id)
+        return 0 if slot is None else int(self.steps[slot])
+
     def slots(self, sensor_ids: Sequence[str]) -> IntArray:
         """Slots of known sensors; ``UnknownSensorError`` names the first unknown one."""
         found = list(map(self._slots.get, sensor_ids))
