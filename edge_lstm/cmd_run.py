@@ -67,6 +67,7 @@ def run(**options: Any) -> None:
         config = Config.load(config_path, os.environ, overrides)
         if validate_only:
             config.password()  # a missing credential is a config error too
+            check_model(config)  # systemd's pre-flight: a model that cannot load is an error
             typer.echo(json.dumps(config.to_dict(), indent=2))
             typer.echo("configuration is valid", err=True)
             return
@@ -79,6 +80,20 @@ def run(**options: Any) -> None:
         raise typer.Exit(code=1) from None
     if code:
         raise typer.Exit(code=code)
+
+
+def check_model(config: Config) -> None:
+    """Load the configured model (file, sidecar, checksum, interpreter); ``ModelError`` if not."""
+    from .errors import ModelError
+    from .paths import default_model_path
+    from .runtime import StepModel
+
+    path = config.model or default_model_path()
+    if not path.is_file():
+        raise ModelError(f"model {path}: file not found (set model = PATH.tflite)")
+    if path.suffix != ".tflite":
+        raise ModelError(f"model {path}: not a .tflite file (convert it with edge-lstm export)")
+    StepModel.load(path)
 
 
 def _option_type(kind: Any) -> tuple[Any, dict[str, Any]]:

@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 from .config_parse import coerce, from_env, read_toml
 from .errors import ConfigError
-from .topics import TopicTemplate, validate_output_prefix
+from .topics import OutputTopics, TopicTemplate, filters_overlap, validate_output_prefix
 
 ENV_PREFIX = "EDGE_LSTM_"
 # Variables read by other parts of edge-lstm (interpreter choice, CLI, test tooling), not
@@ -41,7 +41,12 @@ class Config:
     """Every setting of ``edge-lstm run``; build it with :meth:`Config.load`."""
 
     # --- broker ---
-    broker: str = field(default="localhost:1883", metadata=_help("MQTT broker as HOST:PORT."))
+    broker: str = field(
+        default="localhost:1883",
+        metadata=_help(
+            "MQTT broker as HOST:PORT, HOST (port 1883) or [IPv6]:PORT; no scheme (TLS: tls_ca)."
+        ),
+    )
     client_id: str = field(
         default="edge-lstm",
         metadata=_help(
@@ -68,7 +73,9 @@ class Config:
         default=False,
         metadata=_help("Skip the broker host name check (self-signed test setups only)."),
     )
-    keepalive_s: int = field(default=30, metadata=_help("MQTT keepalive in seconds."))
+    keepalive_s: int = field(
+        default=30, metadata=_help("MQTT keepalive in seconds (5..65535, an MQTT limit).")
+    )
     reconnect_min_s: int = field(
         default=1, metadata=_help("First reconnect delay in seconds (doubles).")
     )
@@ -112,6 +119,13 @@ class Config:
             "Missing steps filled with the model's own predictions; a longer gap resets the sensor."
         ),
     )
+    max_clock_skew_s: float = field(
+        default=300.0,
+        metadata=_help(
+            "A reading whose ts is more than this many seconds ahead of its arrival is refused "
+            "(future); clocks behind ours are fine."
+        ),
+    )
     grace_s: float = field(
         default=2.0,
         metadata=_help(
@@ -121,7 +135,8 @@ class Config:
     max_sensors: int = field(
         default=10_000,
         metadata=_help(
-            "Most sensors kept in memory; beyond it the least recently seen is evicted."
+            "Most sensors kept in memory (1..1,000,000). When all are live, a new sensor is "
+            "refused (sensor_limit); one silent longer than a fillable gap may be replaced."
         ),
     )
     max_payload_bytes: int = field(default=1024, metadata=_help("Larger payloads are rejected."))
@@ -177,6 +192,12 @@ class Config:
     )
     wal_fsync: bool = field(
         default=True, metadata=_help("fsync the write-ahead log on every append (durability=wal).")
+    )
+    wal_max_bytes: int = field(
+        default=16 * 2**20,
+        metadata=_help(
+            "Largest write-ahead log: a snapshot is taken before it grows past this (bytes)."
+        ),
     )
     # --- process ---
     log_level: str = field(default="INFO", metadata=_help("DEBUG, INFO, WARNING or ERROR."))
@@ -242,21 +263,46 @@ class Config:
             raise ConfigError(str(exc)) from exc
 
 
+BROKER_FORMS = "HOST:PORT, HOST (port 1883) or [IPv6]:PORT, e.g. 'pi.local:1883'"
+
+
 def split_broker(broker: str) -> tuple[str, int]:
-    """``"host:1883"`` -> ``("host", 1883)``; a bare host gets port 1883; ``[::1]:1883`` works."""
-    host, sep, port_text = broker.rpartition(":")
-    if not sep or (host.count(":") and not host.startswith("[")):
-        host, port_text = broker, "1883"
-    host = host.strip("[]")
-    if not host:
-        raise ConfigError(f"broker {broker!r}: missing host (expected HOST:PORT)")
-    try:
-        port = int(port_text)
-    except ValueError:
-        raise ConfigError(f"broker {broker!r}: port {port_text!r} is not a number") from None
+    """``"host:1883"`` -> ``("host", 1883)``; a bare host gets port 1883; ``[::1]:1883`` works.
+
+    The one parser of broker addresses. A URL scheme is refused with the accepted forms:
+    ``mqtt://host`` would otherwise be read as host ``mqtt`` and port ``//host``.
+    """
+    text = broker.strip()
+    scheme, sep, rest = text.partition("://")
+    if sep:
+        tls = " (TLS: set tls_ca, usually with port 8883)" if scheme.lower() in _TLS_SCHEMES else ""
+        raise ConfigError(
+            f"broker {broker!r}: no URL scheme ({scheme}://); give {BROKER_FORMS}, "
+            f"here {rest.split('/')[0]!r}{tls}"
+        )
+    if text.startswith("["):
+        host, bracket, tail = text[1:].partition("]")
+        if not bracket or (tail and not tail.startswith(":")):
+            raise ConfigError(f"broker {broker!r}: expected {BROKER_FORMS}")
+        port_text = tail[1:] if tail else "1883"
+    elif text.count(":") > 1:  # a bare IPv6 address
+        host, port_text = text, "1883"
+    else:
+        host, _, port_text = text.partition(":")
+        port_text = port_text if ":" in text else "1883"
+    if not host or any(c.isspace() or c in "/@?#" for c in host):
+        raise ConfigError(f"broker {broker!r}: bad host {host!r}; expected {BROKER_FORMS}")
+    if not port_text.isdigit():
+        raise ConfigError(
+            f"broker {broker!r}: port {port_text!r} is not a number; expected {BROKER_FORMS}"
+        )
+    port = int(port_text)
     if not 0 < port < 65536:
         raise ConfigError(f"broker {broker!r}: port must be 1..65535")
     return host, port
+
+
+_TLS_SCHEMES = frozenset({"mqtts", "ssl", "tls", "wss"})
 
 
 def field_help(name: str) -> str:
@@ -264,16 +310,38 @@ def field_help(name: str) -> str:
     return str(_FIELD_OBJECTS[name].metadata.get("help", ""))
 
 
+# (low, high) of every numeric setting, from what MQTT, paho and a Pi accept. Inclusive.
+RANGES: dict[str, tuple[float, float]] = {
+    "keepalive_s": (5, 65_535),  # MQTT's keepalive is a 16-bit field; paho dies beyond it
+    "reconnect_min_s": (1, 3_600),
+    "reconnect_max_s": (1, 3_600),
+    "horizon": (1, 1_000),
+    "max_gap_steps": (0, 1_000_000),
+    "max_clock_skew_s": (0, 10 * 366 * 86_400),
+    "grace_s": (0, 86_400),
+    # Each sensor holds its LSTM state in memory and in every batched interpreter call.
+    "max_sensors": (1, 1_000_000),
+    "max_payload_bytes": (16, 1_048_576),
+    "queue_size": (1, 10_000_000),
+    "batch_max": (1, 1_000_000),
+    "batch_wait_ms": (0, 1_000),
+    "health_interval_s": (0.1, 86_400),
+    "snapshot_interval_s": (0.1, 7 * 86_400),
+    "wal_max_bytes": (65_536, 2**40),
+}
+
+
 def _check(c: Config) -> None:
     split_broker(c.broker)
-    if not c.client_id or len(c.client_id) > 128:
-        raise ConfigError("client_id must be 1..128 characters")
+    if not c.client_id or len(c.client_id) > 128 or not c.client_id.isprintable():
+        raise ConfigError("client_id must be 1..128 printable characters")
     if not c.topics:
         raise ConfigError("topics must list at least one template")
     for template in c.topics:
         TopicTemplate(template)  # raises ConfigError naming the template
     validate_output_prefix(c.output_prefix, "output_prefix")
     validate_output_prefix(c.homeassistant_prefix, "homeassistant_prefix")
+    _check_no_feedback(c)
     if c.qos not in (0, 1):
         raise ConfigError(f"qos must be 0 or 1, not {c.qos}")
     if c.forecast_qos not in (0, 1):
@@ -284,31 +352,60 @@ def _check(c: Config) -> None:
         raise ConfigError(f"durability must be 'snapshot' or 'wal', not {c.durability!r}")
     if c.durability == "wal" and c.state_dir is None:
         raise ConfigError("durability = 'wal' needs state_dir")
-    if c.horizon is not None and c.horizon < 1:
-        raise ConfigError("horizon must be >= 1")
     if (c.tls_cert is None) != (c.tls_key is None):
         raise ConfigError("tls_cert and tls_key must be given together")
-    positive = {
-        "keepalive_s": c.keepalive_s,
-        "reconnect_min_s": c.reconnect_min_s,
-        "max_sensors": c.max_sensors,
-        "max_payload_bytes": c.max_payload_bytes,
-        "queue_size": c.queue_size,
-        "batch_max": c.batch_max,
-        "health_interval_s": c.health_interval_s,
-        "snapshot_interval_s": c.snapshot_interval_s,
-    }
-    for key, value in positive.items():
-        if not (value > 0 and math.isfinite(value)):
-            raise ConfigError(f"{key} must be > 0, not {value}")
+    for key, (low, high) in RANGES.items():
+        value = getattr(c, key)
+        if value is None:
+            continue
+        if not (math.isfinite(value) and low <= value <= high):
+            raise ConfigError(
+                f"{key} must be between {_number(low)} and {_number(high)}, not {_number(value)}"
+            )
     if c.reconnect_max_s < c.reconnect_min_s:
         raise ConfigError("reconnect_max_s must be >= reconnect_min_s")
-    if not (0 <= c.batch_wait_ms <= 1000):
-        raise ConfigError("batch_wait_ms must be between 0 and 1000")
-    if c.max_gap_steps < 0:
-        raise ConfigError("max_gap_steps must be >= 0")
-    if not (c.grace_s >= 0 and math.isfinite(c.grace_s)):
-        raise ConfigError("grace_s must be >= 0")
+    if c.batch_max > c.queue_size:
+        raise ConfigError("batch_max must be <= queue_size")
+
+
+def _number(value: float) -> str:
+    """1000000 -> "1,000,000"; 0.1 -> "0.1"."""
+    if math.isfinite(value) and value == int(value) and abs(value) < 1e18:
+        return f"{int(value):,}"
+    return f"{value:g}"
+
+
+def _check_no_feedback(c: Config) -> None:
+    """Refuse input templates that match the daemon's own output: it would read itself.
+
+    The fixed topics (status, health) must not match at all; per-sensor topics
+    (``PREFIX/<sensor>/forecast``) must not be matched for every sensor. A template such as
+    ``PREFIX/sensors/{sensor}`` only meets the forecasts of a sensor named ``sensors``, whose
+    documents would be refused as readings: allowed.
+    """
+    out = OutputTopics(c.output_prefix)
+    fixed = [out.status, out.health]
+    per_sensor = [out.forecast("+"), out.accuracy("+")]
+    if c.homeassistant:
+        per_sensor.append(f"{c.homeassistant_prefix}/sensor/edge_lstm/+/config")
+    for template in c.templates():
+        sub = template.subscription
+        hits = [t for t in fixed if filters_overlap(sub, t)]
+        hits += [t for t in per_sensor if _matches_every_sensor(sub, t)]
+        if hits:
+            raise ConfigError(
+                f"topic template {template.template!r} matches the daemon's own output "
+                f"{hits[0]!r} (output_prefix {c.output_prefix!r}): it would read what it "
+                "publishes; choose another output_prefix or template"
+            )
+
+
+def _matches_every_sensor(subscription: str, pattern: str) -> bool:
+    """Whether ``subscription`` matches ``pattern``'s topic for every value of its ``+``."""
+    left, right = subscription.split("/"), pattern.split("/")
+    if len(left) != len(right):
+        return False
+    return all(s == "+" or (p != "+" and s == p) for s, p in zip(left, right, strict=True))
 
 
 _HINTS = typing.get_type_hints(Config)

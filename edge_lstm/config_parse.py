@@ -92,17 +92,32 @@ def coerce(key: str, value: object, kind: Any) -> object:
             return Path(value)
     elif typing.get_origin(base) is tuple:
         if isinstance(value, str):
-            return (value,)
+            # Explicitly an error: silently taking "a/{sensor}" as one template hides the
+            # difference between the TOML list and the comma-separated environment form.
+            raise ConfigError(
+                f"{key}: expected a list of strings, e.g. {key} = [{_toml_string(value)}], "
+                f"not the string {_toml_string(value)}"
+            )
         if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
             return tuple(value)
     elif typing.get_origin(base) is Literal:
-        if value in typing.get_args(base):
+        choices = typing.get_args(base)
+        if value in choices:
             return value
-        choices = ", ".join(repr(a) for a in typing.get_args(base))
-        raise ConfigError(f"{key}: must be one of {choices}, not {value!r}")
+        # `mqtt_version = 5` in TOML is an integer; the choices are strings ("3.1.1" cannot be
+        # a TOML number), so a number that spells one of them is taken as it.
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if number and str(value) in choices:
+            return str(value)
+        names = ", ".join(_toml_string(str(a)) for a in choices)
+        raise ConfigError(f"{key}: must be one of {names} (a string), not {value!r}")
     elif base is str and isinstance(value, str):
         return value
     raise ConfigError(f"{key}: expected {_type_name(base)}, not {type(value).__name__} {value!r}")
+
+
+def _toml_string(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def _unwrap(kind: Any) -> tuple[Any, bool]:

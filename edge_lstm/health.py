@@ -30,15 +30,25 @@ class RateLimitedLog:
         self._last: dict[str, float] = {}
         self._held: Counter[str] = Counter()
 
-    def log(self, key: str, message: str, now: float, level: int = logging.WARNING) -> bool:
-        """Log ``message`` unless ``key`` was logged less than ``interval_s`` ago."""
+    def log(
+        self,
+        key: str,
+        message: str,
+        now: float,
+        level: int = logging.WARNING,
+        exc_info: BaseException | None = None,
+    ) -> bool:
+        """Log ``message`` unless ``key`` was logged less than ``interval_s`` ago.
+
+        ``exc_info``: an exception whose traceback goes with the line (when it is logged).
+        """
         last = self._last.get(key)
         if last is not None and now - last < self.interval_s:
             self._held[key] += 1
             return False
         held = self._held.pop(key, 0)
         suffix = f" ({held} similar message(s) suppressed)" if held else ""
-        self.logger.log(level, "%s%s", message, suffix)
+        self.logger.log(level, "%s%s", message, suffix, exc_info=exc_info)
         self._last[key] = now
         return True
 
@@ -80,6 +90,11 @@ class _Errors:
 
     def mae(self) -> list[float | None]:
         return [round(s / c, 6) if c else None for s, c in zip(self.sum, self.count, strict=True)]
+
+
+SCORES = "ok_forecasts"
+"""What the running accuracy scores: forecasts published with ``"status": "ok"`` (past the
+model's warm-up), the rule ``edge-lstm demo`` uses too; ``warming_up`` forecasts are not scored."""
 
 
 class AccuracyTracker:
@@ -179,14 +194,22 @@ class AccuracyTracker:
 
     def summary(self) -> dict[str, object]:
         """Overall MAE and sample count per horizon step."""
-        return {"mae_by_step": self.overall.mae(), "scored_by_step": list(self.overall.count)}
+        return {
+            "scores": SCORES,
+            "mae_by_step": self.overall.mae(),
+            "scored_by_step": list(self.overall.count),
+        }
 
     def sensor_summary(self, sensor_id: str) -> dict[str, object] | None:
         """One sensor's MAE and count per horizon step (None if never scored)."""
         errors = self._per_sensor.get(sensor_id)
         if errors is None:
             return None
-        return {"mae_by_step": errors.mae(), "scored_by_step": list(errors.count)}
+        return {
+            "scores": SCORES,
+            "mae_by_step": errors.mae(),
+            "scored_by_step": list(errors.count),
+        }
 
     def take_dirty(self) -> list[str]:
         """Sensors scored since the last call (to republish their accuracy)."""

@@ -40,6 +40,8 @@ REASONS = (
     "bad_ts",
     "bad_topic",
     "bad_sensor_id",
+    "future",
+    "internal_error",
 )
 """Every rejection reason this module (and the topic router) can give."""
 
@@ -64,8 +66,13 @@ def parse_payload(
     features: Sequence[str],
     arrival_ts: float,
     max_bytes: int = 1024,
+    max_ahead_s: float = math.inf,
 ) -> Reading:
-    """Turn one MQTT payload into a validated ``Reading`` for ``sensor_id``."""
+    """Turn one MQTT payload into a validated ``Reading`` for ``sensor_id``.
+
+    ``max_ahead_s``: a ``ts`` more than this ahead of ``arrival_ts`` is refused as ``future``
+    (a clock glitch or a hostile publisher would otherwise make every later reading ``late``).
+    """
     if len(payload) > max_bytes:
         raise PayloadError(
             "too_large", f"{sensor_id}: payload of {len(payload)} bytes > {max_bytes}"
@@ -86,11 +93,18 @@ def parse_payload(
         doc = _DECODER.decode(text)
     except _ConstantError as exc:
         raise PayloadError("not_finite", f"{sensor_id}: {exc}") from None
-    except (json.JSONDecodeError, RecursionError) as exc:
+    except (ValueError, RecursionError) as exc:
+        # ValueError beyond JSONDecodeError: Python refuses integers of more than 4300 digits.
         raise PayloadError("bad_json", f"{sensor_id}: invalid JSON ({_why(exc)})") from None
     if not isinstance(doc, dict):  # pragma: no cover - starts with "{" and parsed
         raise PayloadError("bad_json", f"{sensor_id}: expected a JSON object")
     ts = _parse_ts(sensor_id, doc["ts"], arrival_ts) if "ts" in doc else arrival_ts
+    if ts - arrival_ts > max_ahead_s:
+        raise PayloadError(
+            "future",
+            f"{sensor_id}: ts {ts:.0f} is {ts - arrival_ts:.0f}s ahead of its arrival "
+            f"(max_clock_skew_s = {max_ahead_s:g})",
+        )
     return _reading(sensor_id, _values_from(sensor_id, doc, features), ts)
 
 
@@ -130,11 +144,13 @@ def _check_values(sensor_id: str, items: Sequence[object], n: int) -> tuple[floa
         # bool is an int in Python; a JSON true is not a measurement.
         if isinstance(item, bool) or not isinstance(item, (int, float)):
             raise PayloadError(
-                "not_a_number", f"{sensor_id}: value {_short(json.dumps(item))} is not a number"
+                "not_a_number", f"{sensor_id}: value {_describe(item)} is not a number"
             )
-        value = float(item)
-        if not math.isfinite(value):
-            raise PayloadError("not_finite", f"{sensor_id}: value {item!r} is not finite")
+        value = _as_float(item)
+        if value is None or not math.isfinite(value):
+            raise PayloadError(
+                "not_finite", f"{sensor_id}: value {_describe(item)} is not a finite float64"
+            )
         out.append(value)
     return tuple(out)
 
@@ -145,7 +161,10 @@ def _parse_ts(sensor_id: str, raw: object, arrival_ts: float) -> float:
     if isinstance(raw, bool):
         raise PayloadError("bad_ts", f"{sensor_id}: ts must be ISO 8601 or epoch seconds")
     if isinstance(raw, (int, float)):
-        ts = float(raw)
+        as_float = _as_float(raw)
+        if as_float is None:
+            raise PayloadError("bad_ts", f"{sensor_id}: ts {_describe(raw)} is out of range")
+        ts = as_float
     elif isinstance(raw, str):
         try:
             moment = datetime.fromisoformat(raw.strip())
@@ -155,14 +174,38 @@ def _parse_ts(sensor_id: str, raw: object, arrival_ts: float) -> float:
             ) from None
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=timezone.utc)
-        ts = moment.timestamp()
+        try:
+            ts = moment.timestamp()
+        except (OverflowError, OSError, ValueError):
+            raise PayloadError("bad_ts", f"{sensor_id}: ts {_short(raw)} is out of range") from None
     else:
         raise PayloadError("bad_ts", f"{sensor_id}: ts must be ISO 8601 or epoch seconds")
     if not math.isfinite(ts) or not MIN_TS <= ts < MAX_TS:
         millis = isinstance(raw, (int, float)) and math.isfinite(ts) and ts >= MAX_TS
         hint = " (milliseconds? send seconds)" if millis else ""
-        raise PayloadError("bad_ts", f"{sensor_id}: ts {raw!r} is out of range{hint}")
+        raise PayloadError("bad_ts", f"{sensor_id}: ts {_describe(raw)} is out of range{hint}")
     return ts
+
+
+def _as_float(number: float) -> float | None:
+    """``float(number)``, None for an integer beyond float64 (float() raises OverflowError)."""
+    try:
+        return float(number)
+    except OverflowError:
+        return None
+
+
+def _describe(item: object) -> str:
+    """A short, safe rendering of a JSON value for a message.
+
+    Never ``repr`` a huge integer: Python refuses to print one of more than 4300 digits.
+    """
+    if isinstance(item, int) and not isinstance(item, bool) and item.bit_length() > 64:
+        return f"(an integer of about {int(item.bit_length() * 0.30103) + 1} digits)"
+    try:
+        return _short(json.dumps(item))
+    except (ValueError, TypeError, RecursionError):
+        return f"(a {type(item).__name__})"
 
 
 class _ConstantError(ValueError):

@@ -40,6 +40,14 @@ SESSION_EXPIRY_S = 7 * 24 * 3600
 """How long the broker keeps our session (and queued readings) while we are away (MQTT 5)."""
 
 
+SESSION_TAKEN_OVER = 142
+"""MQTT 5 DISCONNECT reason: another client connected with our client id."""
+TAKEOVER_WINDOW_S = 2.0
+"""A connection dropped this soon after it was accepted counts as taken over."""
+TAKEOVER_RESET_S = 60.0
+NETWORK_STUCK_S = 60.0
+"""A connected network loop that has not turned for this long is stuck (it turns every 1 s)."""
+
 RECV_BUFFER_BYTES = 65_536
 READ_BURST_RECVS = 8
 
@@ -61,6 +69,31 @@ class _Client(paho.Client):
     _rpos = 0
     _rsock: object = None
     _recv_budget = 0
+    last_loop_mono = 0.0
+    """Monotonic time of the network loop's latest turn (``loop_misc`` runs once a turn)."""
+    network_error: BaseException | None = None
+    """What ended the network thread, if something did."""
+
+    def loop_misc(self) -> MQTTErrorCode:
+        self.last_loop_mono = time.monotonic()
+        return super().loop_misc()
+
+    def loop_forever(
+        self, timeout: float = 1.0, retry_first_connection: bool = False
+    ) -> MQTTErrorCode:
+        # loop_start()'s thread runs this; an exception here (paho's struct.error on a
+        # keepalive beyond 65535, a bug) ends the thread silently. Keep it for the daemon.
+        try:
+            return super().loop_forever(timeout, retry_first_connection)
+        except BaseException as exc:
+            self.network_error = exc
+            raise
+
+    def network_thread_alive(self) -> bool:
+        # paho keeps loop_start()'s thread in a private attribute and has no public accessor;
+        # fail loudly (as dead) if a release renames it, rather than never noticing.
+        thread = getattr(self, "_thread", None)
+        return isinstance(thread, threading.Thread) and thread.is_alive()
 
     def loop_read(self, max_packets: int = 1) -> MQTTErrorCode:
         # paho reads max(1, messages in flight) packets per select(), i.e. one when the daemon
@@ -158,6 +191,9 @@ class MqttLink:
         self.publish_dropped = 0
         self.last_error = ""
         self._paused = False
+        self._started = False
+        self._connected_mono = 0.0
+        self._takeovers = 0
         self._rate_log = RateLimitedLog(log, 30.0)
         self._client = self._make_client()
 
@@ -227,6 +263,23 @@ class MqttLink:
         except (OSError, ValueError) as exc:
             raise BrokerError(f"cannot connect to {c.broker}: {exc}") from exc
         self._client.loop_start()
+        self._started = True
+
+    def network_problem(self, now_mono: float) -> tuple[bool, str]:
+        """``(fatal, why)`` when paho's network thread is dead or stuck; ``(False, "")`` if fine.
+
+        Dead (fatal): nothing would ever connect again. Stuck: connected, but the loop has not
+        turned for a long time (it turns at least once a second while connected).
+        """
+        if not self._started or self._paused:
+            return False, ""
+        client = self._client
+        if not client.network_thread_alive():
+            return True, f"the MQTT network thread has died ({client.network_error!r})"
+        stuck_s = now_mono - max(client.last_loop_mono, self._connected_mono)
+        if self.connected.is_set() and stuck_s > NETWORK_STUCK_S:
+            return False, f"the MQTT network loop has not turned for {stuck_s:.0f}s"
+        return False, ""
 
     def pause_intake(self) -> None:
         """Stop taking new messages (they stay unacknowledged and are redelivered later)."""
@@ -285,6 +338,7 @@ class MqttLink:
             self._rate_log.log("connect", self.last_error, time.time(), logging.ERROR)
             return
         self.connects += 1
+        self._connected_mono = time.monotonic()
         self.last_error = ""
         log.info("connected to %s (session present: %s)", self.config.broker, flags.session_present)
         client.publish(self.status_topic, ONLINE, qos=1, retain=True)
@@ -308,7 +362,14 @@ class MqttLink:
     ) -> None:
         was_connected = self.connected.is_set()
         self.connected.clear()
-        if was_connected and not self._paused:
+        lasted_s = time.monotonic() - self._connected_mono
+        v5 = self.config.mqtt_version == "5"
+        if was_connected and not self._paused and _taken_over(reason_code, lasted_s, v5):
+            self._on_taken_over(client, reason_code, lasted_s)
+        elif was_connected and not self._paused:
+            if lasted_s > TAKEOVER_RESET_S and self._takeovers:
+                self._takeovers = 0
+                client.reconnect_delay_set(self.config.reconnect_min_s, self.config.reconnect_max_s)
             log.warning("disconnected from %s (%s); reconnecting", self.config.broker, reason_code)
         elif not was_connected and not self._paused and not self.last_error:
             # Dropped before CONNACK: with TLS 1.3 this is how a rejected client certificate
@@ -318,6 +379,23 @@ class MqttLink:
                 f"({reason_code}); check the client certificate and credentials"
             )
             self._rate_log.log("connect", self.last_error, time.time(), logging.ERROR)
+
+    def _on_taken_over(self, client: paho.Client, reason_code: ReasonCode, lasted_s: float) -> None:
+        """Another client with our client_id took the session: say so, and back off.
+
+        Two daemons with one client_id knock each other off at every reconnect, forever; paho
+        reconnects after ``reconnect_min_s`` each time because every connect succeeded.
+        """
+        c = self.config
+        self._takeovers += 1
+        delay = min(c.reconnect_max_s, c.reconnect_min_s * 2**self._takeovers)
+        client.reconnect_delay_set(delay, max(delay, c.reconnect_max_s))
+        self.last_error = (
+            f"the broker dropped us after {lasted_s:.1f}s ({reason_code}): most likely another "
+            f"client is connected with the same client_id {c.client_id!r} (a second daemon?); "
+            f"give each daemon its own client_id. Reconnecting in {delay}s"
+        )
+        self._rate_log.log("takeover", self.last_error, time.time(), logging.ERROR)
 
     def _on_connect_fail(self, client: paho.Client, userdata: object) -> None:
         # paho calls this from inside its `except OSError:` around the connect: the exception
@@ -343,6 +421,16 @@ class MqttLink:
                 f"intake queue full ({self.intake.maxsize}); dropped a message on {msg.topic}",
                 time.time(),
             )
+
+
+def _taken_over(reason_code: ReasonCode, lasted_s: float, v5: bool) -> bool:
+    """MQTT 5 says so (142); MQTT 3.1.1 brokers just close: a drop right after connecting."""
+    value = getattr(reason_code, "value", None)
+    if v5 and value == SESSION_TAKEN_OVER:
+        return True
+    # Mosquitto closes a taken-over MQTT 5 session without a DISCONNECT packet as well, so
+    # paho reports "Unspecified error": a drop right after a successful connect is the sign.
+    return lasted_s < TAKEOVER_WINDOW_S and value != 0
 
 
 def _wrap_extra(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -21,6 +21,7 @@ from .messages import Inbound, parse_payload
 from .payloads import ForecastFormatter
 from .resample import Reading, Resampler, StepEvent, apply_events
 from .topics import OutputTopics, TopicRouter
+from .wal import JournalFull
 
 log = logging.getLogger(__name__)
 
@@ -31,14 +32,25 @@ class Journal(Protocol):
     def append(self, reading: Reading) -> None:
         """Record one reading durably."""
 
-    def append_many(self, readings: Iterable[Reading]) -> None:
-        """Record several readings with one write."""
+    def append_many(
+        self, readings: Iterable[Reading], clock_offsets_s: Iterable[float] | None = None
+    ) -> None:
+        """Record several readings (each with its sensor's clock offset) with one write."""
 
     def replay(self) -> Iterable[Reading]:
         """Readings recorded since the last truncate, oldest first."""
 
+    def replay_records(self) -> Iterable[tuple[Reading, float | None]]:
+        """``(reading, clock offset or None)`` recorded since the last truncate, oldest first."""
+
     def truncate(self) -> None:
         """Forget everything (called right after a successful snapshot)."""
+
+    def size_bytes(self) -> int:
+        """How many bytes the journal holds now."""
+
+    def keep_free(self, reserve_bytes: int) -> None:
+        """Refuse appends that would leave less than this free (room for the next snapshot)."""
 
     def close(self) -> None:
         """Release the file."""
@@ -50,14 +62,27 @@ class NullJournal:
     def append(self, reading: Reading) -> None:
         """Do nothing."""
 
-    def append_many(self, readings: Iterable[Reading]) -> None:
+    def append_many(
+        self, readings: Iterable[Reading], clock_offsets_s: Iterable[float] | None = None
+    ) -> None:
         """Do nothing."""
 
     def replay(self) -> Iterable[Reading]:
         """Nothing to replay."""
         return ()
 
+    def replay_records(self) -> Iterable[tuple[Reading, float | None]]:
+        """Nothing to replay."""
+        return ()
+
     def truncate(self) -> None:
+        """Do nothing."""
+
+    def size_bytes(self) -> int:
+        """Always empty."""
+        return 0
+
+    def keep_free(self, reserve_bytes: int) -> None:
         """Do nothing."""
 
     def close(self) -> None:
@@ -133,10 +158,13 @@ class Pipeline:
         readings: list[Reading] = []
         features = self.meta.features
         max_bytes = self.config.max_payload_bytes
+        max_ahead_s = self.config.max_clock_skew_s
         for msg in messages:
             try:
                 sensor_id = self.router.sensor_for(msg.topic)
-                reading = parse_payload(msg.payload, sensor_id, features, msg.arrival_ts, max_bytes)
+                reading = parse_payload(
+                    msg.payload, sensor_id, features, msg.arrival_ts, max_bytes, max_ahead_s
+                )
                 self._admit(sensor_id, msg.arrival_ts)
                 events += self.resampler.add(reading)
                 self.clock_offset_s[sensor_id] = msg.arrival_ts - reading.ts
@@ -144,6 +172,16 @@ class Pipeline:
             except PayloadError as exc:
                 self.counters.reject(exc.reason)
                 self.rate_log.log(exc.reason, f"rejected ({exc.reason}): {exc}", now)
+                continue
+            except Exception as exc:  # a bug of ours must cost one message, never the worker
+                self.counters.reject("internal_error")
+                self.rate_log.log(
+                    "internal_error",
+                    f"rejected (internal_error) a message on {msg.topic!r}: {exc!r}",
+                    now,
+                    logging.ERROR,
+                    exc_info=exc,
+                )
                 continue
             readings.append(reading)
         self.counters.accepted += len(readings)
@@ -169,27 +207,55 @@ class Pipeline:
             )
         self.heard_at.pop(oldest, None)
 
-    def journal_readings(self, readings: Sequence[Reading], now: float) -> None:
-        """Journal accepted readings (before their acknowledgement); failures are not fatal."""
+    def journal_readings(
+        self,
+        readings: Sequence[Reading],
+        now: float,
+        make_room: Callable[[], bool] | None = None,
+    ) -> bool:
+        """Journal accepted readings (before their acknowledgement); False when that failed.
+
+        Call it once the batch's events are applied (``advance``): ``make_room`` is called
+        when the journal is full (its size limit, or the room kept for the next snapshot), and
+        when it returns True a snapshot has made everything applied so far durable, these
+        readings included. A failure is counted and logged, never fatal: the readings are in
+        memory and the forecasts go on, but the caller must not acknowledge them.
+        """
         if not readings:
-            return
+            return True
+        # Each record carries its sensor's clock offset as it stands after this batch: replay
+        # has no wall-clock closes between readings, so the last offset is all it needs.
+        offsets = [self.clock_offset_s.get(r.sensor_id, 0.0) for r in readings]
         try:
-            self.journal.append_many(readings)
+            try:
+                self.journal.append_many(readings, offsets)
+            except JournalFull:
+                if make_room is None or not make_room():
+                    raise
         except Exception as exc:  # a full or broken disk must not stop the forecasts
             self.journal_errors += 1
             self.rate_log.log(
                 "journal", f"write-ahead log append failed: {exc}", now, logging.ERROR
             )
+            return False
+        return True
 
-    def replay(self, readings: Iterable[Reading]) -> int:
-        """Feed journaled readings through the normal path without publishing; returns count."""
+    def replay(self, records: Iterable[tuple[Reading, float | None]]) -> int:
+        """Feed journaled readings through the normal path without publishing; returns count.
+
+        Each sensor's clock offset is restored with its readings (records of older versions
+        carry none: the snapshot's offset stays), so the first wall-clock close after a restart
+        happens exactly when it would have without the restart.
+        """
         n = 0
-        for reading in readings:
+        for reading, offset in records:
             try:
                 events = self.resampler.add(reading)
             except PayloadError:
                 continue  # already in the snapshot
-            self.clock_offset_s.pop(reading.sensor_id, None)
+            if offset is not None:
+                self.clock_offset_s[reading.sensor_id] = offset
+                self.heard_at[reading.sensor_id] = reading.ts + offset
             apply_events(self.forecaster, events)
             n += 1
         return n
@@ -223,7 +289,11 @@ class Pipeline:
         buckets = [closed[s] for s in ids]
         steps = [self.forecaster.steps_seen(s) for s in ids]
         statuses = ["ok" if n >= warmup else "warming_up" for n in steps]
-        self.accuracy.issued_many(ids, buckets, forecasts)
+        # Running accuracy scores `ok` forecasts only (the demo's rule): a warming-up state's
+        # forecasts say nothing about the model.
+        ok = [i for i, status in enumerate(statuses) if status == "ok"]
+        if ok:
+            self.accuracy.issued_many([ids[i] for i in ok], [buckets[i] for i in ok], forecasts[ok])
         payloads = self.formatter.format_batch(ids, buckets, forecasts, statuses, steps, issued_at)
         retain = self.config.retain_forecasts
         topic = self.out.forecast

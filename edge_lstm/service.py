@@ -25,6 +25,7 @@ from .messages import Inbound
 from .mqtt import MqttLink
 from .paths import default_model_path
 from .pipeline import Journal, NullJournal, Outgoing, Pipeline
+from .resample import Reading
 from .sdnotify import Notifier
 from .snapshots import SnapshotKeeper, open_journal
 
@@ -34,6 +35,15 @@ log = logging.getLogger(__name__)
 
 CLOSE_CHECK_S = 1.0
 """How often the worker looks for buckets to close on the wall clock."""
+HA_ANNOUNCE_MIN_S = 10.0
+"""Home Assistant discovery is republished at most this often, whatever floods its status."""
+FORCED_SNAPSHOT_RETRY_S = 2.0
+"""After a failed snapshot, the earliest next try outside the regular interval."""
+SNAPSHOT_SLACK_BYTES = 65_536
+
+
+class NetworkThreadDied(RuntimeError):
+    """paho's network thread ended: nothing would ever be received or published again."""
 
 
 class Daemon:
@@ -51,6 +61,14 @@ class Daemon:
         self._worker: threading.Thread | None = None
         self._worker_error: BaseException | None = None
         self._announced: set[str] = set()
+        self._next_announce_mono = 0.0
+        # Readings accepted but not yet durable (durability=wal with a failing journal): their
+        # messages stay unacknowledged, so the broker keeps them, until a journal write or a
+        # snapshot covers them. Bounded by the broker's receive window.
+        self._unjournaled: list[Reading] = []
+        self._unacked: list[tuple[int, int]] = []
+        self._next_forced_snapshot_mono = 0.0
+        self._network_complaint = ""
         self._started_mono = time.monotonic()
         self._last_health: dict[str, object] = {}
 
@@ -68,7 +86,8 @@ class Daemon:
         self.pipeline = Pipeline(forecaster, c, journal)
         self.keeper = SnapshotKeeper(c.state_dir)
         self.keeper.restore(self.pipeline)
-        replayed = self.pipeline.replay(journal.replay())
+        journal.keep_free(2 * self.keeper.last_size_bytes + SNAPSHOT_SLACK_BYTES)
+        replayed = self.pipeline.replay(journal.replay_records())
         if replayed:
             log.info("replayed %d journaled reading(s)", replayed)
         extra: dict[str, Callable[[bytes], None]] = {}
@@ -117,6 +136,10 @@ class Daemon:
         signal.signal(signal.SIGINT, self._on_signal)
         signal.signal(signal.SIGHUP, self._on_signal)
         self.start()
+        return self.wait()
+
+    def wait(self) -> int:
+        """Block until a stop is requested (or the worker died), stop; the exit code."""
         while not self._stop.wait(1.0):
             pass
         failed = self._worker_error is not None
@@ -140,7 +163,9 @@ class Daemon:
             self._stop.set()
 
     def _on_ha_status(self, payload: bytes) -> None:
-        if payload.strip() == b"online":  # Home Assistant restarted: it wants discovery again
+        # Home Assistant restarted: it wants discovery again. A flood of these only sets the
+        # flag again; the worker announces at most once per HA_ANNOUNCE_MIN_S.
+        if payload.strip() == b"online":
             self._ha_online.set()
 
     # -- the worker ------------------------------------------------------------------------------
@@ -150,7 +175,13 @@ class Daemon:
             self._loop()
         except BaseException as exc:  # the process must not linger without a worker
             self._worker_error = exc
-            log.critical("worker crashed: %r", exc, exc_info=True)
+            log.critical("worker crashed: %r; saving state and exiting", exc, exc_info=True)
+            # What the worker did up to here is saved; systemd (Restart=on-failure) restarts
+            # the process on its non-zero exit code.
+            try:
+                self._final_snapshot()
+            except Exception as snap_exc:
+                log.critical("final snapshot after the crash failed: %r", snap_exc)
             self._stop.set()
             return
         self._final_snapshot()
@@ -173,17 +204,21 @@ class Daemon:
             if self._reload.is_set():
                 self._reload.clear()
                 self._reload_model()
-            if self._ha_online.is_set():
+            if self._ha_online.is_set() and now >= self._next_announce_mono:
                 self._ha_online.clear()
+                self._next_announce_mono = now + HA_ANNOUNCE_MIN_S
                 self._announce(self.pipeline.forecaster.sensors(), force=True)
             if now >= next_health:
                 self._publish_health()
                 next_health = now + c.health_interval_s
-            if now >= next_snapshot:
-                self.keeper.save(self.pipeline)
+            if now >= next_snapshot or self._snapshot_due(now):
+                self._snapshot()
                 next_snapshot = now + c.snapshot_interval_s
-            if watchdog_s is not None and now >= next_watchdog:
-                self.notifier.watchdog()  # from this loop: a stuck worker stops the pings
+            network_ok = self._check_network(now)
+            if watchdog_s is not None and now >= next_watchdog and network_ok:
+                # From this loop, and only while the network loop turns too: a stuck worker
+                # or a dead MQTT thread stops the pings, and systemd restarts the service.
+                self.notifier.watchdog()
                 next_watchdog = now + watchdog_s
 
     def _drain(self, timeout_s: float) -> list[Inbound]:
@@ -214,19 +249,68 @@ class Daemon:
         now = time.time()
         pipeline = self.pipeline
         events, readings = pipeline.accept(batch, now)
-        pipeline.journal_readings(readings, now)
+        outgoing = pipeline.advance(events, now)
+        # Journaled after the events are applied: a snapshot that makes room for the journal
+        # then holds this batch too. Readings left over from a failed write go first, so the
+        # log keeps each sensor's order.
+        pending = self._unjournaled + readings if self._unjournaled else readings
+        if pipeline.journal_readings(pending, now, make_room=self._make_room):
+            acks = [(m.mid, m.qos) for m in batch]
+            if self._unacked:
+                acks, self._unacked, self._unjournaled = self._unacked + acks, [], []
+            self._ack(acks)  # handled and durable: the broker may forget them
+        else:
+            # Not journaled: not acknowledged. The broker keeps them until a snapshot (which
+            # holds their effect, see _snapshot_due) or a later journal write covers them.
+            self._unjournaled = pending
+            self._unacked += [(m.mid, m.qos) for m in batch]
+        self._publish(outgoing)
+        pipeline.record_latency(started, batch)
+
+    def _ack(self, acks: list[tuple[int, int]]) -> None:
         link = self.link
         link.hold_wakeups()  # one wake-up of paho's network thread for the batch's acks
         try:
-            for (
-                msg
-            ) in batch:  # handled (accepted or rejected and counted): the broker may forget it
-                link.ack(msg.mid, msg.qos)
+            for mid, qos in acks:
+                link.ack(mid, qos)
         finally:
             link.release_wakeups()
-        outgoing = pipeline.advance(events, now)
-        self._publish(outgoing)
-        pipeline.record_latency(started, batch)
+
+    def _snapshot_due(self, now: float) -> bool:
+        """A snapshot before the log passes ``wal_max_bytes``, or to cover unjournaled ones."""
+        if self._unacked and now >= self._next_forced_snapshot_mono:
+            return True
+        journal = self.pipeline.journal
+        return journal.size_bytes() > self.config.wal_max_bytes // 2 and (
+            now >= self._next_forced_snapshot_mono
+        )
+
+    def _make_room(self) -> bool:
+        """A snapshot for a full journal (not more often than a failing disk allows)."""
+        return time.monotonic() >= self._next_forced_snapshot_mono and self._snapshot()
+
+    def _snapshot(self) -> bool:
+        """Snapshot now; on success acknowledge what it made durable and resize the reserve."""
+        saved = self.keeper.save(self.pipeline)
+        if saved:
+            self.pipeline.journal.keep_free(2 * self.keeper.last_size_bytes + SNAPSHOT_SLACK_BYTES)
+            if self._unacked:
+                acks, self._unacked, self._unjournaled = self._unacked, [], []
+                self._ack(acks)
+        else:
+            # A failing disk is not hammered with snapshot attempts once per batch.
+            self._next_forced_snapshot_mono = time.monotonic() + FORCED_SNAPSHOT_RETRY_S
+        return saved
+
+    def _check_network(self, now: float) -> bool:
+        """False while paho's network loop is stuck; a dead network thread ends the worker."""
+        fatal, why = self.link.network_problem(now)
+        if fatal:
+            raise NetworkThreadDied(why)
+        if why and why != self._network_complaint:
+            log.error("%s; no watchdog pings until it recovers", why)
+        self._network_complaint = why
+        return not why
 
     def _publish(self, outgoing: list[Outgoing]) -> None:
         qos = self.config.forecast_qos
@@ -243,6 +327,10 @@ class Daemon:
 
     def _announce(self, sensor_ids: list[str], force: bool) -> None:
         c = self.config
+        if force:  # evicted or forgotten sensors leave the announced set
+            self._announced.intersection_update(sensor_ids)
+        elif len(self._announced) > 2 * max(len(self.pipeline.resampler), 1):
+            self._announced.intersection_update(self.pipeline.forecaster.sensors())
         for sensor_id in sensor_ids:
             if sensor_id in self._announced and not force:
                 continue
@@ -277,7 +365,7 @@ class Daemon:
 
     def _final_snapshot(self) -> None:
         # The worker owns the forecaster, so the last snapshot is taken here, after its loop.
-        self.keeper.save(self.pipeline)
+        self._snapshot()
         self._publish_health()
         try:
             self.pipeline.journal.close()

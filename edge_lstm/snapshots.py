@@ -6,6 +6,7 @@ forecasting from memory.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from pathlib import Path
@@ -30,11 +31,16 @@ class SnapshotKeeper:
         self.last_error = ""
         self.last_saved_at: float | None = None
         self.restored_sensors = 0
+        self.last_size_bytes = 0
+        """Size of the latest snapshot written or found (the room the next one needs)."""
 
     def restore(self, pipeline: Pipeline) -> None:
         """Load the snapshot if it exists and belongs to this model; set it aside otherwise."""
+        self._remove_stale_temporaries()
         if self.path is None or not self.path.exists():
             return
+        with contextlib.suppress(OSError):
+            self.last_size_bytes = self.path.stat().st_size
         try:
             extra = pipeline.forecaster.load_state(self.path)
         except StateFileError as exc:
@@ -55,6 +61,22 @@ class SnapshotKeeper:
         self.restored_sensors = len(pipeline.forecaster.sensors())
         log.info("restored %d sensor state(s) from %s", self.restored_sensors, self.path)
 
+    def _remove_stale_temporaries(self) -> None:
+        """Delete temporary files of snapshots a killed process never finished.
+
+        Only one process owns the state directory, so at start nothing is writing them; left
+        alone, each ``kill -9`` during a snapshot would keep a snapshot's worth of disk.
+        """
+        if self.path is None or not self.path.parent.is_dir():
+            return
+        for stale in self.path.parent.glob(f".{self.path.name}.*.tmp"):
+            try:
+                stale.unlink()
+            except OSError as exc:
+                log.warning("cannot remove stale snapshot temporary %s: %s", stale, exc)
+            else:
+                log.info("removed %s, left by a snapshot that never finished", stale)
+
     def save(self, pipeline: Pipeline) -> bool:
         """Snapshot now, then truncate the journal; False (logged, counted) on failure."""
         if self.path is None:
@@ -73,6 +95,8 @@ class SnapshotKeeper:
             return False
         pipeline.counters.snapshots += 1
         self.last_error = ""
+        with contextlib.suppress(OSError):
+            self.last_size_bytes = self.path.stat().st_size
         self.last_saved_at = time.time()
         try:
             pipeline.journal.truncate()
@@ -89,4 +113,9 @@ def open_journal(config: Config) -> Journal:
     from .wal import WriteAheadLog
 
     # Not strict: an unwritable state dir is reported (health: journal_errors), not fatal.
-    return WriteAheadLog(config.state_dir / WAL_NAME, fsync=config.wal_fsync, strict=False)
+    return WriteAheadLog(
+        config.state_dir / WAL_NAME,
+        fsync=config.wal_fsync,
+        strict=False,
+        max_bytes=config.wal_max_bytes,
+    )

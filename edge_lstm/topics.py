@@ -8,6 +8,7 @@ leading ``$`` (broker-internal topics).
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass, field
 
 from .errors import ConfigError, PayloadError
@@ -15,6 +16,18 @@ from .errors import ConfigError, PayloadError
 PLACEHOLDER = "{sensor}"
 MAX_SENSOR_ID_BYTES = 128
 _BAD_ID_CHARS = re.compile(r"[/+#\x00-\x1f\x7f]")
+# Unicode categories a sensor id may not contain: controls (Cc), format characters (Cf: bidi
+# overrides such as U+202E, zero-width joiners), surrogates (Cs), and the line and paragraph
+# separators (Zl U+2028, Zp U+2029). They pass MQTT but make topics, logs and Home Assistant
+# names display as something else than what they are.
+_BAD_ID_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
+
+
+def _bad_character(text: str) -> str | None:
+    for char in text:
+        if unicodedata.category(char) in _BAD_ID_CATEGORIES:
+            return f"U+{ord(char):04X} ({unicodedata.category(char)})"
+    return None
 
 
 def sensor_id_problem(sensor_id: str) -> str | None:
@@ -27,6 +40,9 @@ def sensor_id_problem(sensor_id: str) -> str | None:
         return f"sensor id {sensor_id!r} contains '/', '+', '#' or a control character"
     if sensor_id.startswith("$"):
         return f"sensor id {sensor_id!r} starts with '$'"
+    bad = _bad_character(sensor_id)
+    if bad is not None:
+        return f"sensor id {sensor_id!r} contains the control or format character {bad}"
     if sensor_id != sensor_id.strip():
         return f"sensor id {sensor_id!r} has leading or trailing white space"
     try:
@@ -45,10 +61,29 @@ def check_sensor_id(sensor_id: str) -> str:
 
 
 def validate_output_prefix(prefix: str, name: str = "prefix") -> str:
-    """A publish prefix: non-empty, no wildcards, no empty segments."""
+    """A publish prefix: non-empty, no wildcards, no empty segments, not a ``$`` topic."""
     if not prefix or any(c in prefix for c in "+#\x00") or "" in prefix.split("/"):
         raise ConfigError(f"{name} {prefix!r}: must be non-empty, without '+', '#' or '//'")
+    if prefix.startswith("$"):
+        raise ConfigError(f"{name} {prefix!r}: topics starting with '$' belong to the broker")
+    bad = _bad_character(prefix)
+    if bad is not None:
+        raise ConfigError(f"{name} {prefix!r}: contains the control or format character {bad}")
+    if len(prefix.encode("utf-8", "surrogatepass")) > 1024:
+        raise ConfigError(f"{name}: longer than 1024 bytes")
     return prefix
+
+
+def filters_overlap(a: str, b: str) -> bool:
+    """Whether two topic filters (``+`` wildcards, no ``#``) can match one topic.
+
+    >>> filters_overlap("mf/+", "mf/status"), filters_overlap("mf/+", "mf/+/forecast")
+    (True, False)
+    """
+    left, right = a.split("/"), b.split("/")
+    if len(left) != len(right):
+        return False
+    return all(x == y or "+" in (x, y) for x, y in zip(left, right, strict=True))
 
 
 @dataclass(frozen=True)

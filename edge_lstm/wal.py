@@ -7,7 +7,10 @@ was told it could forget.
 
 File layout: an 8-byte magic, then records framed as ``<u32 length><u32 crc32(payload)><payload>``
 (little endian). A payload is compact JSON ``{"s": sensor_id, "v": [values], "t": ts}``; JSON
-writes floats with ``repr`` so values round-trip bit for bit.
+writes floats with ``repr`` so values round-trip bit for bit. A record may also carry ``"o"``,
+the sensor's clock offset (arrival minus reading time, s) as the daemon had it after the batch
+that held the reading: replay restores the offsets from it, so a restarted daemon closes steps
+on the wall clock exactly as the uninterrupted one would have.
 
 Recovery (at open): records are read until the first one that is incomplete (a torn write: the
 process died mid-append) or fails its CRC (corruption). Everything from that point on is cut off
@@ -20,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 import os
 import struct
 import time
@@ -38,22 +42,34 @@ _HEADER = struct.Struct("<II")
 MAX_RECORD_BYTES = 1 << 20
 
 
-def encode_reading(reading: Reading) -> bytes:
+def encode_reading(reading: Reading, clock_offset_s: float | None = None) -> bytes:
     """Serialise a reading as one WAL payload (ASCII JSON; lone surrogates survive as escapes)."""
-    doc = {"s": reading.sensor_id, "v": list(reading.values), "t": reading.ts}
+    doc: dict[str, object] = {"s": reading.sensor_id, "v": list(reading.values), "t": reading.ts}
+    if clock_offset_s is not None:
+        doc["o"] = clock_offset_s
     return json.dumps(doc, separators=(",", ":"), ensure_ascii=True).encode("ascii")
+
+
+def decode_record(payload: bytes) -> tuple[Reading, float | None]:
+    """One WAL payload back into ``(reading, clock offset or None)``; ``ValueError`` if not."""
+    doc = json.loads(payload)
+    keys = set(doc) if isinstance(doc, dict) else set()
+    if keys not in ({"s", "v", "t"}, {"s", "v", "t", "o"}) or not isinstance(doc["v"], list):
+        raise ValueError("not a reading record")
+    try:
+        values = tuple(float(v) for v in doc["v"])
+        reading = Reading(sensor_id=str(doc["s"]), values=values, ts=float(doc["t"]))
+        offset = float(doc["o"]) if "o" in doc else None
+    except (TypeError, OverflowError) as exc:
+        raise ValueError(f"not a reading record: {exc}") from exc
+    if offset is not None and not math.isfinite(offset):
+        raise ValueError("not a reading record: clock offset not finite")
+    return reading, offset
 
 
 def decode_reading(payload: bytes) -> Reading:
     """Parse one WAL payload back into a ``Reading``; ``ValueError`` when it is not one."""
-    doc = json.loads(payload)
-    if not isinstance(doc, dict) or set(doc) != {"s", "v", "t"} or not isinstance(doc["v"], list):
-        raise ValueError("not a reading record")
-    try:
-        values = tuple(float(v) for v in doc["v"])
-        return Reading(sensor_id=str(doc["s"]), values=values, ts=float(doc["t"]))
-    except TypeError as exc:
-        raise ValueError(f"not a reading record: {exc}") from exc
+    return decode_record(payload)[0]
 
 
 def frame(payload: bytes) -> bytes:
@@ -61,37 +77,46 @@ def frame(payload: bytes) -> bytes:
     return _HEADER.pack(len(payload), zlib.crc32(payload)) + payload
 
 
-def scan(data: bytes) -> tuple[list[bytes], int, bool]:
+def scan(data: bytes) -> tuple[list[bytes], int, str]:
     """Split a log body (after the magic) into payloads.
 
-    Returns ``(payloads, good_bytes, corrupt)``: ``good_bytes`` is where the last intact record
-    ends; ``corrupt`` is True when the scan stopped at a CRC mismatch or an impossible length
-    rather than at a clean end or a torn (incomplete) last record.
+    Returns ``(payloads, good_bytes, problem)``: ``good_bytes`` is where the last intact record
+    ends; ``problem`` is ``"bad length"`` or ``"CRC mismatch"`` when the scan stopped at a
+    damaged record, ``""`` at a clean end or a torn (incomplete) last record.
     """
     payloads: list[bytes] = []
     pos = 0
     while pos < len(data):
         if len(data) - pos < _HEADER.size:
-            return payloads, pos, False  # torn header
+            return payloads, pos, ""  # torn header
         length, crc = _HEADER.unpack_from(data, pos)
         if length > MAX_RECORD_BYTES:
-            return payloads, pos, True
+            return payloads, pos, "bad length"
         end = pos + _HEADER.size + length
         if end > len(data):
-            return payloads, pos, False  # torn payload
+            return payloads, pos, ""  # torn payload
         payload = data[pos + _HEADER.size : end]
         if zlib.crc32(payload) != crc:
-            return payloads, pos, True
+            return payloads, pos, "CRC mismatch"
         payloads.append(payload)
         pos = end
-    return payloads, pos, False
+    return payloads, pos, ""
+
+
+class JournalFull(StateFileError):
+    """The log may not grow now (its size limit, or the room kept for the next snapshot)."""
 
 
 class WriteAheadLog:
     """Append-only, CRC-framed log of readings; implements the daemon's ``Journal`` protocol."""
 
     def __init__(
-        self, path: Path, fsync: bool = True, strict: bool = True, retry_s: float = 10.0
+        self,
+        path: Path,
+        fsync: bool = True,
+        strict: bool = True,
+        retry_s: float = 10.0,
+        max_bytes: int | None = None,
     ) -> None:
         """Open (recovering) the log at ``path``.
 
@@ -103,6 +128,10 @@ class WriteAheadLog:
         self.path = path
         self.fsync = fsync
         self.retry_s = retry_s
+        self.max_bytes = max_bytes
+        """The log never grows past this: an append that would is refused (``JournalFull``)."""
+        self.reserve_bytes = 0
+        """Free space an append must leave on the file system (room for the next snapshot)."""
         self.torn_bytes = 0
         self.corrupt_records = 0
         self.appended = 0
@@ -123,6 +152,8 @@ class WriteAheadLog:
             # A raw descriptor, not a buffered file: after a failed write (disk full) nothing
             # half-written may linger in a buffer and reach the disk later.
             self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
+            with contextlib.suppress(OSError):
+                os.fchmod(self._fd, 0o600)  # a log an older version created 0644
         except OSError as exc:
             self._next_try = time.monotonic() + self.retry_s
             self.error = f"cannot open write-ahead log {self.path}: {exc.strerror or exc}"
@@ -146,17 +177,17 @@ class WriteAheadLog:
             self._write_fresh()
             return
         body = data[len(MAGIC) :]
-        _, good, corrupt = scan(body)
+        _, good, problem = scan(body)
         bad = len(body) - good
         if bad:
-            if corrupt:
+            if problem:
                 self.corrupt_records += 1
             else:
                 self.torn_bytes += bad
             log.warning(
                 "write-ahead log %s: %s at byte %d; dropped %d trailing bytes",
                 self.path,
-                "corrupt record (CRC mismatch)" if corrupt else "torn last record",
+                f"corrupt record ({problem})" if problem else "torn last record",
                 len(MAGIC) + good,
                 bad,
             )
@@ -165,7 +196,9 @@ class WriteAheadLog:
                 os.fsync(f.fileno())
 
     def _write_fresh(self) -> None:
-        with open(self.path, "wb") as f:
+        # 0600 like the snapshot: readings are the user's data, not the world's.
+        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with open(fd, "wb") as f:
             f.write(MAGIC)
             f.flush()
             os.fsync(f.fileno())
@@ -185,19 +218,27 @@ class WriteAheadLog:
         """Durably record one reading (written and, with ``fsync``, on disk) or raise."""
         self.append_many((reading,))
 
-    def append_many(self, readings: Iterable[Reading]) -> None:
+    def append_many(
+        self, readings: Iterable[Reading], clock_offsets_s: Iterable[float] | None = None
+    ) -> None:
         """Record several readings with one write and at most one fsync (group commit).
 
         All or nothing: on an error (disk full, read-only) the partial write is cut off again
         and ``StateFileError`` is raised, so the log never holds a torn record in its middle.
         """
-        frames = [frame(encode_reading(r)) for r in readings]
+        if clock_offsets_s is None:
+            frames = [frame(encode_reading(r)) for r in readings]
+        else:
+            pairs = zip(readings, clock_offsets_s, strict=True)
+            frames = [frame(encode_reading(r, o)) for r, o in pairs]
         if not frames:
             return
         fd = self._descriptor()
         start = os.lseek(fd, 0, os.SEEK_END)
+        data = b"".join(frames)
+        self._check_room(fd, start, len(data))
         try:
-            view = memoryview(b"".join(frames))
+            view = memoryview(data)
             while view:
                 view = view[os.write(fd, view) :]
             if self.fsync:
@@ -212,6 +253,11 @@ class WriteAheadLog:
 
     def replay(self) -> Iterator[Reading]:
         """Yield every intact reading in the log, oldest first (nothing if it is unreadable)."""
+        for reading, _ in self.replay_records():
+            yield reading
+
+    def replay_records(self) -> Iterator[tuple[Reading, float | None]]:
+        """``(reading, clock offset or None)`` of every intact record, oldest first."""
         try:
             data = self.path.read_bytes()
         except OSError as exc:
@@ -221,11 +267,37 @@ class WriteAheadLog:
         payloads, _, _ = scan(data[len(MAGIC) :] if data.startswith(MAGIC) else b"")
         for payload in payloads:
             try:
-                yield decode_reading(payload)
+                yield decode_record(payload)
             except ValueError as exc:
                 # CRC-valid but not a reading (another version wrote it): skip, keep going.
                 self.corrupt_records += 1
                 log.warning("write-ahead log %s: skipped an unreadable record: %s", self.path, exc)
+
+    def _check_room(self, fd: int, size: int, more: int) -> None:
+        """Refuse an append that passes ``max_bytes`` or eats into ``reserve_bytes``.
+
+        Without this the log grows until the disk is full, and then the snapshot that would
+        truncate it has no room for its temporary file: the log could never shrink again.
+        """
+        if self.max_bytes is not None and size + more > self.max_bytes:
+            self.error = (
+                f"write-ahead log {self.path} is full ({size:,} of max {self.max_bytes:,} "
+                "bytes); waiting for a snapshot"
+            )
+            raise JournalFull(self.error)
+        if self.reserve_bytes <= 0:
+            return
+        try:
+            stats = os.fstatvfs(fd)
+        except OSError:
+            return  # cannot tell: let the write itself find out
+        free = stats.f_bavail * stats.f_frsize
+        if free - more < self.reserve_bytes:
+            self.error = (
+                f"No space left for the write-ahead log {self.path}: {free:,} bytes free, "
+                f"{self.reserve_bytes:,} kept for the next snapshot"
+            )
+            raise JournalFull(self.error)
 
     def truncate(self) -> None:
         """Forget every record (called right after a successful snapshot)."""
@@ -237,9 +309,16 @@ class WriteAheadLog:
         except OSError as exc:
             raise StateFileError(f"cannot truncate write-ahead log {self.path}: {exc}") from exc
 
+    def keep_free(self, reserve_bytes: int) -> None:
+        """Refuse appends that would leave less than ``reserve_bytes`` free on the disk."""
+        self.reserve_bytes = max(0, reserve_bytes)
+
     def size_bytes(self) -> int:
-        """Current size of the log file on disk."""
-        return self.path.stat().st_size
+        """Current size of the log file on disk (0 when it cannot be read)."""
+        try:
+            return self.path.stat().st_size
+        except OSError:
+            return 0
 
     def close(self) -> None:
         """Close the file; further appends raise ``StateFileError``."""

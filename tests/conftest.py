@@ -30,6 +30,13 @@ def default_model() -> Path:
     return ROOT / "models" / "default.tflite"
 
 
+def skip_or_fail(reason: str) -> None:
+    """Skip, or fail under ``EDGE_LSTM_REQUIRE_ALL=1`` (CI): a skip there is a hidden failure."""
+    if os.environ.get("EDGE_LSTM_REQUIRE_ALL") == "1":
+        pytest.fail(f"EDGE_LSTM_REQUIRE_ALL=1 but this test cannot run: {reason}")
+    pytest.skip(reason)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     missing = []
     if shutil.which("mosquitto") is None:

@@ -59,6 +59,10 @@ def test_validate_config_merges_file_env_and_flags(tmp_path: Path) -> None:
         ([], {"EDGE_LSTM_BROKR": "x"}, "EDGE_LSTM_BROKR"),
         (["--model", "/nonexistent/model.tflite"], {}, "/nonexistent/model"),
         (["--username", "u", "--password-file", "/nonexistent/pw"], {}, "password_file"),
+        (["--keepalive-s", "100000"], {}, "keepalive_s must be between 5 and 65,535"),
+        (["--max-sensors", "1000000000"], {}, "max_sensors must be between 1 and 1,000,000"),
+        (["--output-prefix", "$SYS/x"], {}, "topics starting with '$' belong to the broker"),
+        (["--broker", "mqtt://host:1883"], {}, "no URL scheme"),
     ],
 )
 def test_errors_are_one_line_and_exit_1(args: list[str], env: dict[str, str], needle: str) -> None:
@@ -74,3 +78,37 @@ def test_unknown_key_in_config_file(tmp_path: Path) -> None:
     cfg.write_text("brokr = 'x'\n")
     result = runner.invoke(app, ["run", "--config", str(cfg), "--validate-config"])
     assert result.exit_code == 1 and "unknown key 'brokr'" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("model", "needle"),
+    [
+        ("nope.tflite", "nope.tflite: file not found"),
+        ("models/default.json", "not a .tflite file"),
+    ],
+)
+def test_validate_config_fails_on_a_model_that_cannot_load(
+    tmp_path: Path, model: str, needle: str
+) -> None:
+    """Issue 12, item 4: the systemd pre-flight check passed a model file that did not exist."""
+    path = Path(__file__).resolve().parents[1] / model if "/" in model else tmp_path / model
+    result = runner.invoke(app, ["run", "--model", str(path), "--validate-config"])
+    assert result.exit_code == 1, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and needle in lines[0], result.stderr
+
+
+def test_validate_config_loads_the_model(golden_model: Path, tmp_path: Path) -> None:
+    result = runner.invoke(app, ["run", "--model", str(golden_model), "--validate-config"])
+    assert result.exit_code == 0, result.output
+    truncated = tmp_path / "golden.tflite"
+    truncated.write_bytes(golden_model.read_bytes()[:-10])
+    (tmp_path / "golden.json").write_bytes(golden_model.with_suffix(".json").read_bytes())
+    result = runner.invoke(app, ["run", "--model", str(truncated), "--validate-config"])
+    assert result.exit_code == 1 and "sha256" in result.stderr, result.output
+
+
+def test_topic_and_output_prefix_that_feed_back_are_refused() -> None:
+    args = ["run", "--topic", "mf/{sensor}", "--output-prefix", "mf", "--validate-config"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 1 and "matches the daemon's own output" in result.stderr

@@ -64,7 +64,7 @@ def test_precedence_toml_env_overrides(tmp_path: Path) -> None:
         ("output_prefix = 'a/+'\n", "output_prefix"),
         ("log_level = 'LOUD'\n", "log_level"),
         ("tls_cert = '/c.pem'\n", "tls_cert and tls_key"),
-        ("queue_size = 0\n", "queue_size must be > 0"),
+        ("queue_size = 0\n", "queue_size must be between 1 and 10,000,000, not 0"),
         ("this is not toml", "config file"),
     ],
 )
@@ -89,10 +89,113 @@ def test_missing_config_file(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("text", "expected"),
-    [("h:1", ("h", 1)), ("h", ("h", 1883)), ("[::1]:8883", ("::1", 8883)), ("::1", ("::1", 1883))],
-)
+    [("h:1", ("h", 1)), ("h", ("h", 1883)), ("[::1]:8883", ("::1", 8883)), ("::1", ("::1", 1883)),
+     ("[::1]", ("::1", 1883)), ("[::1]:1883", ("::1", 1883)),
+     ("192.168.1.10", ("192.168.1.10", 1883)), (" pi.local:1884 ", ("pi.local", 1884))],
+)  # fmt: skip
 def test_split_broker(text: str, expected: tuple[str, int]) -> None:
     assert split_broker(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("broker", "needle"),
+    [
+        ("mqtt://host:1883", "no URL scheme (mqtt://); give HOST:PORT"),
+        ("tcp://192.168.1.10", "here '192.168.1.10'"),
+        ("mqtts://host:8883", "TLS: set tls_ca"),
+        ("host:", "port '' is not a number"),
+        ("host:0", "port must be 1..65535"),
+        ("[::1", "expected HOST:PORT"),
+        ("[::1]x", "expected HOST:PORT"),
+        ("user@host:1883", "bad host"),
+    ],
+)
+def test_broker_errors_point_the_right_way(broker: str, needle: str) -> None:
+    """Issue 12, item 4: `mqtt://host` passed validation, `tcp://` blamed the port."""
+    with pytest.raises(ConfigError) as info:
+        split_broker(broker)
+    assert needle in str(info.value)
+    with pytest.raises(ConfigError):
+        Config.load(None, {}, {"broker": broker})
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("keepalive_s", 100_000),  # paho's thread died on struct.error
+        ("keepalive_s", 0),
+        ("max_sensors", 10**9),  # a numpy traceback when the state table was allocated
+        ("horizon", 0),
+        ("horizon", 100_000),
+        ("snapshot_interval_s", 0.0),
+        ("snapshot_interval_s", 1e12),
+        ("batch_max", 10**9),
+        ("queue_size", 10**9),
+        ("health_interval_s", float("inf")),
+        ("max_payload_bytes", 10**9),
+        ("reconnect_max_s", 10**6),
+        ("grace_s", -1.0),
+        ("max_clock_skew_s", -1.0),
+        ("wal_max_bytes", 10),
+        ("max_gap_steps", -1),
+    ],
+)
+def test_every_number_is_range_checked(key: str, value: float) -> None:
+    with pytest.raises(ConfigError) as info:
+        Config.load(None, {}, {key: value})
+    message = str(info.value)
+    assert message.startswith(f"{key} must be between") and "\n" not in message
+
+
+def test_batch_cannot_exceed_the_queue() -> None:
+    with pytest.raises(ConfigError, match="batch_max must be <= queue_size"):
+        Config.load(None, {}, {"queue_size": 10, "batch_max": 20})
+
+
+@pytest.mark.parametrize("prefix", ["$SYS/x", "$share", "a\u2028b"])
+def test_output_prefix_is_not_a_broker_topic(prefix: str) -> None:
+    with pytest.raises(ConfigError, match="output_prefix"):
+        Config.load(None, {}, {"output_prefix": prefix})
+
+
+def test_topics_as_a_string_in_toml_is_an_error_that_shows_the_list(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as info:
+        Config.load(write(tmp_path, 'topics = "sensors/{sensor}"\n'), {}, {})
+    assert 'expected a list of strings, e.g. topics = ["sensors/{sensor}"]' in str(info.value)
+
+
+def test_mqtt_version_5_as_a_toml_number_is_taken(tmp_path: Path) -> None:
+    assert Config.load(write(tmp_path, "mqtt_version = 5\n"), {}, {}).mqtt_version == "5"
+    with pytest.raises(ConfigError) as info:
+        Config.load(write(tmp_path, "mqtt_version = 4\n"), {}, {})
+    assert 'must be one of "5", "3.1.1" (a string), not 4' in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("topics", "prefix", "homeassistant"),
+    [
+        (["mf/{sensor}"], "mf", False),  # would read mf/status and mf/health
+        (["+/{sensor}"], "edge-lstm", False),
+        (["mf/{sensor}/forecast"], "mf", False),
+        (["mf/+/{sensor}"], "mf", False),  # every forecast read back as sensor "forecast"
+        (["ha/sensor/edge_lstm/{sensor}/config"], "out", True),
+    ],
+)
+def test_a_template_that_matches_our_own_output_is_refused(
+    topics: list[str], prefix: str, homeassistant: bool
+) -> None:
+    overrides = {"topics": topics, "output_prefix": prefix, "homeassistant": homeassistant,
+                 "homeassistant_prefix": "ha"}  # fmt: skip
+    with pytest.raises(ConfigError, match="matches the daemon's own output"):
+        Config.load(None, {}, overrides)
+
+
+def test_templates_beside_the_output_are_fine() -> None:
+    c = Config.load(None, {}, {"topics": ["mf/in/{sensor}"], "output_prefix": "mf/out"})
+    assert c.topics == ("mf/in/{sensor}",)
+    # Meets only the forecasts of a sensor named "sensors" (refused as readings): allowed.
+    c = Config.load(None, {}, {"topics": ["p/sensors/{sensor}"], "output_prefix": "p"})
+    assert c.output_prefix == "p"
 
 
 def test_password_file(tmp_path: Path) -> None:

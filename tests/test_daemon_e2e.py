@@ -199,7 +199,10 @@ def test_forecasts_rejections_homeassistant_notify_and_sigterm(
         health = last_health(collector, p)
         assert health["readings_accepted"] == 3 * n and health["sensors_active"] == 3
         accuracy = health["accuracy"]
-        assert isinstance(accuracy, dict) and accuracy["scored_by_step"][0] == 3 * (n - 2)
+        # Only `ok` forecasts are scored (warm-up is 3 steps): those issued after steps
+        # 3..n-2 have their next step observed, (n - 4) per sensor.
+        assert isinstance(accuracy, dict) and accuracy["scores"] == "ok_forecasts"
+        assert accuracy["scored_by_step"][0] == 3 * (n - 4)
         # Home Assistant: one retained entity per sensor and feature, again after HA restarts.
         configs = [m for m in collector.messages if m.topic.endswith("/config")]
         assert len({m.topic for m in configs}) == 6 and all(

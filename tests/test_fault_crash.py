@@ -18,6 +18,7 @@ import shutil
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from edge_lstm.forecaster import Forecaster
@@ -166,6 +167,74 @@ def test_snapshot_mode_loss_is_bounded_by_the_interval(
         assert 0 <= lost <= rate * (interval_s + slack_s), (
             f"{context}: lost {lost} readings (snapshot held {snapshot_steps})"
         )
+        assert daemon.terminate() == 0
+    finally:
+        daemon.cleanup()
+        publisher.close()
+        observer.close()
+
+
+def _bucket_means(readings: np.ndarray, per_step: int) -> np.ndarray:
+    """Each step's mean exactly as the resampler computes it: a running sum, then / count."""
+    n_sensors, n_readings, n_features = readings.shape
+    out = np.zeros((n_sensors, n_readings // per_step, n_features))
+    for i in range(n_sensors):
+        for k in range(n_readings // per_step):
+            for f in range(n_features):
+                total = 0.0
+                for j in range(per_step):
+                    total += float(readings[i, k * per_step + j, f])
+                out[i, k, f] = total / per_step
+    return out
+
+
+def test_wal_kills_inside_steps_with_several_readings_a_step(
+    mosquitto: Mosquitto, golden_model: Path, tmp_path: Path
+) -> None:
+    """Issue 9, item 2: replay dropped the clock offsets, so the first wall-clock close after a
+    restart cut a half-filled step short and the rest of its readings were refused as late."""
+    seed = _seed()
+    rng = random.Random(seed)
+    meta = ModelMeta.load(golden_model.with_suffix(".json"))
+    per_step, n_steps = 3, 50
+    # Kills after the 1st or 2nd reading of a step: always inside a step.
+    kill_steps = sorted(rng.sample(range(8, n_steps - 8), 3))
+    kills = {(k, rng.randrange(per_step - 1)) for k in kill_steps}
+    prefix = unique_prefix("crash-steps")
+    ids = [f"s{i}" for i in range(N_SENSORS)]
+    readings = series(N_SENSORS, n_steps * per_step, meta.n_features, seed=seed % 1000)
+    settings = daemon_settings(
+        mosquitto, golden_model, prefix, state_dir=tmp_path / "state", durability="wal",
+        snapshot_interval_s=1.3, grace_s=1.0,
+    )  # fmt: skip
+    daemon = DaemonProcess(tmp_path / "daemon", settings)
+    observer = Observer(mosquitto, f"{prefix}/out")
+    publisher = Publisher(mosquitto, f"{prefix}-pub")
+    context = f"seed={seed} kills at (step, reading) {sorted(kills)}"
+    try:
+        daemon.start()
+        observer.wait_online(daemon)
+        for k in range(n_steps):
+            for j in range(per_step):
+                # `ts` 2024: years behind the wall clock, as a backfill or a lagging gateway.
+                ts = BASE_TS + k * meta.step_s + j * meta.step_s / per_step
+                for i, sensor in enumerate(ids):
+                    payload = reading_payload(readings[i, k * per_step + j], ts)
+                    publisher.publish(f"{prefix}/s/{sensor}", payload)
+                if (k, j) in kills:
+                    time.sleep(rng.uniform(0.05, 0.3))  # journaled, maybe not yet snapshotted
+                    daemon.kill9()
+                    daemon.start()
+                    observer.wait_online(daemon)
+                time.sleep(PACE_S)
+        assert publisher.wait_all_acked(), context
+        last = iso_of_step(n_steps - 2, meta.step_s)
+        done = wait_until(lambda: all(observer.has_forecast_for(s, last) for s in ids), 60)
+        assert done, f"{context}: final forecasts missing; log:\n{daemon.log()[-3000:]}"
+        expected = expected_forecasts(golden_model, ids, _bucket_means(readings, per_step))
+        bad = mismatches(observer, expected, meta.features, meta.step_s)
+        assert bad == [], f"{context}: {len(bad)} forecasts differ, e.g. {bad[:3]}"
+        assert daemon.starts == 1 + len(kills)
         assert daemon.terminate() == 0
     finally:
         daemon.cleanup()

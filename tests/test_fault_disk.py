@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from edge_lstm.metadata import ModelMeta
+from tests.conftest import skip_or_fail
 from tests.faultkit import (
     BASE_TS,
     DaemonProcess,
@@ -54,12 +55,12 @@ def unwritable(directory: Path) -> Iterator[None]:
     if root:
         chattr = shutil.which("chattr")
         if chattr is None or subprocess.run([chattr, "+i", str(directory)]).returncode != 0:
-            pytest.skip("running as root and cannot make a directory immutable")
+            skip_or_fail("running as root and cannot make a directory immutable")
     else:
         directory.chmod(0o555)
     try:
         if _probe_writable(directory):
-            pytest.skip("could not make the state directory unwritable here")
+            skip_or_fail("could not make the state directory unwritable here")
         yield
     finally:
         if root:
@@ -72,15 +73,17 @@ def unwritable(directory: Path) -> Iterator[None]:
 def small_filesystem(directory: Path, size_kib: int) -> Iterator[None]:
     """A tmpfs of ``size_kib`` mounted at ``directory`` (root only), unmounted afterwards."""
     directory.mkdir(parents=True, exist_ok=True)
-    if os.geteuid() != 0 or shutil.which("mount") is None:
+    if os.geteuid() != 0:
         pytest.skip("mounting a small tmpfs needs root")
+    if shutil.which("mount") is None:
+        skip_or_fail("mount is not on the PATH")
     mounted = subprocess.run(
         ["mount", "-t", "tmpfs", "-o", f"size={size_kib}k", "tmpfs", str(directory)],
         capture_output=True,
         check=False,
     )
     if mounted.returncode != 0:
-        pytest.skip(f"cannot mount tmpfs: {mounted.stderr.decode().strip()}")
+        skip_or_fail(f"cannot mount tmpfs as root: {mounted.stderr.decode().strip()}")
     try:
         yield
     finally:
@@ -103,10 +106,12 @@ def fill(directory: Path) -> Path:
 class Stream:
     """A daemon, an observer and a publisher for one test, plus the expected forecasts."""
 
-    def __init__(self, broker: Mosquitto, model: Path, tmp: Path, **settings: object) -> None:
+    def __init__(
+        self, broker: Mosquitto, model: Path, tmp: Path, n_steps: int = 60, **settings: object
+    ) -> None:
         self.meta = ModelMeta.load(model.with_suffix(".json"))
         self.prefix = unique_prefix("disk")
-        self.data = series(len(IDS), 60, self.meta.n_features)
+        self.data = series(len(IDS), n_steps, self.meta.n_features)
         self.expected = expected_forecasts(model, IDS, self.data)
         self.state = Path(str(settings.pop("state_dir", tmp / "state")))
         base = {
@@ -207,6 +212,70 @@ def test_full_state_dir_keeps_forecasting(
             doc = stream.health_where(lambda d: d["state"]["error"] is None)
             assert doc["journal_errors"] == errors, "journal still failing after space was freed"
             assert doc["state"]["journal_error"] is None
+            assert stream.daemon.terminate() == 0
+        finally:
+            stream.close()
+
+
+def test_log_cannot_wedge_a_small_disk(
+    mosquitto: Mosquitto, golden_model: Path, tmp_path: Path
+) -> None:
+    """Issue 9, item 4: the log grew until the disk was full; then no snapshot had room for its
+    temporary file, so the log could never be truncated and readings went unjournaled."""
+    state = tmp_path / "state"
+    with small_filesystem(state, size_kib=128):
+        # Snapshots once an hour: only the room kept for the next snapshot can save the disk.
+        stream = Stream(
+            mosquitto, golden_model, tmp_path, state_dir=state, durability="wal",
+            snapshot_interval_s=3600.0, n_steps=520,
+        )  # fmt: skip
+        try:
+            stream.daemon.start()
+            stream.observer.wait_online(stream.daemon)
+            stream.steps(5)
+            for _ in range(5):  # 515 steps x 3 sensors x ~90 bytes: ~1.1 x the file system
+                stream.steps(102)
+            doc = stream.observer.fresh_health()
+            log = stream.daemon.log()[-3000:]
+            assert doc["snapshots"] >= 1 and doc["snapshot_errors"] == 0, log
+            assert doc["state"]["error"] is None and doc["state"]["journal_error"] is None, log
+            assert doc["journal_errors"] == 0, log
+            # Nothing was lost either: after a kill -9 the restarted daemon goes on exactly.
+            stream.daemon.kill9()
+            stream.daemon.start()
+            stream.observer.wait_online(stream.daemon)
+            stream.steps(3)
+            assert stream.daemon.terminate() == 0
+        finally:
+            stream.close()
+
+
+def test_a_reading_that_cannot_be_journaled_is_not_acknowledged(
+    mosquitto: Mosquitto, golden_model: Path, tmp_path: Path
+) -> None:
+    """The broker keeps what the log could not take: a kill -9 while the disk is full loses
+    nothing, and once space is freed journaling and snapshots resume by themselves."""
+    state = tmp_path / "state"
+    with small_filesystem(state, size_kib=256):
+        stream = Stream(mosquitto, golden_model, tmp_path, state_dir=state, durability="wal")
+        try:
+            stream.daemon.start()
+            stream.observer.wait_online(stream.daemon)
+            stream.steps(5)
+            stream.health_where(lambda d: d["snapshots"] > 0)
+            filler = fill(state)
+            stream.steps(10)  # forecast from memory, but neither journaled nor acknowledged
+            stream.health_where(lambda d: d["journal_errors"] > 0)
+            stream.daemon.kill9()
+            filler.unlink()
+            stream.daemon.start()
+            stream.observer.wait_online(stream.daemon)
+            # Redelivered by the broker and applied: the forecasts go on as if nothing happened
+            # (with the readings lost, the 10-step gap would reset every sensor).
+            stream.steps(5)
+            doc = stream.health_where(lambda d: d["snapshots"] > 0 and d["state"]["error"] is None)
+            log = stream.daemon.log()[-3000:]
+            assert doc["journal_errors"] == 0 and doc["state"]["journal_error"] is None, log
             assert stream.daemon.terminate() == 0
         finally:
             stream.close()

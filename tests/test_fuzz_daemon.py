@@ -90,6 +90,11 @@ CANONICAL: list[tuple[str, bytes]] = [
     ("canon", b'{"value": [20, 50], "ts": 1e15}'),
     ("canon", b'{"value": [20, 50], "ts": "0001-01-01T00:00:00Z"}'),
     ("$canon", b'{"value": [20, 50]}'),
+    ("canon", b'{"value": [1' + b"0" * 400 + b", 50]}"),  # beyond float64: killed the worker
+    ("canon", b'{"value": [20, 50], "ts": 1' + b"0" * 400 + b"}"),
+    ("canon", b'{"value": [20, 50], "ts": 4070908800}'),  # 2099: far ahead of its arrival
+    ("bidi\u202eid", b'{"value": [20, 50]}'),
+    ("line\u2028sep", b'{"value": [20, 50]}'),
     ("x" * 200, b'{"value": [20, 50]}'),
 ]
 # Valid readings from never-seen sensors: more per round than max_sensors.
@@ -168,8 +173,9 @@ def test_hostile_traffic_changes_nothing_for_good_sensors(
         received = health["readings_accepted"] + health["readings_rejected_total"]
         assert received + health["queue_dropped"] == sent[0], health
         reasons = set(health["readings_rejected"])
-        must = {"too_large", "binary", "bad_json", "not_finite", "bad_ts", "bad_sensor_id"}
-        assert must <= reasons, reasons
+        must = {"too_large", "binary", "bad_json", "not_finite", "bad_ts", "bad_sensor_id",
+                "future"}  # fmt: skip
+        assert must <= reasons and "internal_error" not in reasons, reasons
         assert health["sensors_active"] <= MAX_SENSORS, health
         assert health["queue_depth"] <= QUEUE_SIZE
         growth = daemon.rss() - rss_start

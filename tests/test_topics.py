@@ -12,6 +12,7 @@ from edge_lstm.topics import (
     TopicRouter,
     TopicTemplate,
     check_sensor_id,
+    filters_overlap,
     sensor_id_problem,
     validate_output_prefix,
 )
@@ -107,3 +108,32 @@ def test_router_first_match_and_errors() -> None:
 def test_bad_output_prefix(bad: str) -> None:
     with pytest.raises(ConfigError):
         validate_output_prefix(bad)
+
+
+@pytest.mark.parametrize(
+    "sensor_id",
+    ["gnp.\u202eexe", "a\u2028b", "a\u2029b", "zero\u200bwidth", "bom\ufeff", "a\u0085b",
+     "soft\u00adhyphen", "\u2066isolate"],
+)  # fmt: skip
+def test_format_and_separator_characters_are_refused(sensor_id: str) -> None:
+    problem = sensor_id_problem(sensor_id)
+    assert problem is not None and "U+" in problem
+
+
+def test_ordinary_unicode_ids_are_fine() -> None:
+    for sensor_id in ["é漢", "küche-1", "温度", "a b", "emoji-\U0001f321"]:
+        assert sensor_id_problem(sensor_id) is None, sensor_id
+
+
+def test_output_prefix_may_not_be_a_broker_topic() -> None:
+    for prefix in ["$SYS/x", "$share/g", "a\u202eb"]:
+        with pytest.raises(ConfigError):
+            validate_output_prefix(prefix)
+
+
+def test_filters_overlap() -> None:
+    assert filters_overlap("mf/+", "mf/status")
+    assert filters_overlap("+/+", "edge-lstm/health")
+    assert filters_overlap("a/+/c", "a/+/c")
+    assert not filters_overlap("mf/+", "mf/+/forecast")
+    assert not filters_overlap("sensors/+", "edge-lstm/status")

@@ -93,16 +93,54 @@ def test_corrupt_record_is_detected_and_nothing_after_it_trusted(
         assert list(reopened.replay()) == batch[:k]
 
 
-def test_damaged_length_field_is_not_trusted(tmp_path: Path) -> None:
+def test_damaged_length_field_is_not_trusted(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     wal = WriteAheadLog(tmp_path / "w.wal", fsync=False)
     wal.append(Reading("a", (1.0,), 1.0))
     wal.close()
     raw = bytearray((tmp_path / "w.wal").read_bytes())
     raw[len(MAGIC) + 3] = 0xFF  # length becomes ~4 GB
     (tmp_path / "w.wal").write_bytes(bytes(raw))
-    assert scan(bytes(raw[len(MAGIC) :])) == ([], 0, True)
-    reopened = WriteAheadLog(tmp_path / "w.wal", fsync=False)
+    assert scan(bytes(raw[len(MAGIC) :])) == ([], 0, "bad length")
+    with caplog.at_level(logging.WARNING):
+        reopened = WriteAheadLog(tmp_path / "w.wal", fsync=False)
     assert list(reopened.replay()) == [] and reopened.corrupt_records == 1
+    # Named for what it is: a length no record can have, not a checksum failure.
+    assert "corrupt record (bad length)" in caplog.text and "CRC" not in caplog.text
+
+
+def test_flipped_payload_is_reported_as_a_crc_mismatch(tmp_path: Path) -> None:
+    wal = WriteAheadLog(tmp_path / "w.wal", fsync=False)
+    wal.append(Reading("a", (1.0,), 1.0))
+    wal.close()
+    raw = bytearray((tmp_path / "w.wal").read_bytes())
+    raw[-2] ^= 0x01
+    assert scan(bytes(raw[len(MAGIC) :])) == ([], 0, "CRC mismatch")
+
+
+def test_log_is_private_to_its_owner(tmp_path: Path) -> None:
+    old_umask = os.umask(0o022)
+    try:
+        WriteAheadLog(tmp_path / "new.wal", fsync=False).close()
+        legacy = tmp_path / "legacy.wal"
+        legacy.write_bytes(MAGIC)
+        legacy.chmod(0o644)  # as an older version created it
+        WriteAheadLog(legacy, fsync=False).close()
+    finally:
+        os.umask(old_umask)
+    assert (tmp_path / "new.wal").stat().st_mode & 0o777 == 0o600
+    assert legacy.stat().st_mode & 0o777 == 0o600
+
+
+def test_clock_offsets_round_trip_and_old_records_still_read(tmp_path: Path) -> None:
+    wal = WriteAheadLog(tmp_path / "w.wal", fsync=False)
+    first, second = Reading("a", (1.0,), 10.0), Reading("b", (2.0,), 20.0)
+    wal.append_many([first, second], [86_400.25, -3.5])
+    wal.append(Reading("c", (3.0,), 30.0))  # no offset: a record as older versions wrote it
+    wal.close()
+    records = list(WriteAheadLog(tmp_path / "w.wal", fsync=False).replay_records())
+    assert records == [(first, 86_400.25), (second, -3.5), (Reading("c", (3.0,), 30.0), None)]
 
 
 def test_truncate_forgets_everything_and_logging_continues(tmp_path: Path) -> None:

@@ -102,6 +102,8 @@ class DaemonProcess:
             "--output-prefix", f"{self.prefix}/out",
             "--health-interval-s", "1",
             "--log-level", "WARNING",
+            # The bench dates its readings a year ahead (future_start): let them in.
+            "--max-clock-skew-s", str(400 * 86_400),
             *extra,
         ]  # fmt: skip
         self._log = self.log_path.open("ab")
