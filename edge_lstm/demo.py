@@ -12,14 +12,10 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-
-from .csvdata import Series
 
 DEMO_PREFIX = "edge-lstm-demo"
 
@@ -141,36 +137,6 @@ def format_table(board: Scoreboard, step_s: float, shown_steps: int = 4) -> str:
 
 def _fmt(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}"
-
-
-def replay(
-    series: Series,
-    publish: Callable[[str, str], None],
-    board: Scoreboard,
-    speed: float,
-    duration_s: float,
-    on_tick: Callable[[], None],
-    tick_s: float = 0.5,
-) -> int:
-    """Publish row after row at ``speed`` rows per second until the end or ``duration_s``."""
-    start = time.monotonic()
-    next_tick = start + tick_s
-    rows = 0
-    for t, values in zip(series.times.tolist(), series.values.tolist(), strict=True):
-        if time.monotonic() - start >= duration_s:
-            break
-        due = start + rows / speed
-        while (now := time.monotonic()) < due:
-            time.sleep(min(due - now, 0.05))
-        for sensor, value in zip(series.columns, values, strict=True):
-            if value == value:  # skip NaN: a missing reading is simply not published
-                publish(sensor, json.dumps({"value": value, "ts": t}))
-                board.replayed(sensor, t, value)
-        rows += 1
-        if time.monotonic() >= next_tick:
-            on_tick()
-            next_tick = time.monotonic() + tick_s
-    return rows
 
 
 def demo_client_id() -> str:

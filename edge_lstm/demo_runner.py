@@ -10,7 +10,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from .demo import DemoResult, Scoreboard, demo_client_id, format_table, replay
+from .demo import DemoResult, Scoreboard, demo_client_id, format_table
+from .replay import reading_payload, replay_rows
 
 
 def run_demo(
@@ -76,7 +77,7 @@ def run_demo(
         clients.append(publisher)
         last_print = [time.monotonic()]
 
-        def tick() -> None:
+        def tick(_rows: int) -> None:
             board.update()
             table = format_table(board, result.step_s)
             if live:
@@ -85,11 +86,12 @@ def run_demo(
                 show(table + "\n")
                 last_print[0] = time.monotonic()
 
-        def send(sensor: str, payload: str) -> None:
-            publisher.publish(f"{prefix}/sensors/{sensor}", payload, qos=1)
+        def send(sensor: str, ts: float, value: float) -> None:
+            publisher.publish(f"{prefix}/sensors/{sensor}", reading_payload(value, ts), qos=1)
+            board.replayed(sensor, ts, value)
 
         try:
-            result.rows = replay(series, send, board, speed, duration_s, tick)
+            result.rows = replay_rows(series, send, speed, duration_s, tick)
         except KeyboardInterrupt:
             result.interrupted = True
         # The last row's step closes on the daemon's wall clock; give its forecasts a moment.
