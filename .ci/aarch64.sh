@@ -17,12 +17,12 @@ registered=""
 daemon_pid=""
 broker_pid=""
 cleanup() {
-  [ -n "$daemon_pid" ] && kill "$daemon_pid" 2>/dev/null && wait "$daemon_pid" 2>/dev/null
-  [ -n "$broker_pid" ] && kill "$broker_pid" 2>/dev/null
+  set +e
+  if [ -n "$daemon_pid" ]; then kill "$daemon_pid"; wait "$daemon_pid"; fi 2>/dev/null
+  if [ -n "$broker_pid" ]; then kill "$broker_pid"; wait "$broker_pid"; fi 2>/dev/null
   ci_leave
   # The handler is machine-wide: leave the machine as it was.
-  [ -n "$registered" ] && echo -1 >/proc/sys/fs/binfmt_misc/qemu-aarch64
-  return 0
+  if [ -n "$registered" ]; then echo -1 >/proc/sys/fs/binfmt_misc/qemu-aarch64; fi
 }
 trap cleanup EXIT
 
@@ -72,6 +72,10 @@ port="$(.venv/bin/python -c 'import socket; s=socket.socket(); s.bind(("127.0.0.
 printf 'listener %s 127.0.0.1\nallow_anonymous true\n' "$port" >"$root.mosquitto.conf"
 mosquitto -c "$root.mosquitto.conf" >"$root.mosquitto.log" 2>&1 &
 broker_pid=$!
+for _ in $(seq 100); do
+  (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
+  sleep 0.1
+done
 ci_run "$root" /tmp/venv/bin/edge-lstm run --broker "127.0.0.1:$port" 2>"$root.daemon.log" &
 daemon_pid=$!
 if ! mosquitto_sub -p "$port" -t edge-lstm/status -C 1 -W 180 | grep -q online; then
@@ -84,7 +88,8 @@ sub_pid=$!
 ci_run "$root" /tmp/venv/bin/edge-lstm replay --broker "127.0.0.1:$port" --columns greensboro \
   --speed 4 --duration 15
 wait "$sub_pid" || true
-kill "$daemon_pid" && wait "$daemon_pid" || true
+kill "$daemon_pid"
+wait "$daemon_pid" || true
 daemon_pid=""
 if ! grep -q '"status":"ok"' "$root.forecasts"; then
   tail -20 "$root.daemon.log" >&2

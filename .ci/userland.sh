@@ -84,7 +84,11 @@ _ci_mount() {  # _ci_mount TARGET MOUNT-ARGS...: mount and remember it for ci_le
 # No /sys: LiteRT reads /sys and /proc/cpuinfo to pick kernels, and under qemu the host's x86
 # view of both crashes it. CPUINFO, when given, is bound over /proc/cpuinfo.
 ci_enter() {
-  local root="$1" cpuinfo="${2:-}"
+  local root="$1" cpuinfo="${2:-}" stale
+  # a run killed before its cleanup (a CI timeout) leaves its mounts: never stack on them
+  for stale in $(awk -v r="$root/" 'index($2, r) == 1 {print $2}' /proc/mounts | sort -r); do
+    umount -l "$stale" 2>/dev/null || true
+  done
   _ci_mount "$root/proc" -t proc proc
   [ -n "$cpuinfo" ] && _ci_mount "$root/proc/cpuinfo" --bind "$cpuinfo"
   _ci_mount "$root/dev" --rbind /dev

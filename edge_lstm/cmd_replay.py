@@ -66,14 +66,6 @@ def replay(
         fail(str(exc), code=2)
     except (EdgeLstmError, ValueError) as exc:
         fail(str(exc))
-    topics = {s: template.topic_for(s) for s in series.columns}
-    sensors = ", ".join(series.columns)
-    typer.echo(
-        f"replaying {series.source}: {len(series.columns)} sensor(s) ({sensors}), "
-        f"{series.rows - first} rows from {iso(float(series.times[first]))}, "
-        f"{speed:g} rows/s, to {host}:{port} {topic}",
-        err=True,
-    )
     sent = [0]
 
     def send(sensor: str, ts: float, value: float) -> None:
@@ -93,6 +85,14 @@ def replay(
         publisher = Publisher(host, port)
     except EdgeLstmError as exc:
         fail(str(exc))
+    topics = {s: template.topic_for(s) for s in series.columns}
+    sensors = ", ".join(series.columns)
+    typer.echo(
+        f"replaying {series.source}: {len(series.columns)} sensor(s) ({sensors}), "
+        f"{series.rows - first} rows from {iso(float(series.times[first]))}, "
+        f"{speed:g} rows/s, to {host}:{port} {topic}",
+        err=True,
+    )
     try:
         rows = replay_rows(series, send, speed, duration, tick, first_row=first)
     except KeyboardInterrupt:
