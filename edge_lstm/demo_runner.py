@@ -21,9 +21,13 @@ def run_demo(
     speed: float,
     duration_s: float,
     show: Callable[[str], None],
-    live: bool,
+    live: Callable[[Scoreboard, float], None] | None = None,
 ) -> DemoResult:
-    """Broker, daemon, replay and table; everything started here is stopped here."""
+    """Broker, daemon, replay and table; everything started here is stopped here.
+
+    ``live`` redraws a table in place on every tick; without it ``show`` gets a plain-text
+    table every 5 seconds (for logs and pipes).
+    """
     import logging
 
     from .bench.clients import Publisher, Recorder, split_address
@@ -79,11 +83,10 @@ def run_demo(
 
         def tick(_rows: int) -> None:
             board.update()
-            table = format_table(board, result.step_s)
-            if live:
-                show("\x1b[H\x1b[2J" + table)
+            if live is not None:
+                live(board, result.step_s)
             elif time.monotonic() - last_print[0] >= 5.0:
-                show(table + "\n")
+                show(format_table(board, result.step_s) + "\n")
                 last_print[0] = time.monotonic()
 
         def send(sensor: str, ts: float, value: float) -> None:
