@@ -96,7 +96,7 @@ if ! grep -q '"status":"ok"' "$root.forecasts"; then
   echo "aarch64: no warm forecast came back ($(wc -l <"$root.forecasts") forecasts)" >&2
   exit 1
 fi
-ci_log "aarch64: daemon smoke test: $(grep -c '"status":"ok"' "$root.forecasts") warm of" \
-  "$(wc -l <"$root.forecasts") forecasts back in $((SECONDS - t0)) s; " \
-  "last: $(tail -1 "$root.forecasts" | cut -c1-160)..."
+ok="$(grep -c '"status":"ok"' "$root.forecasts")"
+ci_log "aarch64: daemon smoke test: $ok warm of $(wc -l <"$root.forecasts") forecasts back" \
+  "in $((SECONDS - t0)) s; the last: $(tail -1 "$root.forecasts" | cut -c1-200)..."
 ci_log "aarch64: whole phase $((SECONDS - started)) s"
