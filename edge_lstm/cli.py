@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import typer
 
+from .cli_help import EdgeCommand
 from .cmd_bench import bench
 from .cmd_demo import demo
 from .cmd_evaluate import evaluate
 from .cmd_export import export
 from .cmd_inspect import inspect
+from .cmd_replay import replay
 from .cmd_run import run
+from .cmd_status import status
 
 app = typer.Typer(
     name="edge-lstm",
@@ -24,15 +27,17 @@ app = typer.Typer(
 )
 
 # Registration: one line per command module (keep sorted).
-app.command("bench")(bench)
-app.command("demo")(demo)
-app.command("evaluate")(evaluate)
-app.command("export")(export)
-app.command("inspect")(inspect)
-app.command("run")(run)
+app.command("bench", cls=EdgeCommand)(bench)
+app.command("demo", cls=EdgeCommand)(demo)
+app.command("evaluate", cls=EdgeCommand)(evaluate)
+app.command("export", cls=EdgeCommand)(export)
+app.command("inspect", cls=EdgeCommand)(inspect)
+app.command("replay", cls=EdgeCommand)(replay)
+app.command("run", cls=EdgeCommand)(run)
+app.command("status", cls=EdgeCommand)(status)
 
 
-@app.command("version")
+@app.command("version", cls=EdgeCommand)
 def version() -> None:
     """Print the edge-lstm version and the TFLite interpreter backend it would use."""
     from . import __version__

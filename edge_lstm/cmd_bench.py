@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -10,6 +13,7 @@ import typer
 
 from .cmd_common import fail, json_safe
 from .errors import EdgeLstmError
+from .progress import SectionProgress, section_progress
 
 SECTIONS = ("engine", "e2e", "memory")
 
@@ -51,7 +55,9 @@ def bench(
     if unknown:
         fail(f"unknown section {unknown[0]!r} (choose from {', '.join(SECTIONS)})")
     model_path = model or default_model_path()
-    say = (lambda m: typer.echo(m, err=True)) if not as_json else (lambda m: None)
+    say: Callable[[str], None] = (
+        (lambda m: typer.echo(m, err=True)) if not as_json else (lambda m: None)
+    )
     report: dict[str, Any] = {"quick": quick, "model": str(model_path)}
     needs_broker = [s for s in sections if s != "engine"]
     skipped: dict[str, str] = {}
@@ -59,8 +65,35 @@ def bench(
         for s in needs_broker:
             skipped[s] = "no --broker given and no mosquitto on the PATH"
         sections = [s for s in sections if s not in needs_broker]
+    bar = section_progress(len(sections)) if not as_json and sys.stderr.isatty() else None
+    if bar is not None:
+        say = bar.say
     try:
-        if "engine" in sections:
+        with bar or contextlib.nullcontext():
+            _run_sections(sections, report, model_path, quick, backend, keras, broker, say, bar)
+    except (EdgeLstmError, OSError) as exc:
+        fail(str(exc))
+    report["skipped"] = skipped
+    report["machine"] = machine_info(report.get("engine", {}).get("backend", backend))
+    text = json.dumps(json_safe(report), indent=2)
+    if output is not None:
+        output.write_text(text + "\n", encoding="utf-8")
+    typer.echo(text if as_json else format_report(report))
+
+
+def _run_sections(
+    sections: list[str],
+    report: dict[str, Any],
+    model_path: Path,
+    quick: bool,
+    backend: str | None,
+    keras: bool,
+    broker: str | None,
+    say: Callable[[str], None],
+    bar: SectionProgress | None,
+) -> None:
+    for section in sections:
+        if section == "engine":
             from .bench.engine import FULL_COUNTS, QUICK_COUNTS, run_engine
 
             report["engine"] = run_engine(
@@ -71,7 +104,7 @@ def bench(
                 keras=keras,
                 progress=say,
             )
-        if "e2e" in sections:
+        elif section == "e2e":
             from .bench.e2e import run_e2e
 
             report["e2e"] = (
@@ -79,19 +112,13 @@ def bench(
                 if quick
                 else run_e2e(model_path, broker, 1000, 20, 1000.0, 10.0, say)
             )
-        if "memory" in sections:
+        elif section == "memory":
             from .bench.memory import run_memory
 
             counts = (10, 100) if quick else (100, 10_000)
             report["memory"] = run_memory(model_path, broker, counts, say)
-    except (EdgeLstmError, OSError) as exc:
-        fail(str(exc))
-    report["skipped"] = skipped
-    report["machine"] = machine_info(report.get("engine", {}).get("backend", backend))
-    text = json.dumps(json_safe(report), indent=2)
-    if output is not None:
-        output.write_text(text + "\n", encoding="utf-8")
-    typer.echo(text if as_json else format_report(report))
+        if bar is not None:
+            bar.done(section)
 
 
 def _num(value: object, fmt: str = ",.0f") -> str:

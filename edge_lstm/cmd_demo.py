@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -38,19 +39,21 @@ def demo(
     from .csvdata import DataError
     from .demo import default_demo_data, summary
     from .demo_runner import plot_demo, run_demo
+    from .demo_view import LiveTable
     from .paths import default_model_path
 
-    live = sys.stdout.isatty()
+    table = LiveTable() if sys.stdout.isatty() else None
     try:
-        result = run_demo(
-            model or default_model_path(),
-            data or default_demo_data(),
-            broker,
-            speed,
-            duration,
-            show=lambda text: typer.echo(text),
-            live=live,
-        )
+        with table or contextlib.nullcontext():
+            result = run_demo(
+                model or default_model_path(),
+                data or default_demo_data(),
+                broker,
+                speed,
+                duration,
+                show=lambda text: typer.echo(text),
+                live=table.update if table is not None else None,
+            )
     except DataError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(code=2) from None
@@ -60,7 +63,7 @@ def demo(
     except KeyboardInterrupt:  # Ctrl-C during start-up: run_demo already cleaned up
         typer.echo("interrupted", err=True)
         raise typer.Exit(code=130) from None
-    typer.echo(("\x1b[H\x1b[2J" if live else "") + summary(result))
+    typer.echo(summary(result))
     if plot is not None:
         try:
             plot_demo(result, plot)

@@ -25,7 +25,7 @@ def export(
         int, typer.Option(min=0, help="Steps a sensor needs before its forecast is trusted.")
     ] = 24,
     feature_names: Annotated[
-        str | None, typer.Option(help="Comma-separated feature names (default f0,f1,..).")
+        str | None, typer.Option(help="Comma-separated feature names (default value, or f0,f1,..).")
     ] = None,
     quantize: Annotated[
         str, typer.Option(help=f"Weight quantization: {', '.join(QUANTIZE_MODES)}.")

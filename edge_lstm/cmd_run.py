@@ -6,6 +6,7 @@ forgotten on the command line; ``EDGE_LSTM_<NAME>`` variables are read by ``Conf
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import json
 import logging
@@ -102,10 +103,33 @@ def _option_type(kind: Any) -> tuple[Any, dict[str, Any]]:
     if typing.get_origin(kind) in (typing.Union, types.UnionType):
         base = next(a for a in typing.get_args(kind) if a is not type(None))
     if typing.get_origin(base) is tuple:
-        return Optional[list[str]], {}  # noqa: UP045 - typer reads this at runtime
+        # repeatable (--topic a --topic b); typer would label it <list[str]>
+        return Optional[list[str]], {"metavar": "<template>"}  # noqa: UP045 - typer reads this
     if typing.get_origin(base) is Literal:
         return Optional[str], {"metavar": "|".join(typing.get_args(base))}  # noqa: UP045
     return Optional[base], {}  # noqa: UP045
+
+
+def _default_text(name: str, flag: str) -> str:
+    """The config default as ``--help`` shows it (the option's own default stays None, so a
+    flag that is not given never overrides the config file or the environment)."""
+    spec = _DEFAULTS[name]
+    if spec.default is not dataclasses.MISSING:
+        value: object = spec.default
+    elif spec.default_factory is not dataclasses.MISSING:
+        value = spec.default_factory()
+    else:
+        return ""
+    if value is None or value == ():
+        return ""  # "none" or "the model's": the help text says which
+    if isinstance(value, bool):
+        return flag if value else "--no-" + flag[2:]
+    if isinstance(value, tuple):
+        return ", ".join(str(v) for v in value)
+    return str(value)
+
+
+_DEFAULTS = {spec.name: spec for spec in dataclasses.fields(Config)}
 
 
 def _signature() -> inspect.Signature:
@@ -138,8 +162,10 @@ def _signature() -> inspect.Signature:
         base = typing.get_args(cli_type)[0]
         if base is bool:
             decls = [f"{flag}/--no-{flag[2:]}"]
-        env = "EDGE_LSTM_" + name.upper()
-        help_text = f"{field_help(name)} [env {env}]"
+        # Parentheses, not typer's [brackets]: Rich would read "[env ...]" as markup and drop it.
+        default = _default_text(name, flag)
+        env = f"env EDGE_LSTM_{name.upper()}"
+        help_text = f"{field_help(name)} ({env}" + (f"; default: {default})" if default else ")")
         option = typer.Option(*decls, help=help_text, show_default=False, **extra)
         params.append(
             inspect.Parameter(

@@ -12,14 +12,12 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from .csvdata import Series
+from .status import step_label
 
 DEMO_PREFIX = "edge-lstm-demo"
 
@@ -110,17 +108,21 @@ class Scoreboard:
             view.score()
 
 
-def format_table(board: Scoreboard, step_s: float, shown_steps: int = 4) -> str:
-    """The live table: one line per sensor."""
-    hours = step_s / 3600
-    unit = "h" if hours >= 1 and float(hours).is_integer() else "s"
+COLUMNS = (
+    "sensor",
+    "time (UTC)",
+    "last",
+    "next forecasts",
+    "status",
+    "MAE LSTM",
+    "naive",
+    "scored",
+)
 
-    def label(k: int) -> str:
-        return f"+{k * int(hours)}h" if unit == "h" else f"+{k * step_s:g}s"
 
-    head = f"{'sensor':<12}{'time (UTC)':<18}{'last':>7}  {'next forecasts':<40}{'status':<12}"
-    head += f"{'MAE LSTM':>9}{'naive':>7}{'scored':>8}"
-    lines = [head, "-" * len(head)]
+def table_rows(board: Scoreboard, step_s: float, shown_steps: int = 4) -> list[tuple[str, ...]]:
+    """One row of ``COLUMNS`` per sensor: what the live table shows, rendered by the caller."""
+    rows: list[tuple[str, ...]] = []
     for sensor, view in board.views.items():
         when = (
             datetime.fromtimestamp(view.last_t, tz=timezone.utc).strftime("%Y-%m-%d %H:%M")
@@ -129,48 +131,36 @@ def format_table(board: Scoreboard, step_s: float, shown_steps: int = 4) -> str:
         )
         last = f"{view.actual[view.last_t]:.1f}" if view.last_t is not None else "-"
         picks = sorted({1, 2, 3, len(view.forecast)} & set(range(1, len(view.forecast) + 1)))
-        nxt = " ".join(f"{label(k)} {view.forecast[k - 1][1]:.1f}" for k in picks[:shown_steps])
-        lstm, naive = view.mae()
-        lines.append(
-            f"{sensor:<12}{when:<18}{last:>7}  {nxt or 'waiting':<39} {view.status:<12}"
-            f"{_fmt(lstm):>9}{_fmt(naive):>7}"
-            f"{view.scored:>8}"
+        nxt = " ".join(
+            f"{step_label(k, step_s)} {view.forecast[k - 1][1]:.1f}" for k in picks[:shown_steps]
         )
-    return "\n".join(lines)
+        lstm, naive = view.mae()
+        rows.append(
+            (sensor, when, last, nxt or "waiting", view.status, _fmt(lstm), _fmt(naive),
+             str(view.scored))
+        )  # fmt: skip
+    return rows
+
+
+def format_table(board: Scoreboard, step_s: float, shown_steps: int = 4) -> str:
+    """The table as plain text: one line per sensor (logs, pipes, the closing summary)."""
+    widths = (12, 18, 7, 42, 12, 9, 7, 8)
+    right = {2, 5, 6, 7}
+
+    def line(cells: tuple[str, ...]) -> str:
+        return "".join(
+            f"{c:>{w}}" if i in right else ("  " if i == 3 else "") + f"{c:<{w - 2 * (i == 3)}}"
+            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+        )
+
+    head = line(COLUMNS)
+    return "\n".join(
+        [head, "-" * len(head)] + [line(r) for r in table_rows(board, step_s, shown_steps)]
+    )
 
 
 def _fmt(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}"
-
-
-def replay(
-    series: Series,
-    publish: Callable[[str, str], None],
-    board: Scoreboard,
-    speed: float,
-    duration_s: float,
-    on_tick: Callable[[], None],
-    tick_s: float = 0.5,
-) -> int:
-    """Publish row after row at ``speed`` rows per second until the end or ``duration_s``."""
-    start = time.monotonic()
-    next_tick = start + tick_s
-    rows = 0
-    for t, values in zip(series.times.tolist(), series.values.tolist(), strict=True):
-        if time.monotonic() - start >= duration_s:
-            break
-        due = start + rows / speed
-        while (now := time.monotonic()) < due:
-            time.sleep(min(due - now, 0.05))
-        for sensor, value in zip(series.columns, values, strict=True):
-            if value == value:  # skip NaN: a missing reading is simply not published
-                publish(sensor, json.dumps({"value": value, "ts": t}))
-                board.replayed(sensor, t, value)
-        rows += 1
-        if time.monotonic() >= next_tick:
-            on_tick()
-            next_tick = time.monotonic() + tick_s
-    return rows
 
 
 def demo_client_id() -> str:

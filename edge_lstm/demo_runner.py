@@ -10,7 +10,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from .demo import DemoResult, Scoreboard, demo_client_id, format_table, replay
+from .demo import DemoResult, Scoreboard, demo_client_id, format_table
+from .replay import reading_payload, replay_rows
 
 
 def run_demo(
@@ -20,9 +21,13 @@ def run_demo(
     speed: float,
     duration_s: float,
     show: Callable[[str], None],
-    live: bool,
+    live: Callable[[Scoreboard, float], None] | None = None,
 ) -> DemoResult:
-    """Broker, daemon, replay and table; everything started here is stopped here."""
+    """Broker, daemon, replay and table; everything started here is stopped here.
+
+    ``live`` redraws a table in place on every tick; without it ``show`` gets a plain-text
+    table every 5 seconds (for logs and pipes).
+    """
     import logging
 
     from .bench.clients import Publisher, Recorder, split_address
@@ -76,20 +81,20 @@ def run_demo(
         clients.append(publisher)
         last_print = [time.monotonic()]
 
-        def tick() -> None:
+        def tick(_rows: int) -> None:
             board.update()
-            table = format_table(board, result.step_s)
-            if live:
-                show("\x1b[H\x1b[2J" + table)
+            if live is not None:
+                live(board, result.step_s)
             elif time.monotonic() - last_print[0] >= 5.0:
-                show(table + "\n")
+                show(format_table(board, result.step_s) + "\n")
                 last_print[0] = time.monotonic()
 
-        def send(sensor: str, payload: str) -> None:
-            publisher.publish(f"{prefix}/sensors/{sensor}", payload, qos=1)
+        def send(sensor: str, ts: float, value: float) -> None:
+            publisher.publish(f"{prefix}/sensors/{sensor}", reading_payload(value, ts), qos=1)
+            board.replayed(sensor, ts, value)
 
         try:
-            result.rows = replay(series, send, board, speed, duration_s, tick)
+            result.rows = replay_rows(series, send, speed, duration_s, tick)
         except KeyboardInterrupt:
             result.interrupted = True
         # The last row's step closes on the daemon's wall clock; give its forecasts a moment.

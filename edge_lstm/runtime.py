@@ -24,6 +24,7 @@ import numpy.typing as npt
 
 from .errors import ModelError
 from .metadata import ModelMeta, forbidden_ops, sidecar_path
+from .native_log import without_xnnpack_notice
 
 FloatArray = npt.NDArray[np.float32]
 
@@ -205,7 +206,8 @@ class StepModel:
             for name in wanted_in:
                 shape = list(inputs[name]["shape"])
                 interp.resize_tensor_input(inputs[name]["index"], [batch, *shape[1:]], strict=False)
-            interp.allocate_tensors()
+            with without_xnnpack_notice():
+                interp.allocate_tensors()
         except Exception as exc:
             raise ModelError(f"{self.source}: cannot allocate at batch {batch} ({exc})") from exc
         sized = _Sized(
