@@ -104,17 +104,25 @@ def test_status_of_a_running_then_stopped_daemon(
     pub = Publisher(mosquitto.host, mosquitto.port)
     try:
         online.wait_for(lambda: any(m.payload == b"online" for m in online.messages), "online")
-        for hour in range(30):  # 30 hourly readings: the sensor gets warm, forecasts are scored
-            value = 20.0 + (hour % 24) / 4
-            pub.send(
-                f"{prefix}/in/kitchen", json.dumps({"value": value, "ts": iso(T0 + hour * 3600.0)})
-            )
-        pub.send(f"{prefix}/in/kitchen", "not a number")
-        pub.wait_all()
 
         def latest() -> dict[str, object]:
             docs = health.on(f"{prefix}/health")
             return json.loads(docs[-1].payload) if docs else {}
+
+        def send_hours(hours: range) -> None:
+            for hour in hours:
+                value = 20.0 + (hour % 24) / 4
+                stamp = iso(T0 + hour * 3600.0)
+                pub.send(f"{prefix}/in/kitchen", json.dumps({"value": value, "ts": stamp}))
+            pub.wait_all()
+
+        # Warm first (24 steps, then an `ok` forecast), then the hours that score it: health
+        # scores only `ok` forecasts, and one batch of many steps publishes only its newest.
+        send_hours(range(26))
+        health.wait_for(lambda: latest().get("sensors_warm") == 1, f"a warm sensor\n{d.log()}")
+        send_hours(range(26, 30))
+        pub.send(f"{prefix}/in/kitchen", "not a number")
+        pub.wait_all()
 
         def ready() -> bool:
             doc = latest()
