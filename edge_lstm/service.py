@@ -68,7 +68,7 @@ class Daemon:
         self._unjournaled: list[Reading] = []
         self._unacked: list[tuple[int, int]] = []
         self._next_forced_snapshot_mono = 0.0
-        self._network_complaint = ""
+        self._network_stuck = False
         self._started_mono = time.monotonic()
         self._last_health: dict[str, object] = {}
 
@@ -307,9 +307,11 @@ class Daemon:
         fatal, why = self.link.network_problem(now)
         if fatal:
             raise NetworkThreadDied(why)
-        if why and why != self._network_complaint:
+        if why and not self._network_stuck:  # once per episode, not once per loop turn
             log.error("%s; no watchdog pings until it recovers", why)
-        self._network_complaint = why
+        elif not why and self._network_stuck:
+            log.info("the MQTT network loop turns again; watchdog pings resume")
+        self._network_stuck = bool(why)
         return not why
 
     def _publish(self, outgoing: list[Outgoing]) -> None:

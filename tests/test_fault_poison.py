@@ -15,13 +15,17 @@ end to end; the in-process ``Daemon`` where a fault has to be planted inside the
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import socket
 import threading
 import time
 from pathlib import Path
 
 import pytest
+from paho.mqtt.enums import MQTTErrorCode
 
+from edge_lstm import mqtt as mqtt_module
 from edge_lstm.config import Config
 from edge_lstm.forecaster import Forecaster
 from edge_lstm.metadata import ModelMeta
@@ -206,6 +210,61 @@ def test_a_dead_network_thread_ends_the_daemon(
     finally:
         daemon.request_stop()
         daemon.stop()
+
+
+def _pings(sock: socket.socket, seconds: float) -> int:
+    """WATCHDOG=1 datagrams received on ``sock`` during the next ``seconds``."""
+    count, deadline = 0, time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        with contextlib.suppress(TimeoutError):
+            count += sock.recv(4096).decode().splitlines().count("WATCHDOG=1")
+    return count
+
+
+def test_watchdog_pings_stop_while_the_network_loop_is_stuck(
+    mosquitto: Mosquitto,
+    golden_model: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Issue 9, item 5: the watchdog was petted by the worker alone, so a daemon whose MQTT
+    side was dead or stuck looked healthy to systemd forever."""
+    monkeypatch.setattr(mqtt_module, "NETWORK_STUCK_S", 1.5)  # 60 s in production
+    prefix = unique_prefix("stuck")
+    path = str(tmp_path / "notify.sock")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(path)
+    sock.settimeout(0.1)
+    config = _in_process(mosquitto, golden_model, prefix)
+    daemon = Daemon(config, env={"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "200000"})
+    observer = Observer(mosquitto, f"{prefix}/out")
+    publisher = Publisher(mosquitto, f"{prefix}-pub")
+    try:
+        daemon.start()
+        observer.wait_online()
+        assert _pings(sock, 1.0) > 0
+        # The loop's heartbeat is its loop_misc() turn. Blocking paho's thread for real (in a
+        # callback) also blocks the worker on paho's callback lock, which stops the pings for
+        # another reason; so the heartbeat alone is silenced here: the loop looks stuck to
+        # the daemon while everything else runs, which is what the gating must notice.
+        client = daemon.link._client
+        real_misc = client.loop_misc
+        with caplog.at_level(logging.ERROR):
+            monkeypatch.setattr(client, "loop_misc", lambda: MQTTErrorCode.MQTT_ERR_SUCCESS)
+            _pings(sock, 2.5)  # longer than NETWORK_STUCK_S; also empties the socket's queue
+            stuck_pings = _pings(sock, 1.5)
+            monkeypatch.setattr(client, "loop_misc", real_misc)
+            assert stuck_pings == 0
+            assert caplog.text.count("MQTT network loop has not turned") == 1, caplog.text
+            assert wait_until(lambda: _pings(sock, 0.5) > 0, 10.0), "pings did not resume"
+            assert daemon.health()["connected"] is True
+    finally:
+        daemon.request_stop()
+        daemon.stop()
+        sock.close()
+        publisher.close()
+        observer.close()
 
 
 def test_two_daemons_with_one_client_id_are_diagnosed(
