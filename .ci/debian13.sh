@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The test suite under Debian 13's Python (3.13, Raspberry Pi OS's today), from the built wheel.
 #
-# A minbase Debian 13 userland (debootstrap, cached in $EDGE_LSTM_CI_CACHE) gets the wheel of this
+# A minbase Debian 13 userland (debootstrap, cached in $CI_USERLAND_CACHE) gets the wheel of this
 # clone installed into a venv exactly as a user would (`pip install edge_lstm-*.whl[dev,demo]`),
 # then runs the tests from a copy of tests/ next to which there is no edge_lstm/ source: every
 # import is the installed package. The userland has its own mosquitto, so the daemon end-to-end

@@ -4,8 +4,9 @@
 # The cached userland is never changed by a run: everything a run makes (the venv, a copy of the
 # tests, temp files) lives on a tmpfs mounted at the userland's /tmp and goes away with it.
 
-CI_CACHE="${EDGE_LSTM_CI_CACHE:-/var/cache/edge-lstm-ci}"
-DEBIAN_MIRROR="${EDGE_LSTM_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
+# Not EDGE_LSTM_*: the daemon (and so the tests) refuse unknown variables with that prefix.
+CI_CACHE="${CI_USERLAND_CACHE:-/var/cache/edge-lstm-ci}"
+DEBIAN_MIRROR="${CI_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 CI_MOUNTS=()
 
 ci_log() { printf '%s %s\n' "$(date -u +%H:%M:%S)" "$*"; }

@@ -61,7 +61,11 @@ def replay(
             fail(f"--topic {topic!r}: a topic to publish on cannot contain '+'")
         wanted = [c.strip() for c in columns.split(",") if c.strip()] if columns else None
         series = load_csv(data or default_demo_data(), wanted, time_column)
-        first = first_row_at(series, parse_time(start) if start else None)
+        try:
+            start_ts = parse_time(start) if start else None
+        except ValueError:
+            fail(f"--start {start!r}: expected an ISO 8601 time or epoch seconds")
+        first = first_row_at(series, start_ts)
     except DataError as exc:
         fail(str(exc), code=2)
     except (EdgeLstmError, ValueError) as exc:

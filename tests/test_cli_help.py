@@ -9,7 +9,14 @@ from typer.testing import CliRunner
 
 from edge_lstm.cli import app
 
-COMMANDS = ("bench", "demo", "evaluate", "export", "inspect", "replay", "run", "status", "version")
+COMMANDS = sorted(str(c.name) for c in app.registered_commands)
+
+
+def test_every_command_renders_help_the_same_way() -> None:
+    from edge_lstm.cli_help import EdgeCommand
+
+    assert "replay" in COMMANDS and "status" in COMMANDS
+    assert all(c.cls is EdgeCommand for c in app.registered_commands)
 
 
 def help_of(command: str) -> str:

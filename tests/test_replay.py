@@ -81,7 +81,7 @@ def test_replay_publishes_each_column_as_a_sensor(mosquitto: Mosquitto, tmp_path
         (["--data", "nope.csv"], 2, "error: nope.csv: file not found"),
         (["--topic", "x/+/{sensor}"], 1, "a topic to publish on cannot contain '+'"),
         (["--topic", "x/y"], 1, "needs exactly one whole segment {sensor}"),
-        (["--start", "yesterday"], 1, "error: "),
+        (["--start", "yesterday"], 1, "--start 'yesterday': expected an ISO 8601 time"),
         (["--columns", "nope"], 2, "column 'nope' not found"),
     ],
 )
