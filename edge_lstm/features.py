@@ -17,8 +17,8 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from functools import lru_cache
-from typing import TYPE_CHECKING
+from functools import cached_property, lru_cache
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
@@ -32,6 +32,7 @@ Float64Array = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
 CALENDAR_KINDS = ("time_of_day", "day_of_week", "day_of_year")
+INPUT_KEYS = ("lags", "calendar", "timezone", "level_window")
 DAY_S = 86_400.0
 YEAR_DAYS = 365.25
 
@@ -79,6 +80,11 @@ class InputSpec:
         """Values a sensor's history ring must hold (0: the model needs no history)."""
         return max([*self.lags, self.level_window, 0])
 
+    @cached_property
+    def taps(self) -> tuple[int, ...]:
+        """Steps back from the latest value that the inputs read (0 is the latest value)."""
+        return tuple(sorted({0, *range(self.level_window), *(s - 1 for s in self.lags)}))
+
     @property
     def max_lag(self) -> int:
         return max(self.lags, default=0)
@@ -92,6 +98,47 @@ class InputSpec:
     def is_plain(self) -> bool:
         """No extra input at all: the model sees ``z(v_t)`` only (a format 1 model)."""
         return not self.lags and not self.calendar and self.level_window == 0
+
+    def to_doc(self) -> dict[str, Any]:
+        """The metadata ``inputs`` object."""
+        return {
+            "lags": list(self.lags),
+            "calendar": list(self.calendar),
+            "timezone": self.timezone,
+            "level_window": self.level_window,
+        }
+
+    @classmethod
+    def from_doc(cls, doc: object) -> InputSpec:
+        """Parse a metadata ``inputs`` object; ``ValueError`` names the key at fault."""
+        if not isinstance(doc, dict):
+            raise ValueError("inputs must be an object")
+        unknown = sorted(set(doc) - set(INPUT_KEYS))
+        if unknown:
+            raise ValueError(f"inputs: unknown key {unknown[0]!r} (known: {', '.join(INPUT_KEYS)})")
+        values: dict[str, Any] = {}
+        for key in INPUT_KEYS:
+            if key not in doc:
+                continue
+            value = doc[key]
+            if key in ("lags", "calendar"):
+                item = str if key == "calendar" else int
+                ok = isinstance(value, list) and all(
+                    isinstance(v, item) and not isinstance(v, bool) for v in value
+                )
+                value = tuple(value) if ok else value
+            else:
+                kind = str if key == "timezone" else int
+                ok = isinstance(value, kind) and not isinstance(value, bool)
+            if not ok:
+                raise ValueError(f"inputs.{key}: {value!r} is not a valid {key}")
+            values[key] = value
+        try:
+            return cls(**values)
+        except ValueError as exc:
+            words = {"lags": "lags", "calendar": "calendar", "zone": "timezone"}
+            key = next((k for w, k in words.items() if w in str(exc)), "level_window")
+            raise ValueError(f"inputs.{key}: {exc}") from exc
 
     def width(self, n_features: int) -> int:
         """D, the width of one input row, for ``n_features`` target features."""
@@ -156,25 +203,23 @@ def calendar_features(
     return out
 
 
-def level_of(window: Float64Array, count: IntArray, level_window: int) -> Float64Array:
-    """Mean of the last ``min(count, level_window)`` rows of each window (0 if no level).
+def level_of(tapped: npt.ArrayLike, count: npt.ArrayLike, level_window: int) -> Float64Array:
+    """Mean of each sensor's last ``min(count, level_window)`` values (0 without a level).
 
-    ``window`` is ``(B, W, F)`` in time order (the newest last) with ``count`` valid rows at its
-    end; ``W >= level_window``.
+    ``tapped`` as for :func:`tapped_inputs` (its first ``level_window`` taps are 0, 1, 2, ...).
     """
-    batch, width, n_features = window.shape
+    values = np.asarray(tapped, dtype=np.float64)
+    counts = np.asarray(count, dtype=np.int64)
     if level_window == 0:
-        return np.zeros((batch, n_features))
-    tail = window[:, width - level_window :]
-    n = np.minimum(count, level_window)
-    valid = np.arange(level_window)[None, :] >= (level_window - n)[:, None]
-    total = np.where(valid[:, :, None], tail, 0.0).sum(axis=1)
-    level: Float64Array = total / np.maximum(n, 1)[:, None]
+        return np.zeros((values.shape[0], values.shape[2]))
+    valid = np.arange(level_window)[None, :] < counts[:, None]
+    total = np.where(valid[:, :, None], values[:, :level_window], 0.0).sum(axis=1)
+    level: Float64Array = total / np.maximum(np.minimum(counts, level_window), 1)[:, None]
     return level
 
 
-def step_inputs(
-    window: npt.ArrayLike,
+def tapped_inputs(
+    tapped: npt.ArrayLike,
     count: npt.ArrayLike,
     next_times_s: npt.ArrayLike | None,
     spec: InputSpec,
@@ -182,19 +227,20 @@ def step_inputs(
 ) -> tuple[FloatArray, Float64Array]:
     """Input rows for ``B`` sensors at one step, and each sensor's level.
 
-    ``window`` ``(B, W, F)`` holds each sensor's latest values in time order, ``v_t`` last,
-    with ``count[b]`` of its rows valid (the rest is history that does not exist yet);
-    ``W >= spec.history_len`` (and >= 1). ``next_times_s`` ``(B,)``: start time of the step
-    being predicted (only read when the spec has calendar kinds).
+    ``tapped`` ``(B, K, F)``: for each of ``spec.taps`` (steps back from ``v_t``, 0 first), the
+    value that many steps back; a tap ``b`` is valid only if ``b < count`` (the sensor has seen
+    that many values). ``next_times_s`` ``(B,)``: start time of the step being predicted (read
+    only when the spec has calendar kinds). The device gathers the taps straight from its ring.
     """
-    values = np.asarray(window, dtype=np.float64)
+    values = np.asarray(tapped, dtype=np.float64)
     counts = np.asarray(count, dtype=np.int64)
-    batch, width, n_features = values.shape
-    latest = values[:, -1]
+    batch, _, n_features = values.shape
+    latest = values[:, 0]
+    taps = spec.taps
     level = level_of(values, counts, spec.level_window)
     blocks = [latest]
     for season in spec.lags:
-        lagged = values[:, width - season]
+        lagged = values[:, taps.index(season - 1)]
         blocks.append(np.where((counts >= season)[:, None], lagged, latest))
     x = np.empty((batch, spec.width(n_features)), dtype=np.float32)
     stacked = np.stack(blocks, axis=1) - level[:, None, :]
@@ -206,6 +252,22 @@ def step_inputs(
             next_times_s, spec.calendar, spec.timezone
         )
     return x, level
+
+
+def step_inputs(
+    window: npt.ArrayLike,
+    count: npt.ArrayLike,
+    next_times_s: npt.ArrayLike | None,
+    spec: InputSpec,
+    scaler: Scaler,
+) -> tuple[FloatArray, Float64Array]:
+    """:func:`tapped_inputs` from whole windows ``(B, W, F)`` in time order, ``v_t`` last.
+
+    ``W >= spec.history_len`` (and >= 1); ``count[b]`` of each window's last rows are valid.
+    """
+    values = np.asarray(window, dtype=np.float64)
+    back = values.shape[1] - 1 - np.asarray(spec.taps)
+    return tapped_inputs(values[:, back], count, next_times_s, spec, scaler)
 
 
 def output_values(y: npt.ArrayLike, level: npt.ArrayLike, scaler: Scaler) -> Float64Array:
