@@ -159,3 +159,34 @@ def test_interval_is_the_forecast_plus_the_band(default_model: Path) -> None:
     forecast = fc.forecast("s", 24)
     assert lo.shape == hi.shape == (24, 1)
     assert (lo < forecast).all() and (forecast < hi).all()
+
+
+def test_the_daemon_publishes_each_sensors_calibrated_band(default_model: Path) -> None:
+    import json
+
+    from edge_lstm.config import Config
+    from edge_lstm.messages import Inbound
+    from edge_lstm.pipeline import Pipeline
+
+    data = load_csv(ROOT / "data" / "tmy_hourly_temperature.csv")
+    pipeline = Pipeline(Forecaster.load(default_model), Config.load(overrides={}))
+    docs: dict[str, dict[str, object]] = {}
+    for t in range(400):
+        ts = data.times[t]
+        messages = [
+            Inbound(f"sensors/{s}", json.dumps({"value": v, "ts": ts}).encode(), 1, 1, ts, 0.0)
+            for s, v in (("g", data.values[t, 0]), ("m", data.values[t, 2]))
+        ]
+        for out in pipeline.process(messages, ts)[1]:
+            docs[str(out.sensor_id)] = json.loads(out.payload)
+    fc = pipeline.forecaster
+    for sensor in ("g", "m"):
+        steps = docs[sensor]["forecast"]
+        assert isinstance(steps, list)
+        lo, hi = fc.interval(sensor, len(steps))  # the same bands, issued again
+        assert [s["lo"] for s in steps] == pytest.approx(lo[:, 0].tolist(), abs=1e-4)
+        assert [s["hi"] for s in steps] == pytest.approx(hi[:, 0].tolist(), abs=1e-4)
+    # Each sensor's own band, not the metadata's band (the same for every sensor).
+    width = {s: [x["hi"] - x["lo"] for x in docs[s]["forecast"]] for s in ("g", "m")}  # type: ignore[attr-defined]
+    assert width["g"] != pytest.approx(width["m"], abs=1e-3)
+    assert fc.coverage("g")["scored"][0] > 300
