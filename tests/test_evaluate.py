@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -243,3 +245,52 @@ def test_long_data_draws_progress_on_stderr_and_keeps_json_clean(
     assert result.exit_code == 0, result.output
     assert "replaying" in result.stderr
     assert json.loads(result.stdout)["rows"] == 2_100
+
+
+# -- rolling origin and the MSTL peer ----------------------------------------------------------
+
+
+def test_held_out_share_and_every_pick_the_origins(default_model: Path, tmp_path: Path) -> None:
+    data = load_csv(write_slice(tmp_path / "month.csv", 24 * 30, "time,miami"))
+    everything = evaluate(Forecaster.load(default_model), data)
+    start = float(data.times[-1] - 0.25 * (data.times[-1] - data.times[0]))
+    tail = evaluate(Forecaster.load(default_model), data, score_from_s=start, every=5)
+    assert 0 < tail.points[0] < everything.points[0] / 4
+    issued = tail.traces["miami"].issued
+    assert all(step % 5 == 0 and step * 3600.0 >= start for step in issued)
+
+
+def test_peer_mstl_is_scored_on_the_same_origins(default_model: Path, tmp_path: Path) -> None:
+    pytest.importorskip("statsforecast")
+    data = write_slice(tmp_path / "month.csv", 24 * 30, "time,miami")
+    result = runner.invoke(
+        app,
+        ["evaluate", "--model", str(default_model), "--data", str(data), "--peer", "mstl",
+         "--held-out", "0.25", "--every", "7", "--json"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert set(doc["methods"]) == {"lstm", "naive", "seasonal_naive", "mstl"}
+    mstl = doc["methods"]["mstl"]
+    assert len(mstl["mae"]) == 12 and all(m > 0 for m in mstl["mae"])
+    # MSTL is a real forecaster: on hourly temperature it is not the seasonal-naive copy.
+    assert mstl["mae_mean"] != pytest.approx(doc["methods"]["seasonal_naive"]["mae_mean"])
+    table = runner.invoke(
+        app,
+        ["evaluate", "--model", str(default_model), "--data", str(data), "--peer", "mstl",
+         "--held-out", "0.25", "--every", "7"],
+    )  # fmt: skip
+    assert "MSTL" in table.stdout and "/ s.naive" in table.stdout
+
+
+def test_peer_without_statsforecast_names_the_extra(default_model: Path, miami: Path) -> None:
+    code = "import sys; sys.modules['statsforecast'] = None; from edge_lstm.cli import app; app()"
+    done = subprocess.run(
+        [sys.executable, "-c", code, "evaluate", "--model", str(default_model),
+         "--data", str(miami), "--peer", "mstl"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 1
+    lines = [line for line in done.stderr.strip().splitlines() if "XNNPACK" not in line]
+    assert len(lines) == 1, done.stderr
+    assert "statsforecast" in lines[0] and "pip install 'edge-lstm[peer]'" in lines[0]
