@@ -13,16 +13,14 @@ original units is ``scaler.inverse(y) + level_t`` (:func:`output_values`).
 
 from __future__ import annotations
 
-import math
-from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from functools import cached_property, lru_cache
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
 import numpy.typing as npt
+
+from .calendar import CALENDAR_KINDS, calendar_features, utc_offsets_s, zone
 
 if TYPE_CHECKING:  # metadata imports this module: the Scaler is only a type here
     from .metadata import Scaler
@@ -31,19 +29,20 @@ FloatArray = npt.NDArray[np.float32]
 Float64Array = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
-CALENDAR_KINDS = ("time_of_day", "day_of_week", "day_of_year")
+__all__ = [
+    "CALENDAR_KINDS",
+    "InputSpec",
+    "calendar_features",
+    "level_of",
+    "output_values",
+    "running_level",
+    "step_inputs",
+    "tapped_inputs",
+    "training_inputs",
+    "utc_offsets_s",
+]
+
 INPUT_KEYS = ("lags", "calendar", "timezone", "level_window")
-DAY_S = 86_400.0
-YEAR_DAYS = 365.25
-
-
-@lru_cache(maxsize=64)
-def zone(name: str) -> ZoneInfo:
-    """The IANA zone ``name``; ``ValueError`` names it if unknown."""
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise ValueError(f"unknown time zone {name!r}") from exc
 
 
 @dataclass(frozen=True)
@@ -83,7 +82,12 @@ class InputSpec:
     @cached_property
     def taps(self) -> tuple[int, ...]:
         """Steps back from the latest value that the inputs read (0 is the latest value)."""
-        return tuple(sorted({0, *range(self.level_window), *(s - 1 for s in self.lags)}))
+        return tuple(sorted({0, *(s - 1 for s in self.lags)}))
+
+    @cached_property
+    def block_taps(self) -> list[int]:
+        """Index in ``taps`` of each value block of a row: ``v_t``, then each lag."""
+        return [0, *(self.taps.index(s - 1) for s in self.lags)]
 
     @property
     def max_lag(self) -> int:
@@ -148,72 +152,46 @@ class InputSpec:
 PLAIN = InputSpec()
 
 
-def utc_offsets_s(times_s: npt.ArrayLike, timezone_name: str) -> Float64Array:
-    """UTC offset (seconds, DST included) of ``timezone_name`` at each epoch time."""
-    times = np.asarray(times_s, dtype=np.float64)
-    tz = zone(timezone_name)
-    if tz.key == "UTC":
-        return np.zeros(times.shape)
-    # Steps of many sensors share a few distinct times: one zoneinfo lookup per distinct time.
-    unique, inverse = np.unique(times, return_inverse=True)
-    offsets = np.fromiter(
-        (_offset_s(float(t), tz) for t in unique.tolist()), dtype=np.float64, count=unique.size
-    )
-    result: Float64Array = offsets[inverse].reshape(times.shape)
+def level_sum_step(
+    level_sum: Float64Array, dropped: Float64Array, value: Float64Array
+) -> Float64Array:
+    """The running sum of the last N values after ``value`` enters and ``dropped`` leaves.
+
+    Training and the device both go through this one expression, so their levels agree to
+    the bit (a running sum costs O(1) per step where a window sum costs O(N)).
+    """
+    result: Float64Array = (level_sum - dropped) + value
     return result
 
 
-def _offset_s(t: float, tz: ZoneInfo) -> float:
-    if not math.isfinite(t):
-        raise ValueError(f"time {t!r} is not finite")
-    offset = datetime.fromtimestamp(t, tz=timezone.utc).astimezone(tz).utcoffset()
-    return 0.0 if offset is None else offset.total_seconds()
+def running_level(series: npt.ArrayLike, level_window: int) -> Float64Array:
+    """``level_t`` ``(N, F)`` of a series: the mean of its last ``min(t+1, N)`` values."""
+    values = np.asarray(series, dtype=np.float64)
+    level = np.zeros(values.shape)
+    if level_window == 0:
+        return level
+    total = np.zeros(values.shape[1:])
+    zero = np.zeros(values.shape[1:])
+    for t in range(len(values)):
+        dropped = values[t - level_window] if t >= level_window else zero
+        total = level_sum_step(total, dropped, values[t])
+        level[t] = total / min(t + 1, level_window)
+    return level
 
 
-def calendar_features(
-    times_s: npt.ArrayLike, calendar: Sequence[str], timezone_name: str = "UTC"
-) -> Float64Array:
-    """``(N, 2*len(calendar))`` (sin, cos) pairs of each epoch time, read in local time.
+def level_of(window: npt.ArrayLike, count: npt.ArrayLike, level_window: int) -> Float64Array:
+    """Mean of the last ``min(count, level_window)`` rows of windows ``(B, W, F)`` (newest last).
 
-    ``time_of_day`` is the local wall-clock time (so 08:00 is 08:00 on either side of a DST
-    change), ``day_of_week`` counts from Monday 00:00, ``day_of_year`` from 1 January 00:00
-    over 365.25 days.
+    The plain definition, for reference and tests: the device and ``training_inputs`` keep a
+    running sum (:func:`level_sum_step`), equal to this within float rounding.
     """
-    times = np.asarray(times_s, dtype=np.float64).reshape(-1)
-    out = np.empty((times.size, 2 * len(calendar)), dtype=np.float64)
-    if not calendar:
-        return out
-    local = times + utc_offsets_s(times, timezone_name)
-    days = np.floor(local / DAY_S)
-    tod = (local - days * DAY_S) / DAY_S
-    for i, kind in enumerate(calendar):
-        if kind == "time_of_day":
-            frac = tod
-        elif kind == "day_of_week":
-            frac = (np.mod(days + 3.0, 7.0) + tod) / 7.0  # 1970-01-01 was a Thursday (3)
-        elif kind == "day_of_year":
-            day = days.astype("datetime64[D]")
-            jan1 = day.astype("datetime64[Y]").astype("datetime64[D]")
-            frac = ((day - jan1).astype(np.float64) + tod) / YEAR_DAYS
-        else:
-            raise ValueError(f"unknown calendar kind {kind!r}")
-        angle = 2.0 * np.pi * frac
-        out[:, 2 * i] = np.sin(angle)
-        out[:, 2 * i + 1] = np.cos(angle)
-    return out
-
-
-def level_of(tapped: npt.ArrayLike, count: npt.ArrayLike, level_window: int) -> Float64Array:
-    """Mean of each sensor's last ``min(count, level_window)`` values (0 without a level).
-
-    ``tapped`` as for :func:`tapped_inputs` (its first ``level_window`` taps are 0, 1, 2, ...).
-    """
-    values = np.asarray(tapped, dtype=np.float64)
+    values = np.asarray(window, dtype=np.float64)
     counts = np.asarray(count, dtype=np.int64)
     if level_window == 0:
         return np.zeros((values.shape[0], values.shape[2]))
-    valid = np.arange(level_window)[None, :] < counts[:, None]
-    total = np.where(valid[:, :, None], values[:, :level_window], 0.0).sum(axis=1)
+    tail = values[:, values.shape[1] - level_window :]
+    valid = np.arange(level_window)[None, :] >= (level_window - counts)[:, None]
+    total = np.where(valid[:, :, None], tail, 0.0).sum(axis=1)
     level: Float64Array = total / np.maximum(np.minimum(counts, level_window), 1)[:, None]
     return level
 
@@ -221,37 +199,42 @@ def level_of(tapped: npt.ArrayLike, count: npt.ArrayLike, level_window: int) -> 
 def tapped_inputs(
     tapped: npt.ArrayLike,
     count: npt.ArrayLike,
+    level: npt.ArrayLike,
     next_times_s: npt.ArrayLike | None,
     spec: InputSpec,
     scaler: Scaler,
-) -> tuple[FloatArray, Float64Array]:
-    """Input rows for ``B`` sensors at one step, and each sensor's level.
+    calendar_rows: npt.ArrayLike | None = None,
+) -> FloatArray:
+    """Input rows ``(B, D)`` for ``B`` sensors at one step.
 
     ``tapped`` ``(B, K, F)``: for each of ``spec.taps`` (steps back from ``v_t``, 0 first), the
     value that many steps back; a tap ``b`` is valid only if ``b < count`` (the sensor has seen
-    that many values). ``next_times_s`` ``(B,)``: start time of the step being predicted (read
-    only when the spec has calendar kinds). The device gathers the taps straight from its ring.
+    that many values). ``level`` ``(B, F)``: each sensor's ``level_t``. ``next_times_s``
+    ``(B,)``: start time of the step being predicted (read only when the spec has calendar
+    kinds), or ``calendar_rows``: their calendar features, already computed (broadcast to
+    ``B`` rows). The device gathers the taps from its ring.
     """
     values = np.asarray(tapped, dtype=np.float64)
-    counts = np.asarray(count, dtype=np.int64)
     batch, _, n_features = values.shape
-    latest = values[:, 0]
-    taps = spec.taps
-    level = level_of(values, counts, spec.level_window)
-    blocks = [latest]
-    for season in spec.lags:
-        lagged = values[:, taps.index(season - 1)]
-        blocks.append(np.where((counts >= season)[:, None], lagged, latest))
+    blocks = values[:, spec.block_taps]  # a copy: v_t, then each lag
+    if spec.lags:
+        counts = np.asarray(count)
+        if counts.min() < spec.lags[-1]:  # a missing lag (history too short) is v_t
+            for i, season in enumerate(spec.lags, start=1):
+                short = counts < season
+                blocks[short, i] = values[short, 0]
+    # z(v - level) for every value-like block, in one pass: (v - (level + mean)) / scale
+    blocks -= (np.asarray(level, dtype=np.float64) + scaler.mean_array)[:, None, :]
+    blocks /= scaler.scale_array
     x = np.empty((batch, spec.width(n_features)), dtype=np.float32)
-    stacked = np.stack(blocks, axis=1) - level[:, None, :]
-    x[:, : n_features * len(blocks)] = scaler.transform(stacked).reshape(batch, -1)
+    x[:, : blocks.shape[1] * n_features] = blocks.reshape(batch, -1)
     if spec.calendar:
-        if next_times_s is None:
-            raise ValueError("this model's calendar inputs need the step time")
-        x[:, n_features * len(blocks) :] = calendar_features(
-            next_times_s, spec.calendar, spec.timezone
-        )
-    return x, level
+        if calendar_rows is None:
+            if next_times_s is None:
+                raise ValueError("this model's calendar inputs need the step time")
+            calendar_rows = calendar_features(next_times_s, spec.calendar, spec.timezone)
+        x[:, blocks.shape[1] * n_features :] = calendar_rows
+    return x
 
 
 def step_inputs(
@@ -261,19 +244,21 @@ def step_inputs(
     spec: InputSpec,
     scaler: Scaler,
 ) -> tuple[FloatArray, Float64Array]:
-    """:func:`tapped_inputs` from whole windows ``(B, W, F)`` in time order, ``v_t`` last.
+    """Reference input rows and levels from whole windows ``(B, W, F)`` in time order.
 
     ``W >= spec.history_len`` (and >= 1); ``count[b]`` of each window's last rows are valid.
+    The level is :func:`level_of` (equal to the device's running level within rounding).
     """
     values = np.asarray(window, dtype=np.float64)
     back = values.shape[1] - 1 - np.asarray(spec.taps)
-    return tapped_inputs(values[:, back], count, next_times_s, spec, scaler)
+    level = level_of(values, count, spec.level_window)
+    return tapped_inputs(values[:, back], count, level, next_times_s, spec, scaler), level
 
 
 def output_values(y: npt.ArrayLike, level: npt.ArrayLike, scaler: Scaler) -> Float64Array:
     """Model output ``y`` ``(…, F)`` back to original units: ``scaler.inverse(y) + level``."""
-    scaled = np.asarray(y, dtype=np.float64) * np.asarray(scaler.scale) + np.asarray(scaler.mean)
-    values: Float64Array = scaled + np.asarray(level, dtype=np.float64)
+    values: Float64Array = np.asarray(y, dtype=np.float64) * scaler.scale_array
+    values += np.asarray(level, dtype=np.float64) + scaler.mean_array
     return values
 
 
@@ -298,11 +283,12 @@ def training_inputs(
     n, n_features = series.shape
     if n < 2:
         raise ValueError("a series needs at least 2 steps")
-    width = max(spec.history_len, 1)
+    width = max(spec.max_lag, 1)
     padded = np.concatenate([np.zeros((width - 1, n_features)), series[:-1]])
     # (N-1, W, F) view: row t is steps t-W+1..t, zero padding before the series starts.
     windows = np.lib.stride_tricks.sliding_window_view(padded, width, axis=0).transpose(0, 2, 1)
-    counts = np.minimum(np.arange(1, n), width)
+    back = width - 1 - np.asarray(spec.taps)
+    counts = np.arange(1, n)
     next_times = None
     if spec.calendar:
         if times_s is None:
@@ -311,6 +297,7 @@ def training_inputs(
         if times.size != n:
             raise ValueError(f"times_s has {times.size} entries, values {n}")
         next_times = times[1:]
-    x, level = step_inputs(windows, counts, next_times, spec, scaler)
-    y = scaler.transform(series[1:] - level)
+    level = running_level(series[:-1], spec.level_window)
+    x = tapped_inputs(windows[:, back], counts, level, next_times, spec, scaler)
+    y = ((series[1:] - (level + scaler.mean_array)) / scaler.scale_array).astype(np.float32)
     return x, y, level

@@ -22,8 +22,8 @@ import numpy as np
 import numpy.typing as npt
 
 from .bands import GAMMA, BandCalibrator
-from .features import level_of, output_values, tapped_inputs
-from .history import HistoryRing
+from .features import calendar_features, level_sum_step, output_values, tapped_inputs
+from .history import HistoryRing, rollout_plan
 from .metadata import ModelMeta
 from .runtime import StepModel
 from .state import StateStore, unique
@@ -75,6 +75,7 @@ class Forecaster:
         self.meta: ModelMeta = model.meta
         self.n_features = self.meta.n_features
         self.spec = self.meta.input_spec
+        self._calendar_cache: dict[float, npt.NDArray[np.float64]] = {}
         self.store = StateStore(self.meta.state_size, self.n_features, capacity)
         # A format-1 model (no extra inputs) keeps its original path, bit for bit: no history.
         self.history = (
@@ -142,8 +143,7 @@ class Forecaster:
         if self.history is None:
             self._advance(slots, self.store.last_y[slots])
             return
-        tapped, count = self.history.tapped(slots)
-        level = level_of(tapped, count, self.spec.level_window)
+        level = self.history.level(slots)
         filled = output_values(self.store.last_y[slots], level, self.meta.scaler)
         times = self.history.last_at[slots] + self.meta.step_s
         self._advance_with_inputs(slots, filled, times)
@@ -156,11 +156,13 @@ class Forecaster:
     def _advance_with_inputs(
         self, slots: IntArray, values: npt.NDArray[np.float64], times: npt.NDArray[Any] | None
     ) -> None:
-        assert self.history is not None
-        self.history.push(slots, values, times)
-        tapped, count = self.history.tapped(slots)
-        next_times = None if times is None else times + self.meta.step_s
-        x, _ = tapped_inputs(tapped, count, next_times, self.spec, self.meta.scaler)
+        history = self.history
+        assert history is not None
+        history.push(slots, values, times)
+        tapped, count = history.tapped(slots)
+        rows = None if times is None else self._calendar(times + self.meta.step_s)
+        level = history.level(slots)
+        x = tapped_inputs(tapped, count, level, None, self.spec, self.meta.scaler, rows)
         self._advance(slots, x)
 
     def reset(self, sensor_id: str) -> None:
@@ -202,27 +204,72 @@ class Forecaster:
     def _rollout_with_inputs(self, slots: IntArray, steps: int) -> FloatArray:
         history = self.history
         assert history is not None
-        spec, scaler = self.spec, self.meta.scaler
-        window, count = history.window(slots)
-        length = window.shape[1]
-        # The history followed by the rollout's own predictions, in time order.
-        values = np.concatenate(
-            [window, np.empty((len(slots), steps - 1, self.n_features))], axis=1
-        )
-        taps = length - 1 - np.asarray(spec.taps)
+        spec, scaler, window = self.spec, self.meta.scaler, self.spec.level_window
+        plan = rollout_plan(spec, history.length, steps)
+        observed, count = history.gather(slots, plan.back)
+        # The history values the rollout reads, then its own predictions, as columns.
+        values = np.empty((len(slots), plan.width, self.n_features))
+        values[:, : len(plan.back)] = observed
+        first = len(plan.back)
+        level_sum = history.level_sum[slots]  # a copy: the real one is not touched
+        level = history.level(slots)
         out = np.empty((len(slots), steps, self.n_features))
-        level = level_of(values[:, taps], count, spec.level_window)
         out[:, 0] = output_values(self.store.last_y[slots], level, scaler)
         state = self.store.state[slots]
-        start = history.last_at[slots]
+        calendar = self._rollout_calendar(slots, steps)
+        full_from = int(window - count.min()) + 1  # from this step on, every window is full
         for k in range(1, steps):
-            values[:, length - 1 + k] = out[:, k - 1]
-            counts = np.minimum(count + k, length)
-            next_times = start + (k + 1) * self.meta.step_s if spec.uses_time else None
-            x, level = tapped_inputs(values[:, taps + k], counts, next_times, spec, scaler)
+            # Prediction k-1 becomes the newest value: the level and the lags move on.
+            value = values[:, first + k - 1] = out[:, k - 1]
+            seen = count + (k - 1)  # values before this one (uncapped: window <= ring)
+            if window:
+                dropped = values[:, plan.dropped[k]]
+                if k < full_from:
+                    dropped = np.where((seen < window)[:, None], 0.0, dropped)
+                    level_sum = level_sum_step(level_sum, dropped, value)
+                    level = level_sum / np.minimum(seen + 1, window)[:, None]
+                else:
+                    level_sum = level_sum_step(level_sum, dropped, value)
+                    level = level_sum / window
+            rows = None if calendar is None else calendar[:, k - 1]
+            x = tapped_inputs(values[:, plan.taps[k]], seen + 1, level, None, spec, scaler, rows)
             y, state = self.model.step(x, state)
             out[:, k] = output_values(y, level, scaler)
         return out.astype(np.float32)
+
+    def _rollout_calendar(self, slots: IntArray, steps: int) -> npt.NDArray[np.float64] | None:
+        """Calendar rows ``(B or 1, steps-1, 2C)`` of the steps the rollout predicts."""
+        if not self.spec.uses_time or steps < 2:
+            return None
+        assert self.history is not None
+        start = self.history.last_at[slots]
+        offsets = self.meta.step_s * np.arange(2, steps + 1)
+        if (start == start[0]).all():  # one clock for the batch: one row per step
+            return self._calendar(start[0] + offsets)[None, :, :]
+        flat = self._calendar((start[:, None] + offsets[None, :]).reshape(-1))
+        return flat.reshape(len(slots), steps - 1, -1)
+
+    def _calendar(self, times: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        """Calendar rows of ``times`` (one row if they are all equal), from a small cache.
+
+        Consecutive forecasts share all but one future step time: most rows are cache hits.
+        """
+        cache = self._calendar_cache
+        spec = self.spec
+        if times.size > 32 and not (times == times[0]).all():
+            return calendar_features(times, spec.calendar, spec.timezone)
+        distinct = [float(times[0])] if (times == times[0]).all() else times.tolist()
+        rows = []
+        for t in distinct:
+            row = cache.get(t)
+            if row is None:
+                if len(cache) >= 4096:
+                    cache.clear()
+                row = cache[t] = calendar_features([t], spec.calendar, spec.timezone)[0]
+            rows.append(row)
+        if len(rows) == 1:  # (1, 2C): assigning it into x broadcasts it to every row
+            return rows[0][None, :]
+        return np.stack(rows)
 
     # -- bands -----------------------------------------------------------------------------
 

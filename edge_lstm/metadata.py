@@ -10,6 +10,7 @@ import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +55,14 @@ class Scaler:
             raise ValueError("scaler mean must be finite")
         if not all(math.isfinite(s) and s > 0 for s in self.scale):
             raise ValueError("scaler scale must be finite and > 0")
+
+    @cached_property
+    def mean_array(self) -> npt.NDArray[np.float64]:
+        return np.asarray(self.mean, dtype=np.float64)
+
+    @cached_property
+    def scale_array(self) -> npt.NDArray[np.float64]:
+        return np.asarray(self.scale, dtype=np.float64)
 
     @classmethod
     def identity(cls, n_features: int) -> Scaler:

@@ -13,6 +13,7 @@ PURE = [
     "edge_lstm.state",
     "edge_lstm.errors",
     "edge_lstm.features",
+    "edge_lstm.calendar",
     "edge_lstm.history",
     "edge_lstm.bands",
     "edge_lstm.values",
