@@ -68,7 +68,7 @@ def evaluate(
     every: Annotated[
         int | None,
         typer.Option(
-            min=1, help="Score an origin every N steps (default: every step; ~150 with --peer)."
+            min=1, help="Score an origin every N steps (default: 1; about 100 origins with --peer)."
         ),
     ] = None,
 ) -> None:
@@ -127,9 +127,9 @@ def evaluate(
 
 
 def _default_every(steps: float, step_s: float) -> int:
-    """About 150 origins per sensor, never a whole number of days apart."""
+    """About 100 origins per sensor, never a whole number of days apart."""
     day = round(86_400 / step_s)
-    stride = max(1, int(steps) // 150)
+    stride = max(1, int(steps) // 100)
     while day > 1 and stride > 1 and stride % day == 0:
         stride += 1
     return stride
