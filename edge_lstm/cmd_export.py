@@ -66,6 +66,9 @@ def export(
         )
     except ValueError as exc:
         fail(str(exc))
+    from .export import ExportOptions, export_model, load_keras, quiet_tensorflow
+
+    quiet_tensorflow()  # before the first TensorFlow import, or its C++ start-up notes show
     try:
         import keras  # noqa: F401  (the export needs it anyway; checked here for a clear error)
     except ImportError as exc:
@@ -77,8 +80,6 @@ def export(
         fail(f"--quantize must be one of {', '.join(QUANTIZE_MODES)}, not {quantize!r}")
     if output.suffix != ".tflite":
         fail(f"--output {output} must end in .tflite (the metadata goes beside it as .json)")
-    from .export import ExportOptions, export_model, load_keras
-
     try:
         result = export_model(
             load_keras(model),
