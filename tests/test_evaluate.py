@@ -102,7 +102,7 @@ def test_scores_match_a_hand_replay_of_the_forecaster(default_model: Path, miami
     errors["naive"] = [[] for _ in range(6)]
     errors["seasonal_naive"] = [[] for _ in range(6)]
     for t, value in enumerate(y):
-        fc.observe("m", value)
+        fc.observe("m", value, at=float(series.times[t]))
         if t + 1 < warmup:
             continue
         forecast = fc.forecast("m", 6)[:, 0]
