@@ -357,12 +357,13 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> None:
         mae={name: list(scores.mae) for name, scores in test.methods.items()},
         residual_q10=[[float(v) for v in row] for row in q10],
         residual_q90=[[float(v) for v in row] for row in q90],
-        rows=int(res.shape[0]),
+        rows=int(test.points[0]),
     )
     info = {
         **dict(result.meta.info),
         "train_seconds": round(train_s, 1),
         "held_out": f"rolling origin every {every} steps over the last {n_test} steps",
+        "band_from": f"{res.shape[0]} rollouts on the validation part",
         "band_coverage_held_out": [round(c, 3) for c in coverage],
     }
     meta = replace(result.meta, validation=validation, info=info)
