@@ -33,6 +33,7 @@ __all__ = [
     "CALENDAR_KINDS",
     "InputSpec",
     "calendar_features",
+    "inputs_taps_first",
     "level_of",
     "output_values",
     "running_level",
@@ -215,26 +216,49 @@ def tapped_inputs(
     ``B`` rows). The device gathers the taps from its ring.
     """
     values = np.asarray(tapped, dtype=np.float64)
-    batch, _, n_features = values.shape
-    blocks = values[:, spec.block_taps]  # a copy: v_t, then each lag
+    return inputs_taps_first(
+        values.transpose(1, 2, 0), count, level, next_times_s, spec, scaler, calendar_rows
+    )
+
+
+def inputs_taps_first(
+    taps: Float64Array,
+    count: npt.ArrayLike,
+    level: npt.ArrayLike,
+    next_times_s: npt.ArrayLike | None,
+    spec: InputSpec,
+    scaler: Scaler,
+    calendar_rows: npt.ArrayLike | None = None,
+) -> FloatArray:
+    """:func:`tapped_inputs` with the taps as ``(K, F, B)``: the layout its arithmetic uses.
+
+    With the batch innermost every operation runs one long loop per block rather than a loop
+    of K*F elements per sensor (several times faster on a batch); one transposing copy at the
+    end gives the ``(B, D)`` rows.
+    """
+    n_features, batch = taps.shape[1:]
+    blocks = taps[spec.block_taps]  # a copy, (1 + lags, F, B): v_t, then each lag
     if spec.lags:
         counts = np.asarray(count)
         if counts.min() < spec.lags[-1]:  # a missing lag (history too short) is v_t
             for i, season in enumerate(spec.lags, start=1):
                 short = counts < season
-                blocks[short, i] = values[short, 0]
+                blocks[i][:, short] = blocks[0][:, short]
     # z(v - level) for every value-like block, in one pass: (v - (level + mean)) / scale
-    blocks -= (np.asarray(level, dtype=np.float64) + scaler.mean_array)[:, None, :]
-    blocks /= scaler.scale_array
-    x = np.empty((batch, spec.width(n_features)), dtype=np.float32)
-    x[:, : blocks.shape[1] * n_features] = blocks.reshape(batch, -1)
+    shift = np.asarray(level, dtype=np.float64).T + scaler.mean_array[:, None]
+    blocks -= shift
+    blocks /= scaler.scale_array[:, None]
+    x = np.empty((spec.width(n_features), batch), dtype=np.float32)
+    values_end = blocks.shape[0] * n_features
+    x[:values_end] = blocks.reshape(values_end, batch)
     if spec.calendar:
         if calendar_rows is None:
             if next_times_s is None:
                 raise ValueError("this model's calendar inputs need the step time")
             calendar_rows = calendar_features(next_times_s, spec.calendar, spec.timezone)
-        x[:, blocks.shape[1] * n_features :] = calendar_rows
-    return x
+        x[values_end:] = np.asarray(calendar_rows).T
+    rows: FloatArray = np.ascontiguousarray(x.T)
+    return rows
 
 
 def step_inputs(

@@ -22,7 +22,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .bands import GAMMA, BandCalibrator
-from .features import calendar_features, level_sum_step, output_values, tapped_inputs
+from .features import calendar_features, inputs_taps_first, level_sum_step, output_values
 from .history import HistoryRing, rollout_plan
 from .metadata import ModelMeta
 from .runtime import StepModel
@@ -159,10 +159,10 @@ class Forecaster:
         history = self.history
         assert history is not None
         history.push(slots, values, times)
-        tapped, count = history.tapped(slots)
+        taps, count = history.taps(slots)
         rows = None if times is None else self._calendar(times + self.meta.step_s)
         level = history.level(slots)
-        x = tapped_inputs(tapped, count, level, None, self.spec, self.meta.scaler, rows)
+        x = inputs_taps_first(taps, count, level, None, self.spec, self.meta.scaler, rows)
         self._advance(slots, x)
 
     def reset(self, sensor_id: str) -> None:
@@ -206,11 +206,12 @@ class Forecaster:
         assert history is not None
         spec, scaler, window = self.spec, self.meta.scaler, self.spec.level_window
         plan = rollout_plan(spec, history.length, steps)
-        observed, count = history.gather(slots, plan.back)
-        # The history values the rollout reads, then its own predictions, as columns.
-        values = np.empty((len(slots), plan.width, self.n_features))
-        values[:, : len(plan.back)] = observed
-        first = len(plan.back)
+        # One buffer, taps first (column, feature, sensor): the history values the rollout
+        # reads, then its own predictions. Batch innermost keeps each numpy loop long.
+        values = np.empty((plan.width, self.n_features, len(slots)))
+        for column, position, width in plan.runs:
+            values[column : column + width] = history.run(slots, position, width)
+        count = history.count[slots]
         level_sum = history.level_sum[slots]  # a copy: the real one is not touched
         level = history.level(slots)
         out = np.empty((len(slots), steps, self.n_features))
@@ -220,10 +221,11 @@ class Forecaster:
         full_from = int(window - count.min()) + 1  # from this step on, every window is full
         for k in range(1, steps):
             # Prediction k-1 becomes the newest value: the level and the lags move on.
-            value = values[:, first + k - 1] = out[:, k - 1]
+            value = out[:, k - 1]
+            values[plan.history + k - 1] = value.T
             seen = count + (k - 1)  # values before this one (uncapped: window <= ring)
             if window:
-                dropped = values[:, plan.dropped[k]]
+                dropped = values[plan.dropped[k]].T
                 if k < full_from:
                     dropped = np.where((seen < window)[:, None], 0.0, dropped)
                     level_sum = level_sum_step(level_sum, dropped, value)
@@ -232,7 +234,8 @@ class Forecaster:
                     level_sum = level_sum_step(level_sum, dropped, value)
                     level = level_sum / window
             rows = None if calendar is None else calendar[:, k - 1]
-            x = tapped_inputs(values[:, plan.taps[k]], seen + 1, level, None, spec, scaler, rows)
+            taps = values[plan.taps[k]]
+            x = inputs_taps_first(taps, seen + 1, level, None, spec, scaler, rows)
             y, state = self.model.step(x, state)
             out[:, k] = output_values(y, level, scaler)
         return out.astype(np.float32)
