@@ -272,3 +272,38 @@ def test_warming_up_lasts_until_the_longest_lag(model_path: Path, series: np.nda
     assert not fc.is_warm("s")
     fc.observe("s", series[23], at=TIMES[23])
     assert fc.is_warm("s")
+
+
+def test_snapshot_and_journal_replay_equal_an_uninterrupted_daemon(
+    model_path: Path, series: np.ndarray, tmp_path: Path
+) -> None:
+    """What the daemon does after a crash: restore the snapshot, replay the journaled readings."""
+    import json
+
+    from edge_lstm.config import Config
+    from edge_lstm.messages import Inbound
+    from edge_lstm.pipeline import Pipeline
+    from edge_lstm.snapshots import SnapshotKeeper
+
+    def reading(t: int) -> Reading:
+        return Reading("s", (float(series[t, 0]),), float(TIMES[t]) + 60.0)
+
+    def message(t: int) -> Inbound:
+        doc = {"value": float(series[t, 0]), "ts": float(TIMES[t]) + 60.0}
+        return Inbound("sensors/s", json.dumps(doc).encode(), 1, 1, TIMES[t] + 60.0, 0.0)
+
+    config = Config.load(overrides={})
+    straight = Pipeline(fresh(model_path), config)
+    for t in range(120):
+        straight.process([message(t)], TIMES[t] + 60.0)
+    crashed = Pipeline(fresh(model_path), config)
+    for t in range(70):
+        crashed.process([message(t)], TIMES[t] + 60.0)
+    SnapshotKeeper(tmp_path).save(crashed)
+    restarted = Pipeline(fresh(model_path), config)
+    SnapshotKeeper(tmp_path).restore(restarted)
+    assert restarted.replay(reading(t) for t in range(70, 120)) == 50
+    ids = ["s"]
+    np.testing.assert_array_equal(
+        restarted.forecaster.forecast_batch(ids), straight.forecaster.forecast_batch(ids)
+    )

@@ -14,6 +14,7 @@ from edge_lstm.features import (
     InputSpec,
     calendar_features,
     output_values,
+    running_level,
     step_inputs,
     training_inputs,
     utc_offsets_s,
@@ -178,3 +179,22 @@ def test_calendar_spec_requires_times() -> None:
     spec = InputSpec(calendar=("time_of_day",))
     with pytest.raises(ValueError, match="times_s is required"):
         training_inputs(np.ones(5), None, spec, Scaler.identity(1))
+
+
+def test_many_times_with_few_distinct_values_match_one_by_one() -> None:
+    base = datetime(2024, 10, 27, 0, 30, tzinfo=timezone.utc).timestamp()
+    times = np.repeat(base + 1800.0 * np.arange(4), 50)[np.random.default_rng(1).permutation(200)]
+    batch = calendar_features(times, ALL, "Europe/London")
+    one_by_one = np.stack([calendar_features([t], ALL, "Europe/London")[0] for t in times])
+    np.testing.assert_array_equal(batch, one_by_one)
+    same = calendar_features(np.full(70, base), ALL, "Europe/London")
+    np.testing.assert_array_equal(same, np.repeat(batch[times == base][:1], 70, axis=0))
+
+
+def test_running_level_equals_the_window_mean() -> None:
+    rng = np.random.default_rng(3)
+    series = rng.normal(1e4, 50.0, size=(500, 2))
+    level = running_level(series, 24)
+    for t in (0, 5, 23, 24, 300, 499):
+        window = series[max(0, t - 23) : t + 1]
+        np.testing.assert_allclose(level[t], window.mean(axis=0), rtol=1e-12)
