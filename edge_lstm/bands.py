@@ -53,7 +53,8 @@ class BandCalibrator:
         # pending[slot, target % H, k-1]: the band issued k steps before the target step.
         self.pending_lo = store.add_column("band_pending_lo", (h, h, n_features), np.float32)
         self.pending_hi = store.add_column("band_pending_hi", (h, h, n_features), np.float32)
-        self.pending_at = store.add_column("band_pending_tick", (h, h), np.int64, fill=-1)
+        # int32: a tick passes 2**31 after 68 years of 1 s steps
+        self.pending_at = store.add_column("band_pending_tick", (h, h), np.int32, fill=-1)
         self.scored = store.add_column("band_scored", (h,), np.int64)
         self.covered = store.add_column("band_covered", (h,), np.int64)
         self.total_scored = np.zeros(h, dtype=np.int64)
