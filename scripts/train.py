@@ -320,15 +320,21 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> None:
     export_s = time.monotonic() - started - train_s
     forecaster = Forecaster.load(tflite)
     # The band: quantiles of the validation part's rollout residuals, per horizon step.
+    # Gaps up to the longest input are filled by the model (a longer one resets the sensor, which
+    # then warms up again): the training data was interpolated over them too.
+    max_gap = max(3, spec.history_len)
     val = evaluate(
         forecaster,
         grid.raw,
         args.horizon,
         season,
+        max_gap,
         score_from_s=t_val,
         score_until_s=t_test,
     )
     res = residuals(val).reshape(-1, args.horizon, 1)
+    if not np.isfinite(res).any(axis=(0, 2)).all():
+        raise DataError(f"{args.data}: no forecast could be scored on the validation part")
     q10 = np.nanquantile(res, 0.1, axis=0)
     q90 = np.nanquantile(res, 0.9, axis=0)
     peer = None
@@ -345,6 +351,7 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> None:
         grid.raw,
         args.horizon,
         season,
+        max_gap,
         score_from_s=t_test,
         every=every,
         peer=peer,
@@ -352,7 +359,7 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> None:
     # Coverage on every held-out origin (cheap without MSTL): 100 origins alone would leave
     # each step's figure +-4 points of binomial noise.
     every_step = evaluate(
-        Forecaster.load(tflite), grid.raw, args.horizon, season, score_from_s=t_test
+        Forecaster.load(tflite), grid.raw, args.horizon, season, max_gap, score_from_s=t_test
     )
     coverage = band_coverage(every_step, q10, q90)
     report_s = time.monotonic() - started - train_s - export_s
@@ -384,7 +391,10 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> None:
         f"abs error {result.parity.max_abs_error:.2e} over {result.parity.steps} steps with the "
         f"inputs), scored in {report_s:.0f} s"
     )
-    print(f"\nheld-out rolling origin (every {every} steps from step {n_val_end}); {peer_note}")
+    print(
+        f"\nheld-out rolling origin (every {every} steps from step {n_val_end}, gaps up to "
+        f"{max_gap} steps filled); {peer_note}"
+    )
     print(format_table(test))
     print(
         f"\n80% band coverage per horizon step on all {every_step.points[0]} held-out origins: "
