@@ -307,3 +307,41 @@ def test_snapshot_and_journal_replay_equal_an_uninterrupted_daemon(
     np.testing.assert_array_equal(
         restarted.forecaster.forecast_batch(ids), straight.forecaster.forecast_batch(ids)
     )
+
+
+OTHER_SPECS = {
+    "level only": InputSpec(level_window=5),
+    "lag 1, day of year, half-hour zone": InputSpec(
+        lags=(1,), calendar=("day_of_year",), timezone="Asia/Kolkata"
+    ),
+    "two features": InputSpec(lags=(2, 6), calendar=("time_of_day",), level_window=3),
+}
+
+
+@pytest.mark.parametrize("name", list(OTHER_SPECS))
+def test_other_input_specs_step_and_forecast_as_defined(name: str, tmp_path: Path) -> None:
+    spec = OTHER_SPECS[name]
+    data = load_csv(ROOT / "data" / "tmy_hourly_temperature.csv")
+    columns = [0, 2] if name == "two features" else [0]
+    values = data.values[:60][:, columns]
+    scaler = Scaler(tuple(values.mean(axis=0)), tuple(values.std(axis=0)))
+    fc = Forecaster(StepModel.load(build_model(tmp_path / "m.tflite", spec, scaler)))
+    x, _, level = training_inputs(values, data.times[:60], spec, scaler)
+    state = fc.model.zero_state(1)
+    for t in range(59):
+        fc.observe("s", values[t], at=data.times[t])
+        y, state = fc.model.step(x[t : t + 1], state)
+        np.testing.assert_array_equal(fc.store.last_y[fc.store.slots(["s"])], y)
+    # the rollout, written plainly: predictions appended, whole windows, the spec's calendar
+    seen = list(values[:59])
+    want = [output_values(y, level[58:59], scaler)[0]]
+    width = max(spec.history_len, 1)
+    for k in range(1, 10):
+        seen.append(want[-1])
+        tail = np.asarray(seen[-width:])
+        window = np.zeros((1, width, len(columns)))
+        window[0, width - len(tail) :] = tail
+        row, lev = step_inputs(window, [len(seen)], [data.times[58] + (k + 1) * 3600], spec, scaler)
+        y, state = fc.model.step(row, state)
+        want.append(output_values(y, lev, scaler)[0])
+    np.testing.assert_allclose(fc.forecast("s", 10), np.asarray(want), rtol=1e-5, atol=1e-5)
