@@ -223,7 +223,7 @@ def tapped_inputs(
 
 def inputs_taps_first(
     taps: Float64Array,
-    count: npt.ArrayLike,
+    count: npt.ArrayLike | None,
     level: npt.ArrayLike,
     next_times_s: npt.ArrayLike | None,
     spec: InputSpec,
@@ -238,7 +238,7 @@ def inputs_taps_first(
     """
     n_features, batch = taps.shape[1:]
     blocks = taps[spec.block_taps]  # a copy, (1 + lags, F, B): v_t, then each lag
-    if spec.lags:
+    if spec.lags and count is not None:  # None: the caller knows every lag exists
         counts = np.asarray(count)
         if counts.min() < spec.lags[-1]:  # a missing lag (history too short) is v_t
             for i, season in enumerate(spec.lags, start=1):

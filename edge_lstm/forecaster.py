@@ -158,10 +158,8 @@ class Forecaster:
     ) -> None:
         history = self.history
         assert history is not None
-        history.push(slots, values, times)
-        taps, count = history.taps(slots)
+        taps, count, level = history.push(slots, values, times)
         rows = None if times is None else self._calendar(times + self.meta.step_s)
-        level = history.level(slots)
         x = inputs_taps_first(taps, count, level, None, self.spec, self.meta.scaler, rows)
         self._advance(slots, x)
 
@@ -219,6 +217,7 @@ class Forecaster:
         state = self.store.state[slots]
         calendar = self._rollout_calendar(slots, steps)
         full_from = int(window - count.min()) + 1  # from this step on, every window is full
+        lags_from = int(spec.max_lag - count.min())  # from this step on, every lag exists
         for k in range(1, steps):
             # Prediction k-1 becomes the newest value: the level and the lags move on.
             value = out[:, k - 1]
@@ -235,7 +234,8 @@ class Forecaster:
                     level = level_sum / window
             rows = None if calendar is None else calendar[:, k - 1]
             taps = values[plan.taps[k]]
-            x = inputs_taps_first(taps, seen + 1, level, None, spec, scaler, rows)
+            counts = seen + 1 if k < lags_from else None
+            x = inputs_taps_first(taps, counts, level, None, spec, scaler, rows)
             y, state = self.model.step(x, state)
             out[:, k] = output_values(y, level, scaler)
         return out.astype(np.float32)
@@ -261,7 +261,8 @@ class Forecaster:
         spec = self.spec
         if times.size > 32 and not (times == times[0]).all():
             return calendar_features(times, spec.calendar, spec.timezone)
-        distinct = [float(times[0])] if (times == times[0]).all() else times.tolist()
+        one = times.size == 1 or (times == times[0]).all()
+        distinct = [float(times[0])] if one else times.tolist()
         rows = []
         for t in distinct:
             row = cache.get(t)

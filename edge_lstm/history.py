@@ -45,23 +45,39 @@ class HistoryRing:
         self._taps = [self.length - 1 - b for b in spec.taps]  # positions, newest = L-1
         self._runs: dict[int, npt.NDArray[np.float64]] = {}
 
-    def push(self, slots: IntArray, values: Float64Array, at: Float64Array | None) -> None:
-        """Append one step's values (and its start time, if known) for each slot."""
+    def push(
+        self, slots: IntArray, values: Float64Array, at: Float64Array | None
+    ) -> tuple[Float64Array, CountArray, Float64Array]:
+        """Append one step's values (and start time, if known); returns what the inputs read.
+
+        That is: the values at ``spec.taps`` steps back, taps first ``(K, F, B)``, the counts
+        and the levels, all after the append (one pass over the slots, no re-reading).
+        """
         pos = self.pos[slots]
-        count = self.count[slots]
+        count = self.count[slots] + 1  # values seen since the sensor started (not capped)
+        length = self.length
         if self.window:
-            dropped = self.values[slots, pos + self.length - self.window]
-            if count.min() < self.window:  # a young sensor: nothing leaves its window yet
-                dropped[count < self.window] = 0.0
-            self.level_sum[slots] = level_sum_step(self.level_sum[slots], dropped, values)
+            dropped = self.values[slots, pos + length - self.window]
+            if count.min() <= self.window:  # a young sensor: nothing leaves its window yet
+                dropped[count <= self.window] = 0.0
+            level_sum = level_sum_step(self.level_sum[slots], dropped, values)
+            self.level_sum[slots] = level_sum
+            level = level_sum / np.minimum(count, self.window)[:, None]
+        else:
+            level = np.zeros(values.shape)
         self.values[slots, pos] = values
-        self.values[slots, pos + self.length] = values
+        self.values[slots, pos + length] = values
+        taps = np.empty((len(self._taps), values.shape[1], len(slots)))
+        taps[0] = values.T
+        for i, position in enumerate(self._taps[1:], start=1):  # still in the old coordinates
+            taps[i] = self.values[slots, pos + position + 1].T
         pos += 1  # pos is a copy (fancy indexing)
-        pos[pos == self.length] = 0
+        pos[pos == length] = 0
         self.pos[slots] = pos
-        self.count[slots] = count + 1  # values seen since the sensor started (not capped)
+        self.count[slots] = count
         if at is not None:
             self.last_at[slots] = at
+        return taps, count, level
 
     def level(self, slots: IntArray) -> Float64Array:
         """Each slot's ``level_t``: the mean of its last ``min(count, level_window)`` values."""
@@ -79,14 +95,6 @@ class HistoryRing:
             self._runs[width] = view
         block: Float64Array = view[slots, self.pos[slots] + start].transpose(2, 1, 0)
         return block
-
-    def taps(self, slots: IntArray) -> tuple[Float64Array, CountArray]:
-        """The values at ``spec.taps`` steps back, taps first ``(K, F, B)``, and the counts."""
-        pos = self.pos[slots]
-        out = np.empty((len(self._taps), self.values.shape[2], len(slots)))
-        for i, position in enumerate(self._taps):
-            out[i] = self.values[slots, pos + position].T
-        return out, self.count[slots]
 
 
 @dataclass(frozen=True)
