@@ -22,8 +22,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .bands import GAMMA, BandCalibrator
-from .features import calendar_features, inputs_taps_first, level_sum_step, output_values
-from .history import HistoryRing, rollout_plan
+from .covariates import InputPath
 from .metadata import ModelMeta
 from .runtime import StepModel
 from .state import StateStore, unique
@@ -75,12 +74,10 @@ class Forecaster:
         self.meta: ModelMeta = model.meta
         self.n_features = self.meta.n_features
         self.spec = self.meta.input_spec
-        self._calendar_cache: dict[float, npt.NDArray[np.float64]] = {}
         self.store = StateStore(self.meta.state_size, self.n_features, capacity)
         # A format-1 model (no extra inputs) keeps its original path, bit for bit: no history.
-        self.history = (
-            None if self.spec.is_plain else HistoryRing(self.store, self.spec, self.n_features)
-        )
+        self.inputs = None if self.spec.is_plain else InputPath(self.store, model)
+        self.history = None if self.inputs is None else self.inputs.history
         band = self.meta.validation.band(self.n_features) if self.meta.validation else None
         self.calibrator = (
             None if band is None else BandCalibrator(self.store, *band, gamma=self.band_gamma)
@@ -126,10 +123,10 @@ class Forecaster:
             log.info("evicted %d least recently seen sensor(s), e.g. %r", len(evicted), evicted[0])
         if self.calibrator is not None:
             self.calibrator.score(slots, x)
-        if self.history is None:
+        if self.inputs is None:
             self._advance(slots, self.meta.scaler.transform(x))
         else:
-            self._advance_with_inputs(slots, x, times)
+            self._advance(slots, self.inputs.rows(slots, x, times))
         self.store.steps[slots] += 1
         return evicted
 
@@ -140,28 +137,16 @@ class Forecaster:
         slots = self.store.slots(unique(sensor_ids))
         if self.calibrator is not None:
             self.calibrator.score(slots, None)
-        if self.history is None:
+        if self.inputs is None:
             self._advance(slots, self.store.last_y[slots])
             return
-        level = self.history.level(slots)
-        filled = output_values(self.store.last_y[slots], level, self.meta.scaler)
-        times = self.history.last_at[slots] + self.meta.step_s
-        self._advance_with_inputs(slots, filled, times)
+        filled, times = self.inputs.filled(slots, self.store.last_y[slots])
+        self._advance(slots, self.inputs.rows(slots, filled, times))
 
     def _advance(self, slots: IntArray, x: FloatArray) -> None:
         y, new_state = self.model.step(x, self.store.state[slots])
         self.store.state[slots] = new_state
         self.store.last_y[slots] = y
-
-    def _advance_with_inputs(
-        self, slots: IntArray, values: npt.NDArray[np.float64], times: npt.NDArray[Any] | None
-    ) -> None:
-        history = self.history
-        assert history is not None
-        taps, count, level = history.push(slots, values, times)
-        rows = None if times is None else self._calendar(times + self.meta.step_s)
-        x = inputs_taps_first(taps, count, level, None, self.spec, self.meta.scaler, rows)
-        self._advance(slots, x)
 
     def reset(self, sensor_id: str) -> None:
         """Forget a sensor's state: its next reading starts from a fresh (zero) state."""
@@ -184,9 +169,9 @@ class Forecaster:
         slots = self.store.slots(sensor_ids)
         if len(slots) == 0:
             return np.empty((0, steps, self.n_features), dtype=np.float32)
-        if self.history is None:
+        if self.inputs is None:
             return self._rollout_plain(slots, steps)
-        return self._rollout_with_inputs(slots, steps)
+        return self.inputs.rollout(slots, steps, self.store.last_y[slots], self.store.state[slots])
 
     def _rollout_plain(self, slots: IntArray, steps: int) -> FloatArray:
         out = np.empty((len(slots), steps, self.n_features), dtype=np.float32)
@@ -198,82 +183,6 @@ class Forecaster:
             out[:, k] = y
         result: FloatArray = self.meta.scaler.inverse(out)
         return result
-
-    def _rollout_with_inputs(self, slots: IntArray, steps: int) -> FloatArray:
-        history = self.history
-        assert history is not None
-        spec, scaler, window = self.spec, self.meta.scaler, self.spec.level_window
-        plan = rollout_plan(spec, history.length, steps)
-        # One buffer, taps first (column, feature, sensor): the history values the rollout
-        # reads, then its own predictions. Batch innermost keeps each numpy loop long.
-        values = np.empty((plan.width, self.n_features, len(slots)))
-        for column, position, width in plan.runs:
-            values[column : column + width] = history.run(slots, position, width)
-        count = history.count[slots]
-        level_sum = history.level_sum[slots]  # a copy: the real one is not touched
-        level = history.level(slots)
-        out = np.empty((len(slots), steps, self.n_features))
-        out[:, 0] = output_values(self.store.last_y[slots], level, scaler)
-        state = self.store.state[slots]
-        calendar = self._rollout_calendar(slots, steps)
-        full_from = int(window - count.min()) + 1  # from this step on, every window is full
-        lags_from = int(spec.max_lag - count.min())  # from this step on, every lag exists
-        for k in range(1, steps):
-            # Prediction k-1 becomes the newest value: the level and the lags move on.
-            value = out[:, k - 1]
-            values[plan.history + k - 1] = value.T
-            seen = count + (k - 1)  # values before this one (uncapped: window <= ring)
-            if window:
-                dropped = values[plan.dropped[k]].T
-                if k < full_from:
-                    dropped = np.where((seen < window)[:, None], 0.0, dropped)
-                    level_sum = level_sum_step(level_sum, dropped, value)
-                    level = level_sum / np.minimum(seen + 1, window)[:, None]
-                else:
-                    level_sum = level_sum_step(level_sum, dropped, value)
-                    level = level_sum / window
-            rows = None if calendar is None else calendar[:, k - 1]
-            taps = values[plan.taps[k]]
-            counts = seen + 1 if k < lags_from else None
-            x = inputs_taps_first(taps, counts, level, None, spec, scaler, rows)
-            y, state = self.model.step(x, state)
-            out[:, k] = output_values(y, level, scaler)
-        return out.astype(np.float32)
-
-    def _rollout_calendar(self, slots: IntArray, steps: int) -> npt.NDArray[np.float64] | None:
-        """Calendar rows ``(B or 1, steps-1, 2C)`` of the steps the rollout predicts."""
-        if not self.spec.uses_time or steps < 2:
-            return None
-        assert self.history is not None
-        start = self.history.last_at[slots]
-        offsets = self.meta.step_s * np.arange(2, steps + 1)
-        if (start == start[0]).all():  # one clock for the batch: one row per step
-            return self._calendar(start[0] + offsets)[None, :, :]
-        flat = self._calendar((start[:, None] + offsets[None, :]).reshape(-1))
-        return flat.reshape(len(slots), steps - 1, -1)
-
-    def _calendar(self, times: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-        """Calendar rows of ``times`` (one row if they are all equal), from a small cache.
-
-        Consecutive forecasts share all but one future step time: most rows are cache hits.
-        """
-        cache = self._calendar_cache
-        spec = self.spec
-        if times.size > 32 and not (times == times[0]).all():
-            return calendar_features(times, spec.calendar, spec.timezone)
-        one = times.size == 1 or (times == times[0]).all()
-        distinct = [float(times[0])] if one else times.tolist()
-        rows = []
-        for t in distinct:
-            row = cache.get(t)
-            if row is None:
-                if len(cache) >= 4096:
-                    cache.clear()
-                row = cache[t] = calendar_features([t], spec.calendar, spec.timezone)[0]
-            rows.append(row)
-        if len(rows) == 1:  # (1, 2C): assigning it into x broadcasts it to every row
-            return rows[0][None, :]
-        return np.stack(rows)
 
     # -- bands -----------------------------------------------------------------------------
 
@@ -360,6 +269,8 @@ class Forecaster:
             self._use(model, self.store.capacity)
             return False
         self.model, self.meta = model, meta
+        if self.inputs is not None:
+            self.inputs.model, self.inputs.meta = model, meta
         if calibrator is not None and band is not None:
             calibrator.rebase(*band)
         return True

@@ -15,6 +15,7 @@ PURE = [
     "edge_lstm.features",
     "edge_lstm.calendar",
     "edge_lstm.history",
+    "edge_lstm.covariates",
     "edge_lstm.bands",
     "edge_lstm.values",
 ]
