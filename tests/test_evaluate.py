@@ -97,7 +97,7 @@ def test_scores_match_a_hand_replay_of_the_forecaster(default_model: Path, miami
     result = evaluate(Forecaster.load(default_model), series, horizon=6, season=24)
     y = series.column("miami")
     fc = Forecaster.load(default_model)
-    warmup = max(fc.meta.warmup, 24)
+    warmup = max(fc.meta.warmup_steps, 24)
     errors: dict[str, list[list[float]]] = {"lstm": [[] for _ in range(6)]}
     errors["naive"] = [[] for _ in range(6)]
     errors["seasonal_naive"] = [[] for _ in range(6)]
@@ -131,11 +131,13 @@ def test_scores_match_a_hand_replay_of_the_forecaster(default_model: Path, miami
 def test_gaps_are_filled_not_scored_and_long_gaps_reset(
     default_model: Path, tmp_path: Path
 ) -> None:
-    full = write_slice(tmp_path / "full.csv", 200, "time,miami")
+    warm = Forecaster.load(default_model).meta.warmup_steps
+    full = write_slice(tmp_path / "full.csv", warm + 176, "time,miami")
     lines = full.read_text(encoding="utf-8").splitlines()
-    short_gap = lines[:101] + lines[103:]  # rows 100-101 missing: 2 steps, filled
+    g = warm + 77  # a gap after the warm-up, with room to warm up again after it
+    short_gap = lines[:g] + lines[g + 2 :]  # 2 steps missing: filled
     (tmp_path / "short.csv").write_text("\n".join(short_gap) + "\n", encoding="utf-8")
-    long_gap = lines[:101] + lines[111:]  # 10 steps missing: reset, warm-up again
+    long_gap = lines[:g] + lines[g + 10 :]  # 10 steps missing: reset, warm-up again
     (tmp_path / "long.csv").write_text("\n".join(long_gap) + "\n", encoding="utf-8")
     fc = Forecaster.load(default_model)
     base = evaluate(fc, load_csv(full), horizon=3, season=24)
@@ -146,8 +148,8 @@ def test_gaps_are_filled_not_scored_and_long_gaps_reset(
     # before them aims at a missing hour: three one-step points fewer.
     assert short.points[0] == base.points[0] - 3
     assert long.steps_observed == base.steps_observed - 10
-    # After the reset the sensor needs a full warm-up (24 steps) before forecasts count again.
-    assert long.points[0] <= base.points[0] - 10 - 24
+    # After the reset the sensor needs a full warm-up before forecasts count again.
+    assert long.points[0] <= base.points[0] - 10 - warm
 
 
 def test_multi_feature_model_needs_one_column_per_feature(golden_model: Path, miami: Path) -> None:
@@ -159,7 +161,7 @@ def test_multi_feature_model_needs_one_column_per_feature(golden_model: Path, mi
 
 
 def test_cli_json_reports_every_method_per_step(default_model: Path, tmp_path: Path) -> None:
-    data = write_slice(tmp_path / "three.csv", 120)
+    data = write_slice(tmp_path / "three.csv", 240)
     plot = tmp_path / "eval.png"
     result = runner.invoke(
         app,
