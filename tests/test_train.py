@@ -118,3 +118,22 @@ def test_a_word_in_a_number_column_is_named(
         train.main(["--data", str(data), "--out", str(tmp_path / "m")])  # type: ignore[attr-defined]
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "'living' is not a number" in err[0]
+
+
+@pytest.mark.parametrize(
+    ("step", "n_steps", "lags", "calendar"),
+    [
+        ("1h", 10_000, (24, 168), ("time_of_day", "day_of_week")),
+        ("1h", 400, (24,), ("time_of_day", "day_of_week")),  # under 3 weeks: no weekly lag
+        ("1h", 300, (24,), ("time_of_day",)),  # under 2 weeks: no weekday either
+        ("30min", 2_000, (48, 336), ("time_of_day", "day_of_week")),
+        ("1d", 1_000, (7,), ("day_of_week",)),  # a daily step has no daily cycle
+    ],
+)
+def test_default_inputs_follow_the_step(
+    step: str, n_steps: int, lags: tuple[int, ...], calendar: tuple[str, ...]
+) -> None:
+    train = _train_module()
+    args = train.parse_args(["--data", "x.csv", "--out", "m", "--step", step])  # type: ignore[attr-defined]
+    spec = train.choose_inputs(args, n_steps, train.parse_duration(step))  # type: ignore[attr-defined]
+    assert spec.lags == lags and spec.calendar == calendar
