@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from .errors import UnknownSensorError
-from .forecaster import FloatArray, Value, as_vector, check_horizon
+from .values import At, FloatArray, Value, as_vector, check_horizon
 
 
 class SeasonalNaiveForecaster:
@@ -30,11 +30,11 @@ class SeasonalNaiveForecaster:
         self._history: dict[str, deque[np.ndarray]] = {}
         self._steps: dict[str, int] = {}
 
-    def observe(self, sensor_id: str, value: Value) -> None:
-        """Record one step's value."""
-        self.observe_batch({sensor_id: value})
+    def observe(self, sensor_id: str, value: Value, at: At = None) -> None:
+        """Record one step's value (``at`` is accepted for the contract and not needed)."""
+        self.observe_batch({sensor_id: value}, at)
 
-    def observe_batch(self, values: Mapping[str, Value]) -> list[str]:
+    def observe_batch(self, values: Mapping[str, Value], at: At = None) -> list[str]:
         vectors = {s: as_vector(s, v, self.n_features) for s, v in values.items()}
         for sensor_id, vector in vectors.items():
             self._history.setdefault(sensor_id, deque(maxlen=self.season)).append(vector)

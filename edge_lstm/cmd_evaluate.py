@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 from pathlib import Path
@@ -48,17 +49,49 @@ def evaluate(
     backend: Annotated[
         str | None, typer.Option(help="Interpreter: ai_edge_litert, tflite_runtime, tensorflow.")
     ] = None,
+    peer: Annotated[
+        str | None,
+        typer.Option(
+            help="Add a statistical peer on the same origins: mstl (daily and weekly seasons, "
+            "AutoETS trend; needs the peer extra). Refitted at each origin: use --every."
+        ),
+    ] = None,
+    held_out: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            help="Score only forecasts issued in this last share of the CSV's time span "
+            "(0.25: the part scripts/train.py holds out); the state still runs from the start.",
+        ),
+    ] = 1.0,
+    every: Annotated[
+        int | None,
+        typer.Option(
+            min=1, help="Score an origin every N steps (default: 1; about 100 origins with --peer)."
+        ),
+    ] = None,
 ) -> None:
     """Replay a CSV through the daemon's path and report MAE, RMSE and MASE per horizon step."""
     from .csvdata import DataError, load_csv
     from .evaluate import evaluate as run_evaluation
     from .forecaster import Forecaster
     from .paths import default_model_path
+    from .peers import make_peer
 
     wanted = [c.strip() for c in columns.split(",") if c.strip()] if columns else None
     try:
         series = load_csv(data, wanted, time_column)
         forecaster = Forecaster.load(model or default_model_path(), backend=backend)
+        step_s = forecaster.meta.step_s
+        peer_model = make_peer(peer, step_s) if peer else None
+        span = float(series.times[-1] - series.times[0])
+        score_from = None if held_out >= 1.0 else float(series.times[-1]) - held_out * span
+        if every is None:
+            every = _default_every(span * held_out / step_s, step_s) if peer else 1
+        replay = functools.partial(
+            run_evaluation, score_from_s=score_from, every=every, peer=peer_model
+        )
         if series.rows > PROGRESS_ROWS:
             with typer.progressbar(length=series.rows, label="replaying", file=sys.stderr) as bar:
                 done = 0
@@ -68,9 +101,9 @@ def evaluate(
                     bar.update(current - done)
                     done = current
 
-                result = run_evaluation(forecaster, series, horizon, season, max_gap_steps, advance)
+                result = replay(forecaster, series, horizon, season, max_gap_steps, advance)
         else:
-            result = run_evaluation(forecaster, series, horizon, season, max_gap_steps)
+            result = replay(forecaster, series, horizon, season, max_gap_steps)
     except DataError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(code=EXIT_BAD_DATA) from None
@@ -93,24 +126,36 @@ def evaluate(
             typer.echo(f"plot written to {plot}")
 
 
+def _default_every(steps: float, step_s: float) -> int:
+    """About 100 origins per sensor, never a whole number of days apart."""
+    day = round(86_400 / step_s)
+    stride = max(1, int(steps) // 100)
+    while day > 1 and stride > 1 and stride % day == 0:
+        stride += 1
+    return stride
+
+
 def format_table(result: Evaluation) -> str:
-    """The human report: averages, then MAE per horizon step."""
+    """The human report: averages (and the ratio to seasonal naive), then MAE per step."""
     names = {
         "lstm": "LSTM",
         "naive": "naive",
         "seasonal_naive": f"seasonal naive ({result.season})",
+        "mstl": "MSTL",
     }
+    reference = result.methods["seasonal_naive"].mae_mean
     lines = [
         f"model {result.model['name']} ({result.model['sha256'][:12]}), "
         f"{len(result.sensors)} sensor(s), {result.steps_observed} steps of {result.step_s:g} s, "
         f"{result.points[0]} forecasts scored per horizon step",
         "",
-        f"{'method':<22}{'MAE':>9}{'RMSE':>9}{'MASE':>9}",
+        f"{'method':<22}{'MAE':>9}{'RMSE':>9}{'MASE':>9}{'/ s.naive':>11}",
     ]
     for key, scores in result.methods.items():
+        ratio = scores.mae_mean / reference if reference > 0 else float("nan")
         lines.append(
             f"{names.get(key, key):<22}{scores.mae_mean:>9.3f}{scores.rmse_mean:>9.3f}"
-            f"{scores.mase_mean:>9.3f}"
+            f"{scores.mase_mean:>9.3f}{ratio:>11.3f}"
         )
     share = result.win_share
     lines += [

@@ -25,28 +25,61 @@ def export(
         int, typer.Option(min=0, help="Steps a sensor needs before its forecast is trusted.")
     ] = 24,
     feature_names: Annotated[
-        str | None, typer.Option(help="Comma-separated feature names (default value, or f0,f1,..).")
+        str | None,
+        typer.Option(help="Comma-separated feature names (default: value for one, else f0,f1,..)."),
     ] = None,
     quantize: Annotated[
         str, typer.Option(help=f"Weight quantization: {', '.join(QUANTIZE_MODES)}.")
     ] = "none",
     name: Annotated[str | None, typer.Option(help="Model name in the metadata.")] = None,
+    lags: Annotated[
+        str | None,
+        typer.Option(help="Seasonal lag inputs in steps, e.g. 24,168 (docs/training.md)."),
+    ] = None,
+    calendar: Annotated[
+        str | None,
+        typer.Option(help="Calendar inputs: time_of_day,day_of_week,day_of_year (sin/cos)."),
+    ] = None,
+    timezone: Annotated[str, typer.Option(help="IANA time zone of the calendar inputs.")] = "UTC",
+    level_window: Annotated[
+        int, typer.Option(min=0, help="Per-sensor level: mean of the last N values (0: none).")
+    ] = 0,
 ) -> None:
-    """Export a Keras LSTM/GRU model to OUTPUT.tflite + OUTPUT.json and prove parity."""
+    """Export a Keras LSTM/GRU model to OUTPUT.tflite + OUTPUT.json and prove parity.
+
+    A model whose input row holds more than the observed values (lags, calendar, level) declares
+    them with --lags/--calendar/--timezone/--level-window; the parity proof then covers the whole
+    rollout with those inputs.
+    """
     from .export.options import parse_duration, parse_names, parse_scaler
+    from .features import InputSpec
 
     try:
         step_s = parse_duration(step)
         parsed_scaler: Scaler | None = parse_scaler(scaler) if scaler else None
         names = parse_names(feature_names) if feature_names else None
+        inputs = InputSpec(
+            lags=tuple(int(v) for v in parse_names(lags)) if lags else (),
+            calendar=parse_names(calendar) if calendar else (),
+            timezone=timezone,
+            level_window=level_window,
+        )
     except ValueError as exc:
         fail(str(exc))
+    from .export import ExportOptions, export_model, load_keras, quiet_tensorflow
+
+    quiet_tensorflow()  # before the first TensorFlow import, or its C++ start-up notes show
+    try:
+        import keras  # noqa: F401  (the export needs it anyway; checked here for a clear error)
+    except ImportError as exc:
+        fail(
+            f"edge-lstm export needs TensorFlow and Keras, the train extra ({exc.name} is not "
+            "installed): pip install 'edge-lstm[train]'"
+        )
     if quantize not in QUANTIZE_MODES:
         fail(f"--quantize must be one of {', '.join(QUANTIZE_MODES)}, not {quantize!r}")
     if output.suffix != ".tflite":
         fail(f"--output {output} must end in .tflite (the metadata goes beside it as .json)")
-    from .export import ExportOptions, export_model, load_keras
-
     try:
         result = export_model(
             load_keras(model),
@@ -60,6 +93,7 @@ def export(
                 quantize=quantize,
                 name=name,
                 info={"source_model": model.name},
+                inputs=inputs,
             ),
         )
     except EdgeLstmError as exc:

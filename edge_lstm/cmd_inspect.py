@@ -39,13 +39,14 @@ def describe(meta: ModelMeta, size_bytes: int, ops: list[str], backend: str) -> 
         + " -> ".join(f"{layer.kind.upper()}({layer.units})" for layer in meta.layers),
         f"features   {', '.join(meta.features)}",
         f"step       {meta.step_s:g} s   horizon {meta.horizon}   warmup {meta.warmup}",
+        _inputs_line(meta),
         "scaler     mean "
         + ", ".join(f"{v:.6g}" for v in meta.scaler.mean)
         + "   scale "
         + ", ".join(f"{v:.6g}" for v in meta.scaler.scale),
         f"ops        {', '.join(ops)}",
         "tensors",
-        f"  x        {meta.x_input}  [B, {meta.n_features}]",
+        f"  x        {meta.x_input}  [B, {meta.input_width}]",
         f"  y        {meta.y_output}  [B, {meta.n_features}]",
     ]
     for s in meta.state:
@@ -60,10 +61,21 @@ def describe(meta: ModelMeta, size_bytes: int, ops: list[str], backend: str) -> 
             f"quantize {p.quantize}, {p.sequences} sequences x {p.steps} steps) {verdict}"
         )
     lines += _validation_lines(meta)
-    for key in ("source_model", "trained_with", "command"):
+    keys = ("source_model", "trained_with", "train_seconds", "held_out", "band_from", "command")
+    for key in keys:
         if key in meta.info:
             lines.append(f"{key:<10} {meta.info[key]}")
     return lines
+
+
+def _inputs_line(meta: ModelMeta) -> str:
+    spec = meta.inputs
+    if spec is None:
+        return f"inputs     the observed value(s) only (format {meta.format_version})"
+    return (
+        f"inputs     value, lags {list(spec.lags)}, calendar {list(spec.calendar)} in "
+        f"{spec.timezone}, level over {spec.level_window} steps (D = {meta.input_width})"
+    )
 
 
 def _validation_lines(meta: ModelMeta) -> list[str]:
@@ -72,7 +84,7 @@ def _validation_lines(meta: ModelMeta) -> list[str]:
         return ["validation none (not trained by scripts/train.py)"]
     methods = list(v.mae)
     lines = [
-        f"validation held-out MAE per horizon step ({v.rows} rollouts, season {v.season})",
+        f"validation held-out MAE per horizon step ({v.rows} forecasts, season {v.season})",
         "  step " + "".join(f"{m:>16}" for m in methods),
     ]
     for k in range(v.horizon):
@@ -85,5 +97,11 @@ def _validation_lines(meta: ModelMeta) -> list[str]:
         lines.append(
             f"  residual band q10..q90: step 1 {lo[0, 0]:+.3f}..{hi[0, 0]:+.3f}, "
             f"step {v.horizon} {lo[-1, 0]:+.3f}..{hi[-1, 0]:+.3f} ({meta.features[0]})"
+        )
+    coverage = meta.info.get("band_coverage_held_out")
+    if isinstance(coverage, list) and coverage:
+        lines.append(
+            "  band coverage on held-out data per step: "
+            + " ".join(f"{float(c):.0%}" for c in coverage)
         )
     return lines

@@ -10,6 +10,11 @@ seasonal-naive forecaster has a full season of history.
 
 MASE divides each sensor's errors by that sensor's mean absolute one-step change over the
 replay (the in-sample naive error), so < 1 means better than "no change" at one step.
+
+A rolling origin over part of a series (``score_from_s``/``score_until_s``, every ``every``-th
+step) scores only the forecasts issued there; the state is still carried from the first row, as on
+the device. A ``peer`` (e.g. MSTL, :mod:`edge_lstm.peers`) forecasts from each sensor's own
+history at exactly those origins, and is scored on the same points.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ import itertools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -30,6 +35,16 @@ from .resample import DuplicateReading, LateReading, Reading, Resampler, StepEve
 
 METHODS = ("lstm", "naive", "seasonal_naive")
 F64 = npt.NDArray[np.float64]
+
+
+class Peer(Protocol):
+    """A forecaster fitted afresh at each origin on a sensor's history (``(n, F)``, no gaps)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def label(self) -> str: ...
+    def forecast(self, history: F64, horizon: int) -> F64: ...
 
 
 @dataclass(frozen=True)
@@ -60,6 +75,17 @@ class Trace:
     steps: dict[int, F64] = field(default_factory=dict)
     issued: list[int] = field(default_factory=list)
     forecasts: dict[str, list[F64]] = field(default_factory=lambda: {m: [] for m in METHODS})
+
+    def history(self, until: int) -> F64:
+        """Observed values of steps ``first .. until`` (gaps interpolated), ``(n, F)``."""
+        steps = np.asarray([s for s in sorted(self.steps) if s <= until])
+        values = np.stack([self.steps[s] for s in steps.tolist()])
+        grid = np.arange(int(steps[0]), until + 1)
+        if len(grid) == len(steps):
+            return values
+        return np.stack(
+            [np.interp(grid, steps, values[:, f]) for f in range(values.shape[1])], axis=1
+        )
 
 
 @dataclass(frozen=True)
@@ -149,13 +175,28 @@ def evaluate(
     season: int | None = None,
     max_gap_steps: int = 3,
     progress: Callable[[int, int], None] | None = None,
+    score_from_s: float | None = None,
+    score_until_s: float | None = None,
+    every: int = 1,
+    peer: Peer | None = None,
 ) -> Evaluation:
-    """Replay ``series`` (original units) and score LSTM, naive and seasonal naive."""
+    """Replay ``series`` (original units) and score LSTM, naive and seasonal naive.
+
+    Only forecasts issued from steps starting in ``[score_from_s, score_until_s)`` whose step
+    index is a multiple of ``every`` are scored (all, by default); ``peer`` adds a method.
+    """
     meta = forecaster.meta
     horizon = meta.horizon if horizon is None else horizon
     season = default_season(forecaster) if season is None else season
-    if horizon < 1 or season < 1:
-        raise ValueError("horizon and season must be >= 1")
+    if horizon < 1 or season < 1 or every < 1:
+        raise ValueError("horizon, season and every must be >= 1")
+    lo = -math.inf if score_from_s is None else score_from_s
+    hi = math.inf if score_until_s is None else score_until_s
+
+    def scored(bucket_start: float) -> bool:
+        index = round(bucket_start / meta.step_s)
+        return lo <= bucket_start < hi and index % every == 0
+
     sensors, rows = readings_of(series, meta.n_features)
     needed = max(meta.warmup, season, 1) + 1
     buckets = len(np.unique(np.floor(series.times / meta.step_s)))
@@ -178,7 +219,11 @@ def evaluate(
             if event.kind == "observe" and event.values is not None:
                 index = round(event.bucket_start / meta.step_s)
                 traces[event.sensor_id].steps[index] = np.asarray(event.values, np.float64)
-        ready = [s for s in observed if forecaster.is_warm(s) and seasonal.steps_seen(s) >= season]
+        ready = [
+            s
+            for s, start in observed.items()
+            if scored(start) and forecaster.is_warm(s) and seasonal.steps_seen(s) >= season
+        ]
         if not ready:
             return
         outputs = {
@@ -205,6 +250,11 @@ def evaluate(
         if progress is not None and (i % report_every == 0 or i == len(rows) - 1):
             progress(i + 1, len(rows))
     advance(resampler.flush())
+    if peer is not None:
+        for trace in traces.values():
+            trace.forecasts[peer.name] = [
+                peer.forecast(trace.history(step), horizon) for step in trace.issued
+            ]
     return _score(forecaster, series, sensors, horizon, season, rows, traces, dropped)
 
 
@@ -218,14 +268,15 @@ def _score(
     traces: dict[str, Trace],
     dropped: int,
 ) -> Evaluation:
-    raw: dict[str, list[F64]] = {m: [] for m in METHODS}
-    scaled: dict[str, list[F64]] = {m: [] for m in METHODS}
+    names = list(next(iter(traces.values())).forecasts) if traces else list(METHODS)
+    raw: dict[str, list[F64]] = {m: [] for m in names}
+    scaled: dict[str, list[F64]] = {m: [] for m in names}
     for trace in traces.values():
         if not trace.issued:
             continue
         actual = _targets(trace, horizon)  # (n_issued, H, F), NaN where no actual
         scale = _naive_scale(trace)
-        for name in METHODS:
+        for name in names:
             error = np.stack(trace.forecasts[name]) - actual
             raw[name].append(error)
             scaled[name].append(error / scale)
@@ -237,7 +288,7 @@ def _score(
     methods: dict[str, MethodScores] = {}
     abs_err: dict[str, F64] = {}
     points: tuple[int, ...] = ()
-    for name in METHODS:
+    for name in names:
         error = np.concatenate(raw[name])  # (N, H, F)
         relative = np.concatenate(scaled[name])
         valid = np.isfinite(error)
@@ -316,3 +367,32 @@ def _wins(lstm: F64, other: F64) -> tuple[float, tuple[float, ...]]:
         for k in range(lstm.shape[1])
     )
     return overall, per_step
+
+
+def residuals(evaluation: Evaluation, method: str = "lstm") -> F64:
+    """``actual - forecast`` of every scored forecast, ``(N, horizon, F)``, NaN without actual."""
+    parts = [
+        _targets(trace, evaluation.horizon) - np.stack(trace.forecasts[method])
+        for trace in evaluation.traces.values()
+        if trace.issued
+    ]
+    return np.concatenate(parts)
+
+
+def band_coverage(
+    evaluation: Evaluation, q10: npt.ArrayLike, q90: npt.ArrayLike
+) -> tuple[float, ...]:
+    """Share of actuals inside ``[forecast + q10, forecast + q90]`` per horizon step.
+
+    ``q10``/``q90`` are ``(horizon, F)`` residual quantiles (what the metadata stores).
+    """
+    res = residuals(evaluation)
+    shape = (1, evaluation.horizon, res.shape[2])
+    lo = np.asarray(q10, dtype=np.float64)[: evaluation.horizon].reshape(shape)
+    hi = np.asarray(q90, dtype=np.float64)[: evaluation.horizon].reshape(shape)
+    valid = np.isfinite(res)
+    inside = (res >= lo) & (res <= hi)
+    return tuple(
+        float(inside[:, k][valid[:, k]].mean()) if valid[:, k].any() else math.nan
+        for k in range(evaluation.horizon)
+    )

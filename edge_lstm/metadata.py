@@ -10,6 +10,7 @@ import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +18,12 @@ import numpy as np
 import numpy.typing as npt
 
 from .errors import ModelError
+from .features import PLAIN, InputSpec
 
-FORMAT_VERSION = 1
+#: Format 2 adds the optional ``inputs`` object (lags, calendar, level); format 1 files load as
+#: models whose input is the observed value alone.
+FORMAT_VERSION = 2
+FORMAT_VERSIONS = (1, 2)
 LAYER_KINDS = ("lstm", "gru")
 QUANTIZE_MODES = ("none", "float16", "dynamic")
 #: Ops that mean a conversion kept TensorFlow-only (Flex, custom) or stateful machinery (a WHILE
@@ -50,6 +55,14 @@ class Scaler:
             raise ValueError("scaler mean must be finite")
         if not all(math.isfinite(s) and s > 0 for s in self.scale):
             raise ValueError("scaler scale must be finite and > 0")
+
+    @cached_property
+    def mean_array(self) -> npt.NDArray[np.float64]:
+        return np.asarray(self.mean, dtype=np.float64)
+
+    @cached_property
+    def scale_array(self) -> npt.NDArray[np.float64]:
+        return np.asarray(self.scale, dtype=np.float64)
 
     @classmethod
     def identity(cls, n_features: int) -> Scaler:
@@ -145,7 +158,8 @@ class ModelMeta:
     parity: Parity | None = None
     validation: Validation | None = None
     info: Mapping[str, Any] = field(default_factory=dict)
-    format_version: int = FORMAT_VERSION
+    inputs: InputSpec | None = None
+    """Extra inputs of each step (format 2); None: ``x`` is the observed value alone."""
 
     def __post_init__(self) -> None:
         if not self.features:
@@ -171,7 +185,26 @@ class ModelMeta:
 
     @property
     def n_features(self) -> int:
+        """F, the values observed and predicted per step."""
         return len(self.features)
+
+    @property
+    def input_spec(self) -> InputSpec:
+        return self.inputs if self.inputs is not None else PLAIN
+
+    @property
+    def input_width(self) -> int:
+        """D, the width of the model's ``x`` input (F for a model without extra inputs)."""
+        return self.input_spec.width(self.n_features)
+
+    @property
+    def format_version(self) -> int:
+        return 1 if self.inputs is None else 2
+
+    @property
+    def warmup_steps(self) -> int:
+        """Observed steps before a sensor's forecasts are ``ok``: warm-up and the longest lag."""
+        return max(1, self.warmup, self.input_spec.max_lag)
 
     @property
     def state_size(self) -> int:
@@ -180,7 +213,7 @@ class ModelMeta:
 
     def layout_key(self) -> tuple[object, ...]:
         """What must match for saved states to be meaningful under another model file."""
-        return (self.features, tuple((s.name, s.size) for s in self.state))
+        return (self.features, tuple((s.name, s.size) for s in self.state), self.input_spec)
 
     def to_json(self) -> str:
         doc: dict[str, Any] = {
@@ -202,6 +235,8 @@ class ModelMeta:
             "validation": _validation_doc(self.validation),
             "info": dict(self.info),
         }
+        if self.inputs is not None:
+            doc["inputs"] = self.inputs.to_doc()
         return json.dumps(doc, indent=2) + "\n"
 
     @classmethod
@@ -214,10 +249,12 @@ class ModelMeta:
         if not isinstance(doc, dict):
             raise ModelError(f"{source}: expected a JSON object")
         version = doc.get("format_version")
-        if version != FORMAT_VERSION:
+        if version not in FORMAT_VERSIONS:
             raise ModelError(
-                f"{source}: format_version {version!r} is not supported (expected {FORMAT_VERSION})"
+                f"{source}: format_version {version!r} is not supported (expected one of "
+                f"{', '.join(map(str, FORMAT_VERSIONS))})"
             )
+        inputs = _input_spec(doc.get("inputs"), version, source)
         try:
             tensors = doc["tensors"]
             validation = doc.get("validation")
@@ -243,6 +280,7 @@ class ModelMeta:
                 parity=Parity(**parity) if parity else None,
                 validation=Validation(**validation) if validation else None,
                 info=dict(doc.get("info") or {}),
+                inputs=inputs,
             )
         except KeyError as exc:
             raise ModelError(f"{source}: missing key {exc.args[0]!r}") from exc
@@ -263,6 +301,17 @@ class ModelMeta:
 
     def save(self, path: Path) -> None:
         path.write_text(self.to_json(), encoding="utf-8")
+
+
+def _input_spec(doc: object, version: int, source: str) -> InputSpec | None:
+    if doc is None:
+        return None
+    if version < 2:
+        raise ModelError(f"{source}: inputs needs format_version 2, the file says {version}")
+    try:
+        return InputSpec.from_doc(doc)
+    except ValueError as exc:
+        raise ModelError(f"{source}: {exc}") from exc
 
 
 def _validation_doc(validation: Validation | None) -> dict[str, Any] | None:

@@ -1,5 +1,9 @@
 """The JSON documents the daemon publishes (forecasts); pure, schema in docs/daemon.md.
 
+``lo``/``hi`` (the 80% band) are given by the caller (``Forecaster.interval_batch``: calibrated per
+sensor); without them they fall back to the metadata's held-out band, the same for every sensor.
+They are published for the horizon steps the model was validated on.
+
 Single-feature models: ``"v"``, ``"lo"``, ``"hi"`` are numbers. Multi-feature models: they are
 objects keyed by feature name (``{"temperature": 21.4, "humidity": 40.2}``), so a Home Assistant
 template reads ``value_json.forecast[0].v.temperature``.
@@ -68,16 +72,21 @@ class ForecastFormatter:
         status: str,
         steps_seen: int,
         issued_at: float,
+        band: tuple[FloatArray, FloatArray] | None = None,
     ) -> bytes:
-        """One sensor's forecast document; ``forecast`` is ``(H, F)`` in original units."""
+        """One sensor's forecast document; ``forecast`` and ``band`` parts are ``(H, F)``."""
         times = self._step_times(bucket_start)
         values = np.round(forecast.astype(np.float64), DECIMALS)
         rows = _rows(values)
         lo = hi = None
         if self.band is not None:
             n = min(len(self.band[0]), len(values))
-            lo = _rows(np.round(values[:n] + self.band[0][:n], DECIMALS))
-            hi = _rows(np.round(values[:n] + self.band[1][:n], DECIMALS))
+            if band is None:
+                lo = _rows(np.round(values[:n] + self.band[0][:n], DECIMALS))
+                hi = _rows(np.round(values[:n] + self.band[1][:n], DECIMALS))
+            else:
+                lo = _rows(np.round(band[0][:n].astype(np.float64), DECIMALS))
+                hi = _rows(np.round(band[1][:n].astype(np.float64), DECIMALS))
         cell = self._cell
         steps = []
         for k, row in enumerate(rows):
@@ -109,32 +118,39 @@ class ForecastFormatter:
         statuses: Sequence[str],
         steps_seen: Sequence[int],
         issued_at: float,
+        bands: tuple[FloatArray, FloatArray] | None = None,
     ) -> list[bytes]:
-        """``format`` for many sensors (``forecasts`` is ``(N, H, F)``), the same documents."""
+        """``format`` for many sensors (``forecasts`` and ``bands`` parts are ``(N, H, F)``)."""
         if not self._single:
             return [
-                self.format(s, b, f, st, n, issued_at)
-                for s, b, f, st, n in zip(
-                    sensor_ids, bucket_starts, forecasts, statuses, steps_seen, strict=True
+                self.format(
+                    s, b, f, st, n, issued_at, None if bands is None else (bands[0][i], bands[1][i])
+                )
+                for i, (s, b, f, st, n) in enumerate(
+                    zip(sensor_ids, bucket_starts, forecasts, statuses, steps_seen, strict=True)
                 )
             ]
         # One feature, the common case: round and add the band for the whole batch at once and
         # write the JSON text directly; per-sensor numpy calls and json.dumps of nested dicts
         # would cost several times more, once per reading on a Pi.
         values = np.round(forecasts[:, :, 0].astype(np.float64), DECIMALS)
-        finite: list[bool] = np.isfinite(values).all(axis=1).tolist()  # type: ignore[assignment]
+        numbers = values
         horizon = values.shape[1]
         n = 0
         if self.band is not None:
             # Each sensor's numbers in document order (v, lo, hi per step; v alone past the
             # band), as one list per sensor from a single tolist() for the whole batch.
             n = min(len(self.band[0]), horizon)
-            lo = np.round(values[:, :n] + self.band[0][:n, 0], DECIMALS)
-            hi = np.round(values[:, :n] + self.band[1][:n, 0], DECIMALS)
+            if bands is None:
+                lo = np.round(values[:, :n] + self.band[0][:n, 0], DECIMALS)
+                hi = np.round(values[:, :n] + self.band[1][:n, 0], DECIMALS)
+            else:
+                lo = np.round(bands[0][:, :n, 0].astype(np.float64), DECIMALS)
+                hi = np.round(bands[1][:, :n, 0].astype(np.float64), DECIMALS)
             banded = np.stack([values[:, :n], lo, hi], axis=2).reshape(len(values), 3 * n)
-            rows = np.concatenate([banded, values[:, n:]], axis=1).tolist()
-        else:
-            rows = values.tolist()
+            numbers = np.concatenate([banded, values[:, n:]], axis=1)
+        rows = numbers.tolist()
+        finite: list[bool] = np.isfinite(numbers).all(axis=1).tolist()  # type: ignore[assignment]
         if issued_at not in self._issued:
             self._issued = {issued_at: iso(issued_at)}
         head = f'"issued_at":"{self._issued[issued_at]}",{self._fixed},'
@@ -164,6 +180,7 @@ class ForecastFormatter:
                         statuses[i],
                         steps_seen[i],
                         issued_at,
+                        None if bands is None else (bands[0][i], bands[1][i]),
                     )
                 )
         return out

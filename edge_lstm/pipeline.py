@@ -285,7 +285,11 @@ class Pipeline:
         if not ids:
             return []
         forecasts = self.forecaster.forecast_batch(ids, self.horizon)
-        warmup = max(1, self.meta.warmup)
+        # The per-sensor calibrated band; issuing it is what lets the next actuals score it.
+        bands = None
+        if self.forecaster.has_bands:
+            bands = self.forecaster.interval_batch(ids, self.horizon, forecasts)
+        warmup = self.meta.warmup_steps
         buckets = [closed[s] for s in ids]
         steps = [self.forecaster.steps_seen(s) for s in ids]
         statuses = ["ok" if n >= warmup else "warming_up" for n in steps]
@@ -294,7 +298,9 @@ class Pipeline:
         ok = [i for i, status in enumerate(statuses) if status == "ok"]
         if ok:
             self.accuracy.issued_many([ids[i] for i in ok], [buckets[i] for i in ok], forecasts[ok])
-        payloads = self.formatter.format_batch(ids, buckets, forecasts, statuses, steps, issued_at)
+        payloads = self.formatter.format_batch(
+            ids, buckets, forecasts, statuses, steps, issued_at, bands
+        )
         retain = self.config.retain_forecasts
         topic = self.out.forecast
         out = [

@@ -13,8 +13,13 @@ from .errors import EdgeLstmError
 if TYPE_CHECKING:
     from .evaluate import Evaluation
 
-_COLORS = {"lstm": "tab:blue", "naive": "tab:orange", "seasonal_naive": "tab:green"}
-_LABELS = {"lstm": "LSTM", "naive": "naive", "seasonal_naive": "seasonal naive"}
+_COLORS = {
+    "lstm": "tab:blue",
+    "naive": "tab:orange",
+    "seasonal_naive": "tab:green",
+    "mstl": "tab:purple",
+}
+_LABELS = {"lstm": "LSTM", "naive": "naive", "seasonal_naive": "seasonal naive", "mstl": "MSTL"}
 
 
 @dataclass

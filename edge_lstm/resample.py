@@ -210,7 +210,9 @@ class Resampler:
 
 
 class _Steppable(Protocol):
-    def observe_batch(self, values: Mapping[str, Sequence[float]]) -> object: ...
+    def observe_batch(
+        self, values: Mapping[str, Sequence[float]], at: Mapping[str, float] | None = None
+    ) -> object: ...
     def fill(self, sensor_ids: Sequence[str]) -> None: ...
     def reset(self, sensor_id: str) -> None: ...
     def steps_seen(self, sensor_id: str) -> int: ...
@@ -221,6 +223,7 @@ def apply_events(forecaster: _Steppable, events: Sequence[StepEvent]) -> dict[st
 
     Returns ``{sensor_id: bucket_start}`` of each sensor's last observed bucket: the sensors to
     forecast. A fill for a sensor the forecaster does not know (new, or evicted) is skipped.
+    Each observation is passed with its bucket start as ``at`` (calendar inputs need it).
     """
     queues: dict[str, list[StepEvent]] = {}
     for event in events:
@@ -229,6 +232,7 @@ def apply_events(forecaster: _Steppable, events: Sequence[StepEvent]) -> dict[st
     depth = max((len(q) for q in queues.values()), default=0)
     for i in range(depth):
         batch: dict[str, Sequence[float]] = {}
+        times: dict[str, float] = {}
         fills: list[str] = []
         for sensor_id, queue in queues.items():
             if i >= len(queue):
@@ -237,7 +241,7 @@ def apply_events(forecaster: _Steppable, events: Sequence[StepEvent]) -> dict[st
             if event.kind == "observe":
                 assert event.values is not None
                 batch[sensor_id] = event.values
-                observed[sensor_id] = event.bucket_start
+                times[sensor_id] = observed[sensor_id] = event.bucket_start
             elif event.kind == "fill":
                 if forecaster.steps_seen(sensor_id) > 0:
                     fills.append(sensor_id)
@@ -245,5 +249,5 @@ def apply_events(forecaster: _Steppable, events: Sequence[StepEvent]) -> dict[st
                 forecaster.reset(sensor_id)
                 observed.pop(sensor_id, None)
         forecaster.fill(fills)
-        forecaster.observe_batch(batch)
+        forecaster.observe_batch(batch, times)
     return observed

@@ -87,9 +87,10 @@ class _Sized:
 
 
 class StepModel:
-    """A single-step recurrent model: ``(x[B,F], state[B,S]) -> (y[B,F], state'[B,S])``.
+    """A single-step recurrent model: ``(x[B,D], state[B,S]) -> (y[B,F], state'[B,S])``.
 
-    ``x`` and ``y`` are in model (scaled) units. ``state`` is every state tensor of
+    ``x`` and ``y`` are in model (scaled) units; ``D`` is ``meta.input_width`` (``F`` for a model
+    without extra inputs). ``state`` is every state tensor of
     ``meta.state`` concatenated in order, so a sensor's whole state is one row.
     """
 
@@ -148,15 +149,16 @@ class StepModel:
         xs = np.ascontiguousarray(x, dtype=np.float32)
         ss = np.ascontiguousarray(state, dtype=np.float32)
         batch = xs.shape[0]
-        if xs.shape != (batch, self.meta.n_features) or ss.shape != (batch, self.meta.state_size):
+        width = self.meta.input_width
+        if xs.shape != (batch, width) or ss.shape != (batch, self.meta.state_size):
             raise ValueError(
-                f"step expects x[B,{self.meta.n_features}] and state[B,{self.meta.state_size}], "
+                f"step expects x[B,{width}] and state[B,{self.meta.state_size}], "
                 f"got {xs.shape} and {ss.shape}"
             )
         largest = BATCH_SIZES[-1]
         if batch <= largest:
             return self._step_chunk(xs, ss)
-        y = np.empty_like(xs)
+        y = np.empty((batch, self.meta.n_features), dtype=np.float32)
         new_state = np.empty_like(ss)
         for start in range(0, batch, largest):
             stop = min(start + largest, batch)
@@ -226,7 +228,7 @@ class StepModel:
         details = {d["index"]: d for d in interp.get_input_details() + interp.get_output_details()}
         meta = self.meta
         expected: list[tuple[int, int, str]] = [
-            (sized.x_index, meta.n_features, f"x input {meta.x_input!r}"),
+            (sized.x_index, meta.input_width, f"x input {meta.x_input!r}"),
             (sized.y_index, meta.n_features, f"y output {meta.y_output!r}"),
         ]
         for s, i_in, i_out in zip(meta.state, sized.state_in, sized.state_out, strict=True):

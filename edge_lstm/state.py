@@ -1,8 +1,10 @@
-"""Per-sensor recurrent state in preallocated arrays, indexed by slot.
+"""Per-sensor state in preallocated arrays, indexed by slot: one table, one eviction rule.
 
 Pure numpy: a batch is a gather (``state[slots]``) and a scatter (``state[slots] = new``), never a
 Python loop over sensors. Capacity is fixed; when it is full the least recently seen sensor is
-evicted. Snapshots are written atomically and carry a checksum and the model's sha256.
+evicted. Besides the recurrent state, users of the store add their own per-sensor columns
+(``add_column``: the history ring, band calibration); every column is cleared on eviction and
+saved in snapshots. Snapshots are written atomically and carry a checksum and the model's sha256.
 """
 
 from __future__ import annotations
@@ -26,8 +28,20 @@ from .errors import StateFileError, UnknownSensorError
 log = logging.getLogger(__name__)
 
 MAGIC = b"EDGE-LSTM-STATE\x01"
+#: 2: any registered column is saved (format 1 held state, last_y, steps only; it still loads).
+SNAPSHOT_VERSION = 2
 _DIGEST_BYTES = 32
+_BUILTIN = ("state", "last_y", "steps")
 IntArray = npt.NDArray[np.intp]
+
+
+class _Column:
+    """One per-slot array with the value a fresh slot gets."""
+
+    def __init__(self, array: np.ndarray[Any, Any], fill: float, required: bool) -> None:
+        self.array = array
+        self.fill = fill
+        self.required = required
 
 
 class StateStore:
@@ -44,6 +58,11 @@ class StateStore:
         self.state = np.zeros((capacity, state_size), dtype=np.float32)
         self.last_y = np.zeros((capacity, n_features), dtype=np.float32)
         self.steps = np.zeros(capacity, dtype=np.int64)
+        self._columns: dict[str, _Column] = {
+            "state": _Column(self.state, 0.0, True),
+            "last_y": _Column(self.last_y, 0.0, True),
+            "steps": _Column(self.steps, 0.0, True),
+        }
         self._touched = np.zeros(capacity, dtype=np.int64)
         self._clock = 0
         self._slots: dict[str, int] = {}
@@ -52,6 +71,29 @@ class StateStore:
 
     def __len__(self) -> int:
         return len(self._slots)
+
+    def add_column(
+        self,
+        name: str,
+        shape: tuple[int, ...] = (),
+        dtype: type[np.generic] = np.float32,
+        fill: float = 0.0,
+        required: bool = False,
+    ) -> np.ndarray[Any, Any]:
+        """Add a per-slot array ``(capacity, *shape)`` (``fill`` in fresh slots) and return it.
+
+        A snapshot without this column loads with ``fill`` unless ``required`` (then it is
+        refused: the column cannot be rebuilt, e.g. a history ring).
+        """
+        if name in self._columns:
+            raise ValueError(f"column {name!r} exists")
+        array = np.full((self.capacity, *shape), fill, dtype=dtype)
+        self._columns[name] = _Column(array, fill, required)
+        return array
+
+    def nbytes_per_sensor(self) -> int:
+        """Bytes of every per-slot array for one sensor."""
+        return int(sum(c.array[0].nbytes for c in self._columns.values())) + self._touched.itemsize
 
     def __contains__(self, sensor_id: object) -> bool:
         return sensor_id in self._slots
@@ -117,9 +159,8 @@ class StateStore:
             self.remove(sensor_id)
 
     def _clear(self, slot: int) -> None:
-        self.state[slot] = 0.0
-        self.last_y[slot] = 0.0
-        self.steps[slot] = 0
+        for column in self._columns.values():
+            column.array[slot] = column.fill
 
     def _evict_lru(self) -> str:
         live = np.fromiter(self._slots.values(), np.intp, len(self._slots))
@@ -135,17 +176,23 @@ class StateStore:
         """Write a checksummed snapshot atomically (temp file, fsync, rename, fsync dir)."""
         ids = self.ids()
         slots = self.slots(ids)
-        header = {"model_sha256": model_sha256, "ids": ids, "saved_at": time.time()}
+        header = {
+            "model_sha256": model_sha256,
+            "ids": ids,
+            "saved_at": time.time(),
+            "version": SNAPSHOT_VERSION,
+        }
         header["extra"] = dict(extra or {})
+        # The builtin columns keep their format-1 names so that an older edge-lstm can still
+        # read the recurrent state of a newer snapshot.
+        arrays: dict[str, Any] = {
+            "header": np.frombuffer(json.dumps(header).encode(), dtype=np.uint8),
+            "touched": self._touched[slots],
+        }
+        for name, column in self._columns.items():
+            arrays[name if name in _BUILTIN else f"col_{name}"] = column.array[slots]
         buffer = io.BytesIO()
-        np.savez(
-            buffer,
-            header=np.frombuffer(json.dumps(header).encode(), dtype=np.uint8),
-            state=self.state[slots],
-            last_y=self.last_y[slots],
-            steps=self.steps[slots],
-            touched=self._touched[slots],
-        )
+        np.savez(buffer, **arrays)
         body = buffer.getvalue()
         atomic_write(path, MAGIC + hashlib.sha256(body).digest() + body)
 
@@ -162,15 +209,26 @@ class StateStore:
                 f"not {model_sha256[:12]}…; refused"
             )
         ids = [str(i) for i in header["ids"]]
-        state, last_y = arrays["state"], arrays["last_y"]
-        if state.shape[1:] != self.state.shape[1:] or last_y.shape[1:] != self.last_y.shape[1:]:
-            raise StateFileError(f"{path}: snapshot state layout does not match the model")
+        found = {}
+        for name, column in self._columns.items():
+            saved = arrays.get(name if name in _BUILTIN else f"col_{name}")
+            if saved is None:
+                if column.required:
+                    raise StateFileError(
+                        f"{path}: snapshot has no {name!r}; it is from a model without it"
+                    )
+                continue
+            if saved.shape != (len(ids), *column.array.shape[1:]):
+                raise StateFileError(
+                    f"{path}: snapshot {name!r} layout {saved.shape[1:]} does not match the "
+                    f"model's {column.array.shape[1:]}"
+                )
+            found[name] = saved
         keep = np.argsort(arrays["touched"], kind="stable")[-self.capacity :]
         self.clear()
         slots, _ = self.acquire([ids[i] for i in keep])
-        self.state[slots] = state[keep]
-        self.last_y[slots] = last_y[keep]
-        self.steps[slots] = arrays["steps"][keep]
+        for name, saved in found.items():
+            self._columns[name].array[slots] = saved[keep]
         extra = header.get("extra") or {}
         return dict(extra)
 
@@ -184,7 +242,10 @@ def _parse(blob: bytes, path: Path) -> tuple[dict[str, Any], dict[str, np.ndarra
         raise StateFileError(f"{path}: state snapshot is truncated or corrupt (checksum mismatch)")
     try:
         with np.load(io.BytesIO(body), allow_pickle=False) as npz:
-            arrays = {k: npz[k] for k in ("header", "state", "last_y", "steps", "touched")}
+            arrays = {k: npz[k] for k in npz.files}
+        for key in ("header", "touched", *_BUILTIN):
+            if key not in arrays:
+                raise KeyError(key)
         header = json.loads(arrays.pop("header").tobytes().decode())
     except (ValueError, KeyError, OSError) as exc:
         raise StateFileError(f"{path}: state snapshot is unreadable ({exc})") from exc

@@ -110,7 +110,22 @@ def check_unknown_and_reset(make: Make) -> None:
     _close(fc.forecast("s", 5), fresh.forecast("s", 5))
 
 
+def check_step_time_is_accepted(make: Make) -> None:
+    """``at`` (epoch seconds, or one per sensor) is accepted; without calendar inputs it
+    changes nothing."""
+    with_time, without = make(), make()
+    values = _series(with_time.n_features, 5, 7)
+    for k, v in enumerate(values):
+        with_time.observe("s1", v, at=1_700_000_000.0 + 3600 * k)
+        without.observe("s1", v)
+    with_time.observe_batch({"s2": values[0]}, at={"s2": 1_700_000_000.0})
+    without.observe_batch({"s2": values[0]})
+    _close(with_time.forecast("s1", 4), without.forecast("s1", 4))
+    _close(with_time.forecast("s2", 4), without.forecast("s2", 4))
+
+
 CHECKS = [
+    check_step_time_is_accepted,
     check_shape_and_finite,
     check_forecast_does_not_mutate,
     check_batch_equals_one_by_one,

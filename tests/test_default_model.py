@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edge_lstm.csvdata import parse_time
 from edge_lstm.forecaster import Forecaster
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -20,6 +21,11 @@ DATA = ROOT / "data" / "tmy_hourly_temperature.csv"
 def column(name: str) -> np.ndarray:
     with DATA.open() as fh:
         return np.asarray([float(row[name]) for row in csv.DictReader(fh)])
+
+
+def times() -> np.ndarray:
+    with DATA.open() as fh:
+        return np.asarray([parse_time(row["time"]) for row in csv.DictReader(fh)])
 
 
 def test_metadata_promises_what_the_readme_says(default_model: Path) -> None:
@@ -35,13 +41,44 @@ def test_metadata_promises_what_the_readme_says(default_model: Path) -> None:
     assert default_model.stat().st_size < 300_000
 
 
+RETRAINED = ROOT / "models" / "accuracy" / "tmy_temperature.tflite"
+
+
+def test_retrained_model_has_the_seasonal_inputs_and_beats_mstl() -> None:
+    """The default retrained with scripts/train.py's defaults (the next models/default)."""
+    meta = Forecaster.load(RETRAINED).meta
+    assert meta.format_version == 2 and meta.inputs is not None
+    assert meta.inputs.lags == (24, 168) and meta.inputs.level_window == 24
+    assert meta.inputs.calendar == ("time_of_day", "day_of_week")
+    assert meta.input_width == 7 and meta.features == ("temperature",)
+    assert meta.validation is not None
+    mean = {k: float(np.mean(v)) for k, v in meta.validation.mae.items()}
+    assert mean["lstm"] < min(mean["naive"], mean["seasonal_naive"], mean["mstl"])
+    assert RETRAINED.stat().st_size < 100_000
+
+
+def test_retrained_model_forecasts_through_the_forecaster_with_times() -> None:
+    fc = Forecaster.load(RETRAINED)
+    stamps = times()
+    series = column("miami")[:400]
+    errors_lstm, errors_naive = [], []
+    for t, value in enumerate(series[:-1]):
+        fc.observe("miami", value, at=float(stamps[t]))
+        if t >= fc.meta.warmup_steps:
+            errors_lstm.append(abs(fc.forecast("miami", 1)[0, 0] - series[t + 1]))
+            errors_naive.append(abs(value - series[t + 1]))
+    assert len(errors_lstm) > 200 and np.isfinite(errors_lstm).all()
+    assert np.mean(errors_lstm) < np.mean(errors_naive)
+
+
 def test_default_model_beats_naive_one_step_ahead_on_real_data(default_model: Path) -> None:
     fc = Forecaster.load(default_model)
     errors_lstm, errors_naive = [], []
+    stamps = times()
     for site in ("greensboro", "sand_point", "miami"):
         series = column(site)[:400]
         for t, value in enumerate(series[:-1]):
-            fc.observe(site, value)
+            fc.observe(site, value, at=float(stamps[t]))
             if t >= fc.meta.warmup:
                 errors_lstm.append(abs(fc.forecast(site, 1)[0, 0] - series[t + 1]))
                 errors_naive.append(abs(value - series[t + 1]))

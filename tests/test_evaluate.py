@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -95,12 +97,12 @@ def test_scores_match_a_hand_replay_of_the_forecaster(default_model: Path, miami
     result = evaluate(Forecaster.load(default_model), series, horizon=6, season=24)
     y = series.column("miami")
     fc = Forecaster.load(default_model)
-    warmup = max(fc.meta.warmup, 24)
+    warmup = max(fc.meta.warmup_steps, 24)
     errors: dict[str, list[list[float]]] = {"lstm": [[] for _ in range(6)]}
     errors["naive"] = [[] for _ in range(6)]
     errors["seasonal_naive"] = [[] for _ in range(6)]
     for t, value in enumerate(y):
-        fc.observe("m", value)
+        fc.observe("m", value, at=float(series.times[t]))
         if t + 1 < warmup:
             continue
         forecast = fc.forecast("m", 6)[:, 0]
@@ -129,11 +131,13 @@ def test_scores_match_a_hand_replay_of_the_forecaster(default_model: Path, miami
 def test_gaps_are_filled_not_scored_and_long_gaps_reset(
     default_model: Path, tmp_path: Path
 ) -> None:
-    full = write_slice(tmp_path / "full.csv", 200, "time,miami")
+    warm = Forecaster.load(default_model).meta.warmup_steps
+    full = write_slice(tmp_path / "full.csv", warm + 176, "time,miami")
     lines = full.read_text(encoding="utf-8").splitlines()
-    short_gap = lines[:101] + lines[103:]  # rows 100-101 missing: 2 steps, filled
+    g = warm + 77  # a gap after the warm-up, with room to warm up again after it
+    short_gap = lines[:g] + lines[g + 2 :]  # 2 steps missing: filled
     (tmp_path / "short.csv").write_text("\n".join(short_gap) + "\n", encoding="utf-8")
-    long_gap = lines[:101] + lines[111:]  # 10 steps missing: reset, warm-up again
+    long_gap = lines[:g] + lines[g + 10 :]  # 10 steps missing: reset, warm-up again
     (tmp_path / "long.csv").write_text("\n".join(long_gap) + "\n", encoding="utf-8")
     fc = Forecaster.load(default_model)
     base = evaluate(fc, load_csv(full), horizon=3, season=24)
@@ -144,8 +148,8 @@ def test_gaps_are_filled_not_scored_and_long_gaps_reset(
     # before them aims at a missing hour: three one-step points fewer.
     assert short.points[0] == base.points[0] - 3
     assert long.steps_observed == base.steps_observed - 10
-    # After the reset the sensor needs a full warm-up (24 steps) before forecasts count again.
-    assert long.points[0] <= base.points[0] - 10 - 24
+    # After the reset the sensor needs a full warm-up before forecasts count again.
+    assert long.points[0] <= base.points[0] - 10 - warm
 
 
 def test_multi_feature_model_needs_one_column_per_feature(golden_model: Path, miami: Path) -> None:
@@ -157,7 +161,7 @@ def test_multi_feature_model_needs_one_column_per_feature(golden_model: Path, mi
 
 
 def test_cli_json_reports_every_method_per_step(default_model: Path, tmp_path: Path) -> None:
-    data = write_slice(tmp_path / "three.csv", 120)
+    data = write_slice(tmp_path / "three.csv", 240)
     plot = tmp_path / "eval.png"
     result = runner.invoke(
         app,
@@ -243,3 +247,52 @@ def test_long_data_draws_progress_on_stderr_and_keeps_json_clean(
     assert result.exit_code == 0, result.output
     assert "replaying" in result.stderr
     assert json.loads(result.stdout)["rows"] == 2_100
+
+
+# -- rolling origin and the MSTL peer ----------------------------------------------------------
+
+
+def test_held_out_share_and_every_pick_the_origins(default_model: Path, tmp_path: Path) -> None:
+    data = load_csv(write_slice(tmp_path / "month.csv", 24 * 30, "time,miami"))
+    everything = evaluate(Forecaster.load(default_model), data)
+    start = float(data.times[-1] - 0.25 * (data.times[-1] - data.times[0]))
+    tail = evaluate(Forecaster.load(default_model), data, score_from_s=start, every=5)
+    assert 0 < tail.points[0] < everything.points[0] / 4
+    issued = tail.traces["miami"].issued
+    assert all(step % 5 == 0 and step * 3600.0 >= start for step in issued)
+
+
+def test_peer_mstl_is_scored_on_the_same_origins(default_model: Path, tmp_path: Path) -> None:
+    pytest.importorskip("statsforecast")
+    data = write_slice(tmp_path / "month.csv", 24 * 30, "time,miami")
+    result = runner.invoke(
+        app,
+        ["evaluate", "--model", str(default_model), "--data", str(data), "--peer", "mstl",
+         "--held-out", "0.25", "--every", "7", "--json"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert set(doc["methods"]) == {"lstm", "naive", "seasonal_naive", "mstl"}
+    mstl = doc["methods"]["mstl"]
+    assert len(mstl["mae"]) == 12 and all(m > 0 for m in mstl["mae"])
+    # MSTL is a real forecaster: on hourly temperature it is not the seasonal-naive copy.
+    assert mstl["mae_mean"] != pytest.approx(doc["methods"]["seasonal_naive"]["mae_mean"])
+    table = runner.invoke(
+        app,
+        ["evaluate", "--model", str(default_model), "--data", str(data), "--peer", "mstl",
+         "--held-out", "0.25", "--every", "7"],
+    )  # fmt: skip
+    assert "MSTL" in table.stdout and "/ s.naive" in table.stdout
+
+
+def test_peer_without_statsforecast_names_the_extra(default_model: Path, miami: Path) -> None:
+    code = "import sys; sys.modules['statsforecast'] = None; from edge_lstm.cli import app; app()"
+    done = subprocess.run(
+        [sys.executable, "-c", code, "evaluate", "--model", str(default_model),
+         "--data", str(miami), "--peer", "mstl"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 1
+    lines = [line for line in done.stderr.strip().splitlines() if "XNNPACK" not in line]
+    assert len(lines) == 1, done.stderr
+    assert "statsforecast" in lines[0] and "pip install 'edge-lstm[peer]'" in lines[0]

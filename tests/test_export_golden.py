@@ -76,7 +76,8 @@ def test_default_model_agrees_in_every_interpreter() -> None:
     outputs = {}
     for backend in _usable_backends():
         model = StepModel.load(DEFAULT, backend=backend)
-        x = model.meta.scaler.transform(rng.uniform(-10, 30, size=(20, 1)))
+        # Model units: one input row (value, lags, calendar...) per sensor.
+        x = rng.normal(size=(20, model.meta.input_width)).astype(np.float32)
         state = model.zero_state(20)
         for _ in range(24):  # a day of readings, then compare the carried state and output
             y, state = model.step(x, state)

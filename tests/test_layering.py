@@ -7,7 +7,18 @@ import sys
 
 import pytest
 
-PURE = ["edge_lstm.metadata", "edge_lstm.resample", "edge_lstm.state", "edge_lstm.errors"]
+PURE = [
+    "edge_lstm.metadata",
+    "edge_lstm.resample",
+    "edge_lstm.state",
+    "edge_lstm.errors",
+    "edge_lstm.features",
+    "edge_lstm.calendar",
+    "edge_lstm.history",
+    "edge_lstm.covariates",
+    "edge_lstm.bands",
+    "edge_lstm.values",
+]
 
 
 def modules_after(statement: str) -> set[str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -132,3 +133,33 @@ def test_events_keep_per_sensor_order_and_apply_batched(
         last = [e for e in events if e.sensor_id == sensor and e.kind == "observe"][-1]
         assert start == last.bucket_start
         assert fc.forecast(sensor, 1)[0, 0] == pytest.approx(last.values[0], rel=1e-6, abs=1e-4)
+
+
+class _Recorder:
+    """Records what apply_events hands a forecaster (the pure protocol, nothing to run)."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[dict[str, tuple[float, ...]], dict[str, float] | None]] = []
+
+    def observe_batch(self, values: Any, at: Any = None) -> None:
+        self.calls.append((dict(values), None if at is None else dict(at)))
+
+    def fill(self, sensor_ids: Any) -> None:
+        pass
+
+    def reset(self, sensor_id: str) -> None:
+        pass
+
+    def steps_seen(self, sensor_id: str) -> int:
+        return 1
+
+
+def test_apply_events_passes_each_bucket_start_as_at() -> None:
+    rs = Resampler(step_s=60.0, n_features=1)
+    events = [e for ts in (5.0, 65.0, 130.0, 190.0) for e in rs.add(Reading("a", (ts,), ts))]
+    events += [e for ts in (70.0, 125.0) for e in rs.add(Reading("b", (ts,), ts))]
+    recorder = _Recorder()
+    observed = apply_events(recorder, events)
+    times = [at for _, at in recorder.calls if at]
+    assert times == [{"a": 0.0, "b": 60.0}, {"a": 60.0}, {"a": 120.0}]
+    assert observed == {"a": 120.0, "b": 60.0}

@@ -100,3 +100,66 @@ def test_load_into_smaller_store_keeps_most_recent(tmp_path: Path) -> None:
     small = StateStore(3, 1, 1)
     small.load(path, "s")
     assert small.ids() == ["a"]
+
+
+def format1_snapshot(path: Path, sha: str) -> None:
+    """A snapshot as edge-lstm wrote it before per-sensor columns existed (format 1)."""
+    import hashlib
+    import io
+    import json
+
+    header = {"model_sha256": sha, "ids": ["a"], "saved_at": 0.0, "extra": {"k": 1}}
+    buffer = io.BytesIO()
+    np.savez(
+        buffer,
+        header=np.frombuffer(json.dumps(header).encode(), dtype=np.uint8),
+        state=np.array([[1.0, 2.0, 3.0]], dtype=np.float32),
+        last_y=np.array([[0.5]], dtype=np.float32),
+        steps=np.array([7]),
+        touched=np.array([1]),
+    )
+    body = buffer.getvalue()
+    path.write_bytes(MAGIC + hashlib.sha256(body).digest() + body)
+
+
+def test_a_format1_snapshot_loads_and_new_columns_start_fresh(tmp_path: Path) -> None:
+    path = tmp_path / "old.bin"
+    format1_snapshot(path, "sha-1")
+    store = StateStore(3, 1, 4)
+    widths = store.add_column("band_width", (2,), np.float32, fill=1.5)
+    assert store.load(path, "sha-1") == {"k": 1}
+    (slot,) = store.slots(["a"])
+    assert store.state[slot].tolist() == [1.0, 2.0, 3.0] and store.steps[slot] == 7
+    assert widths[slot].tolist() == [1.5, 1.5]
+
+
+def test_a_required_column_missing_from_a_snapshot_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "old.bin"
+    format1_snapshot(path, "sha-1")
+    store = StateStore(3, 1, 4)
+    store.add_column("history", (4, 1), np.float64, required=True)
+    store.acquire(["keep"])
+    with pytest.raises(StateFileError, match="no 'history'"):
+        store.load(path, "sha-1")
+    assert store.ids() == ["keep"]
+
+
+def test_columns_round_trip_and_clear_on_eviction(tmp_path: Path) -> None:
+    store = StateStore(3, 1, 2)
+    ring = store.add_column("ring", (3, 1), np.float64, required=True)
+    at = store.add_column("at", (), np.float64, fill=np.nan)
+    slots, _ = store.acquire(["a", "b"])
+    ring[slots] = [[[1], [2], [3]], [[4], [5], [6]]]
+    at[slots] = [10.0, 20.0]
+    path = tmp_path / "s.bin"
+    store.save(path, "sha")
+    other = StateStore(3, 1, 2)
+    ring2 = other.add_column("ring", (3, 1), np.float64, required=True)
+    at2 = other.add_column("at", (), np.float64, fill=np.nan)
+    other.load(path, "sha")
+    (b,) = other.slots(["b"])
+    assert ring2[b, :, 0].tolist() == [4, 5, 6] and at2[b] == 20.0
+    _, evicted = other.acquire(["c"])
+    (c,) = other.slots(["c"])
+    assert evicted == ["a"] and not ring2[c].any() and np.isnan(at2[c])
+    assert other.nbytes_per_sensor() == 3 * 4 + 4 + 8 + 3 * 8 + 8 + 8

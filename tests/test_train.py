@@ -27,18 +27,22 @@ def _train_module() -> object:
     return module
 
 
+def _slice(tmp: Path, rows: int = 1201) -> Path:
+    lines = (ROOT / "data" / "tmy_hourly_temperature.csv").read_text().splitlines()
+    (tmp / "slice.csv").write_text("\n".join(lines[:rows]) + "\n")  # 50 days
+    return tmp / "slice.csv"
+
+
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
     tmp = tmp_path_factory.mktemp("train")
-    lines = (ROOT / "data" / "tmy_hourly_temperature.csv").read_text().splitlines()
-    (tmp / "slice.csv").write_text("\n".join(lines[:1201]) + "\n")  # 50 days
     train = _train_module()
     train.main(  # type: ignore[attr-defined]
         [
-            "--data", str(tmp / "slice.csv"), "--columns", "greensboro,miami",
+            "--data", str(_slice(tmp)), "--columns", "greensboro,miami",
             "--feature-name", "temperature", "--step", "2h", "--units", "4",
-            "--epochs", "2", "--chunk", "24", "--window", "24", "--horizon", "6",
-            "--season", "12", "--verbose", "0", "--out", str(tmp / "tiny"),
+            "--epochs", "2", "--horizon", "6", "--timezone", "America/New_York",
+            "--no-peer", "--verbose", "0", "--out", str(tmp / "tiny"),
         ]
     )  # fmt: skip
     return tmp / "tiny.tflite"
@@ -50,8 +54,16 @@ def test_train_writes_keras_tflite_and_metadata(trained: Path) -> None:
     assert meta.features == ("temperature",)
     assert meta.step_s == 7200.0 and meta.horizon == 6
     assert meta.parity is not None and meta.parity.max_abs_error <= meta.parity.tolerance
-    assert meta.info["trained_with"].split(",")[0] in ("stateful", "stateless")
-    assert set(meta.info["validation_rollout_mae"]) == {"stateful", "stateless"}
+    assert meta.info["trained_with"].startswith("1x LSTM(4)")
+
+
+def test_default_inputs_follow_the_step_and_the_data(trained: Path) -> None:
+    """2 h steps over 50 days: a day is 12 steps, a week 84 (the training part holds 3)."""
+    spec = ModelMeta.load(trained.with_suffix(".json")).inputs
+    assert spec is not None
+    assert spec.lags == (12, 84) and spec.level_window == 12
+    assert spec.calendar == ("time_of_day", "day_of_week")
+    assert spec.timezone == "America/New_York"
 
 
 def test_train_validation_report_is_complete(trained: Path) -> None:
@@ -64,10 +76,64 @@ def test_train_validation_report_is_complete(trained: Path) -> None:
     assert band is not None
     lo, hi = band
     assert lo.shape == hi.shape == (6, 1) and np.all(lo <= hi)
+    coverage = meta.info["band_coverage_held_out"]
+    assert len(coverage) == 6 and all(0.0 <= c <= 1.0 for c in coverage)
 
 
 def test_scaler_comes_from_the_training_part(trained: Path) -> None:
     meta = StepModel.load(trained).meta
-    # Greensboro and Miami in January-February: a mean between them, a spread of degrees.
-    assert 5.0 < meta.scaler.mean[0] < 25.0
-    assert 2.0 < meta.scaler.scale[0] < 15.0
+    # Next value minus the mean of the last day: centred near 0, a spread of about a degree.
+    assert abs(meta.scaler.mean[0]) < 2.0
+    assert 0.3 < meta.scaler.scale[0] < 10.0
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--columns", "greensboro", "--step", "1hour"], "'1hour' is not a duration"),
+        (["--columns", "living"], "column 'living' not found"),
+        (["--columns", "greensboro", "--timezone", "Mars/Olympus"], "unknown time zone"),
+    ],
+)
+def test_bad_input_is_one_line(
+    tmp_path: Path, args: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    train = _train_module()
+    with pytest.raises(SystemExit) as exit_info:
+        train.main(["--data", str(_slice(tmp_path)), "--out", str(tmp_path / "m"), *args])  # type: ignore[attr-defined]
+    assert exit_info.value.code == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [err[0]] and err[0].startswith("error:") and message in err[0]
+
+
+def test_a_word_in_a_number_column_is_named(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = _slice(tmp_path)
+    lines = data.read_text().splitlines()
+    lines[5] = lines[5].split(",")[0] + ",living,1.0,2.0"
+    data.write_text("\n".join(lines) + "\n")
+    train = _train_module()
+    with pytest.raises(SystemExit):
+        train.main(["--data", str(data), "--out", str(tmp_path / "m")])  # type: ignore[attr-defined]
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "'living' is not a number" in err[0]
+
+
+@pytest.mark.parametrize(
+    ("step", "n_steps", "lags", "calendar"),
+    [
+        ("1h", 10_000, (24, 168), ("time_of_day", "day_of_week")),
+        ("1h", 400, (24,), ("time_of_day", "day_of_week")),  # under 3 weeks: no weekly lag
+        ("1h", 300, (24,), ("time_of_day",)),  # under 2 weeks: no weekday either
+        ("30min", 2_000, (48, 336), ("time_of_day", "day_of_week")),
+        ("1d", 1_000, (7,), ("day_of_week",)),  # a daily step has no daily cycle
+    ],
+)
+def test_default_inputs_follow_the_step(
+    step: str, n_steps: int, lags: tuple[int, ...], calendar: tuple[str, ...]
+) -> None:
+    train = _train_module()
+    args = train.parse_args(["--data", "x.csv", "--out", "m", "--step", step])  # type: ignore[attr-defined]
+    spec = train.choose_inputs(args, n_steps, train.parse_duration(step))  # type: ignore[attr-defined]
+    assert spec.lags == lags and spec.calendar == calendar

@@ -14,12 +14,20 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ModelError
+from ..features import InputSpec
 from ..metadata import ModelMeta, Parity, Scaler, StateTensor, Validation, sidecar_path
 from .architecture import Architecture, build_step_model, describe, reference_model
 from .convert import Converted, convert
-from .parity import TOLERANCE, ParityResult, check_parity
+from .parity import TOLERANCE, ParityResult, check_covariate_parity, check_parity
 
-__all__ = ["TOLERANCE", "ExportOptions", "ExportResult", "export_model", "load_keras"]
+__all__ = [
+    "TOLERANCE",
+    "ExportOptions",
+    "ExportResult",
+    "export_model",
+    "load_keras",
+    "quiet_tensorflow",
+]
 
 
 @dataclass(frozen=True)
@@ -35,6 +43,9 @@ class ExportOptions:
     name: str | None = None
     validation: Validation | None = None
     info: Mapping[str, Any] = field(default_factory=dict)
+    inputs: InputSpec | None = None
+    """Lags, calendar and level the model's input row holds (metadata ``inputs``); None: the
+    model's input is the observed value alone, as for the usual stateful Keras models."""
     parity_sequences: int = 4
     parity_known_steps: int = 24
     parity_seed: int = 0
@@ -52,7 +63,7 @@ class ExportResult:
 
 def load_keras(path: Path) -> Any:
     """Load a ``.keras`` file for inference (no optimizer); ``ModelError`` if it cannot be."""
-    _quiet_tensorflow()
+    quiet_tensorflow()
     import keras
 
     if not path.is_file():
@@ -69,37 +80,45 @@ def export_model(model: Any, output: Path, options: ExportOptions) -> ExportResu
 
     Nothing is left at ``output`` when the export fails.
     """
-    _quiet_tensorflow()
+    quiet_tensorflow()
     arch = describe(model)
-    if arch.n_outputs != arch.n_features:
-        raise ModelError(
-            f"model predicts {arch.n_outputs} values per step but takes {arch.n_features} "
-            "features; edge-lstm feeds each prediction back as the next input, so they must match"
-        )
-    features = _features(options.feature_names, arch.n_features)
-    scaler = options.scaler or Scaler.identity(arch.n_features)
-    if len(scaler.mean) != arch.n_features:
-        raise ModelError(
-            f"scaler has {len(scaler.mean)} features, the model takes {arch.n_features}"
-        )
+    spec = options.inputs if options.inputs is not None and not options.inputs.is_plain else None
+    n_targets = _targets(arch, spec)
+    features = _features(options.feature_names, n_targets)
+    scaler = options.scaler or Scaler.identity(n_targets)
+    if len(scaler.mean) != n_targets:
+        raise ModelError(f"scaler has {len(scaler.mean)} features, the model predicts {n_targets}")
     step = build_step_model(arch)
     with contextlib.redirect_stdout(io.StringIO()):  # the converter prints its SavedModel path
         converted = convert(step, options.quantize)
-    meta = _meta(arch, converted, features, scaler, options, output)
+    meta = _meta(arch, converted, features, scaler, options, output, spec)
     from ..runtime import StepModel
 
     step_model = StepModel(converted.content, meta, backend=None, source=str(output))
     reference = reference_model(model, arch)
-    result = check_parity(
-        reference,
-        arch,
-        step_model,
-        quantize=options.quantize,
-        sequences=options.parity_sequences,
-        known_steps=options.parity_known_steps,
-        horizon=max(options.horizon, 12),
-        seed=options.parity_seed,
-    )
+    horizon = max(options.horizon, 12)
+    if spec is None:
+        result = check_parity(
+            reference,
+            arch,
+            step_model,
+            quantize=options.quantize,
+            sequences=options.parity_sequences,
+            known_steps=options.parity_known_steps,
+            horizon=horizon,
+            seed=options.parity_seed,
+        )
+    else:
+        result = check_covariate_parity(
+            reference,
+            arch,
+            step_model,
+            quantize=options.quantize,
+            sequences=options.parity_sequences,
+            known_steps=options.parity_known_steps + spec.history_len,
+            horizon=horizon,
+            seed=options.parity_seed,
+        )
     if not result.ok:
         raise ModelError(
             f"parity check failed: exported model differs from Keras by {result.max_abs_error:.3g} "
@@ -123,6 +142,27 @@ def export_model(model: Any, output: Path, options: ExportOptions) -> ExportResu
     return ExportResult(meta, result, len(converted.content), converted.ops)
 
 
+def _targets(arch: Architecture, spec: InputSpec | None) -> int:
+    """F, the values the model predicts per step; checks the input width D against ``spec``."""
+    n_targets = arch.n_outputs
+    if spec is None:
+        if n_targets != arch.n_features:
+            raise ModelError(
+                f"model predicts {n_targets} values per step but takes {arch.n_features} inputs; "
+                "edge-lstm feeds each prediction back as the next input, so they must match, "
+                "unless the extra inputs are declared (lags, calendar, level: docs/training.md)"
+            )
+        return n_targets
+    width = spec.width(n_targets)
+    if width != arch.n_features:
+        raise ModelError(
+            f"model takes {arch.n_features} inputs per step, but {n_targets} predicted value(s) "
+            f"with lags {list(spec.lags)} and calendar {list(spec.calendar)} make {width} "
+            f"(value and each lag per feature, then a sin/cos pair per calendar kind)"
+        )
+    return n_targets
+
+
 def _features(names: Sequence[str] | None, n_features: int) -> tuple[str, ...]:
     if names is None:
         return ("value",) if n_features == 1 else tuple(f"f{i}" for i in range(n_features))
@@ -139,6 +179,7 @@ def _meta(
     scaler: Scaler,
     options: ExportOptions,
     output: Path,
+    spec: InputSpec | None,
 ) -> ModelMeta:
     import hashlib
 
@@ -167,11 +208,15 @@ def _meta(
             scaler=scaler,
             validation=options.validation,
             info=info,
+            inputs=spec,
         )
     except ValueError as exc:
         raise ModelError(f"invalid export options: {exc}") from exc
 
 
-def _quiet_tensorflow() -> None:
-    # TensorFlow's C++ start-up chatter would bury the one line a user needs to read.
+def quiet_tensorflow() -> None:
+    """Silence TensorFlow's C++ start-up notes: they would bury the one line a user reads."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # oneDNN prints a note at import even so; without it rounding differs by ~1e-7, far inside
+    # the parity tolerance, and parity is measured on what runs.
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")

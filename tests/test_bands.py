@@ -1,0 +1,192 @@
+"""The published 80% band and its per-sensor online calibration (edge_lstm.bands)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edge_lstm.bands import BandCalibrator
+from edge_lstm.csvdata import load_csv
+from edge_lstm.forecaster import Forecaster
+from edge_lstm.runtime import StepModel
+from edge_lstm.state import StateStore
+
+from .conftest import ROOT
+
+BURN_IN = 2000
+H = 12
+
+
+def replay_year(default_model: Path) -> dict[str, object]:
+    """The shipped default model over a year of 3 real stations; every band published."""
+    data = load_csv(ROOT / "data" / "tmy_hourly_temperature.csv")
+    ids = list(data.columns)
+    fc = Forecaster.load(default_model)
+    static = fc.meta.validation.band(1) if fc.meta.validation else None
+    assert static is not None
+    width, static_hits, static_n = np.zeros((3, H)), np.zeros((3, H)), 0
+    start: dict[str, np.ndarray] = {}
+    issued: list[np.ndarray] = []
+    for t in range(data.rows):
+        fc.observe_batch(dict(zip(ids, data.values[t].tolist(), strict=True)), at=data.times[t])
+        if t == BURN_IN:
+            start = {s: np.array(fc.coverage(s)["scored"]) for s in ids}
+            start.update({f"{s}/covered": _covered(fc, s) for s in ids})
+        forecasts = fc.forecast_batch(ids, H)
+        lo, hi = fc.interval_batch(ids, H, forecasts=forecasts)
+        issued.append(forecasts[:, :, 0])
+        if t > BURN_IN:
+            width += (hi - lo)[:, :, 0]
+            # the metadata's band as published before this change: the same for every sensor
+            for k in range(H):
+                if t - k - 1 >= BURN_IN:
+                    v = issued[t - k - 1][:, k]
+                    inside = (data.values[t] >= v + static[0][k, 0]) & (
+                        data.values[t] <= v + static[1][k, 0]
+                    )
+                    static_hits[:, k] += inside
+            static_n += 1
+    scored = np.array([np.array(fc.coverage(s)["scored"]) - start[s] for s in ids])
+    covered = np.array([_covered(fc, s) - start[f"{s}/covered"] for s in ids])
+    return {
+        "ids": ids,
+        "live": covered / scored,
+        "overall": fc.coverage(),
+        "width": width / (data.rows - BURN_IN - 1),
+        "static": static_hits / (static_n - np.arange(H)),
+    }
+
+
+def _covered(fc: Forecaster, sensor_id: str) -> np.ndarray:
+    assert fc.calibrator is not None
+    covered: np.ndarray = fc.calibrator.covered[fc.store.slots([sensor_id])[0]].copy()
+    return covered
+
+
+@pytest.fixture(scope="module")
+def year(default_model: Path) -> dict[str, object]:
+    return replay_year(default_model)
+
+
+def test_each_sensor_reaches_80_percent_at_every_horizon_step(year: dict[str, object]) -> None:
+    live = np.asarray(year["live"])
+    assert live.shape == (3, H)
+    assert ((live >= 0.77) & (live <= 0.83)).all(), np.round(live, 3)
+    overall = year["overall"]
+    assert isinstance(overall, dict)
+    assert all(0.78 <= c <= 0.82 for c in overall["coverage"]), overall
+
+
+def test_the_static_band_misses_80_percent_per_sensor(year: dict[str, object]) -> None:
+    """Without calibration one sensor is under-covered and another over-covered."""
+    static = np.asarray(year["static"])
+    assert (static.min(axis=1) < 0.75).any() and (static.max(axis=1) > 0.85).any()
+
+
+def test_a_noisy_sensor_gets_a_wider_band_than_a_quiet_one(year: dict[str, object]) -> None:
+    ids = list(year["ids"])  # type: ignore[call-overload]
+    width = np.asarray(year["width"])
+    greensboro, miami = width[ids.index("greensboro")], width[ids.index("miami")]
+    # Inland Greensboro's temperature moves far more than maritime Miami's.
+    assert (greensboro > 1.3 * miami).all(), (greensboro, miami)
+
+
+def calibrator(horizon: int = 3) -> tuple[StateStore, BandCalibrator]:
+    store = StateStore(state_size=2, n_features=1, capacity=4)
+    q10 = -np.ones((horizon, 1), dtype=np.float32)
+    q90 = np.ones((horizon, 1), dtype=np.float32)
+    return store, BandCalibrator(store, q10, q90, gamma=0.1)
+
+
+def test_a_miss_widens_its_side_and_a_hit_narrows() -> None:
+    store, cal = calibrator()
+    slots, _ = store.acquire(["s"])
+    lo, hi = cal.bands(slots, np.zeros((1, 3, 1), dtype=np.float32))
+    assert lo[0, :, 0].tolist() == [-1, -1, -1] and hi[0, :, 0].tolist() == [1, 1, 1]
+    cal.issue(slots, lo, hi)
+    cal.score(slots, np.array([[5.0]]))  # above the band issued 1 step before
+    assert cal.log_hi[slots[0], 0, 0] == pytest.approx(0.1 * 0.9)
+    assert cal.log_lo[slots[0], 0, 0] == pytest.approx(-0.1 * 0.1)
+    assert cal.log_hi[slots[0], 1:].tolist() == [[0.0], [0.0]]  # nothing due for k=2,3 yet
+    rate, scored = cal.coverage(slots)
+    assert scored.tolist() == [1, 0, 0] and rate[0] == 0.0 and np.isnan(rate[1])
+
+
+def test_a_filled_step_drops_its_bands_unscored() -> None:
+    store, cal = calibrator()
+    slots, _ = store.acquire(["s"])
+    cal.issue(slots, *cal.bands(slots, np.zeros((1, 3, 1), dtype=np.float32)))
+    cal.score(slots, None)
+    cal.score(slots, np.array([[0.0]]))  # the k=2 band of the first issue is due now
+    assert cal.coverage(slots)[1].tolist() == [0, 1, 0]
+
+
+def test_eviction_resets_the_calibration() -> None:
+    store, cal = calibrator()
+    slots, _ = store.acquire(["s"])
+    cal.issue(slots, *cal.bands(slots, np.zeros((1, 3, 1), dtype=np.float32)))
+    cal.score(slots, np.array([[9.0]]))
+    store.remove("s")
+    slots, _ = store.acquire(["s"])
+    assert not cal.log_hi[slots].any() and not cal.scored[slots].any()
+    assert (cal.pending_at[slots] == -1).all()
+
+
+def test_bands_past_the_validated_horizon_grow_like_a_random_walk() -> None:
+    store, cal = calibrator(horizon=2)
+    slots, _ = store.acquire(["s"])
+    lo, hi = cal.bands(slots, np.zeros((1, 8, 1), dtype=np.float32))
+    np.testing.assert_allclose(hi[0, :, 0], [1, 1, *np.sqrt(np.arange(3, 9) / 2)], rtol=1e-6)
+    np.testing.assert_allclose(lo, -hi)
+
+
+def test_interval_of_a_model_without_quantiles_is_a_clear_error(golden_model: Path) -> None:
+    fc = Forecaster(StepModel.load(golden_model))  # its metadata has no validation
+    fc.observe("s", [1.0, 2.0])
+    assert not fc.has_bands
+    with pytest.raises(ValueError, match="no residual quantiles"):
+        fc.interval("s")
+    assert fc.coverage() == {"coverage": [], "scored": []}
+
+
+def test_interval_is_the_forecast_plus_the_band(default_model: Path) -> None:
+    fc = Forecaster.load(default_model)
+    for v in (20.0, 21.0, 22.5):
+        fc.observe("s", v)
+    lo, hi = fc.interval("s", 24)
+    forecast = fc.forecast("s", 24)
+    assert lo.shape == hi.shape == (24, 1)
+    assert (lo < forecast).all() and (forecast < hi).all()
+
+
+def test_the_daemon_publishes_each_sensors_calibrated_band(default_model: Path) -> None:
+    import json
+
+    from edge_lstm.config import Config
+    from edge_lstm.messages import Inbound
+    from edge_lstm.pipeline import Pipeline
+
+    data = load_csv(ROOT / "data" / "tmy_hourly_temperature.csv")
+    pipeline = Pipeline(Forecaster.load(default_model), Config.load(overrides={}))
+    docs: dict[str, dict[str, object]] = {}
+    for t in range(400):
+        ts = data.times[t]
+        messages = [
+            Inbound(f"sensors/{s}", json.dumps({"value": v, "ts": ts}).encode(), 1, 1, ts, 0.0)
+            for s, v in (("g", data.values[t, 0]), ("m", data.values[t, 2]))
+        ]
+        for out in pipeline.process(messages, ts)[1]:
+            docs[str(out.sensor_id)] = json.loads(out.payload)
+    fc = pipeline.forecaster
+    for sensor in ("g", "m"):
+        steps = docs[sensor]["forecast"]
+        assert isinstance(steps, list)
+        lo, hi = fc.interval(sensor, len(steps))  # the same bands, issued again
+        assert [s["lo"] for s in steps] == pytest.approx(lo[:, 0].tolist(), abs=1e-4)
+        assert [s["hi"] for s in steps] == pytest.approx(hi[:, 0].tolist(), abs=1e-4)
+    # Each sensor's own band, not the metadata's band (the same for every sensor).
+    width = {s: [x["hi"] - x["lo"] for x in docs[s]["forecast"]] for s in ("g", "m")}  # type: ignore[attr-defined]
+    assert width["g"] != pytest.approx(width["m"], abs=1e-3)
+    assert fc.coverage("g")["scored"][0] > 300
