@@ -29,7 +29,7 @@ venv() {  # venv DIR EXTRAS
 if [ "$mode" = "test" ]; then
   # mosquitto: the real broker the tests start; openssl: test CA for TLS; systemd-analyze: unit checks
   apt_install mosquitto:mosquitto mosquitto_pub:mosquitto-clients openssl:openssl systemd-analyze:systemd
-  venv .venv "dev,train,demo"
+  venv .venv "dev,train,demo,peer"
   # tflite-runtime 2.14 needs numpy<2: it gets its own small environment
   venv .venv-tflite "tflite,dev"
 else

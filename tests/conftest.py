@@ -49,6 +49,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         has_tf = False
     if not has_tf:
         missing.append(("train", "TensorFlow is not installed (pip install -e '.[train]')"))
+    if importlib.util.find_spec("statsforecast") is None:
+        missing.append(("peer", "statsforecast is not installed (pip install -e '.[peer]')"))
     strict = os.environ.get("EDGE_LSTM_REQUIRE_ALL") == "1"
     for marker, why in missing:
         needed = [item for item in items if marker in item.keywords]

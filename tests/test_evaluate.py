@@ -262,8 +262,8 @@ def test_held_out_share_and_every_pick_the_origins(default_model: Path, tmp_path
     assert all(step % 5 == 0 and step * 3600.0 >= start for step in issued)
 
 
+@pytest.mark.peer
 def test_peer_mstl_is_scored_on_the_same_origins(default_model: Path, tmp_path: Path) -> None:
-    pytest.importorskip("statsforecast")
     data = write_slice(tmp_path / "month.csv", 24 * 30, "time,miami")
     result = runner.invoke(
         app,
