@@ -87,7 +87,9 @@ class StateStore:
         """
         if name in self._columns:
             raise ValueError(f"column {name!r} exists")
-        array = np.full((self.capacity, *shape), fill, dtype=dtype)
+        # zeros: the OS maps untouched pages lazily, so unused capacity costs no memory
+        shape = (self.capacity, *shape)
+        array = np.zeros(shape, dtype=dtype) if fill == 0 else np.full(shape, fill, dtype=dtype)
         self._columns[name] = _Column(array, fill, required)
         return array
 
