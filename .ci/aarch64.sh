@@ -86,7 +86,7 @@ fi
 mosquitto_sub -p "$port" -t 'edge-lstm/+/forecast' -C 40 -W 300 >"$root.forecasts" &
 sub_pid=$!
 ci_run "$root" /tmp/venv/bin/edge-lstm replay --broker "127.0.0.1:$port" --columns greensboro \
-  --speed 4 --duration 15
+  --speed 20 --duration 12
 wait "$sub_pid" || true
 kill "$daemon_pid"
 wait "$daemon_pid" || true

@@ -43,8 +43,9 @@ def replay(
 ) -> None:
     """Publish each CSV column as a sensor: {"value": v, "ts": row time} on the topic template.
 
-    With the shipped model (1 h step, warm-up 24) the default speed gets the daemon's first
-    forecast out in well under a second, and warm ("ok") forecasts after about 3 seconds.
+    With the shipped model (1 h step, a week of warm-up: its longest lag) the default speed gets
+    the daemon's first forecast out in well under a second, and warm ("ok") ones after about
+    17 seconds.
     """
     from .bench.clients import Publisher
     from .config import split_broker

@@ -7,8 +7,8 @@ Usage: ``python scripts/docs_figures.py [--check]``. For every shipped series wi
 
 (the last quarter of the series, which ``scripts/train.py`` held out; a rolling origin about 100
 times per series; MSTL needs the ``peer`` extra) and replaces the block between
-``<!-- figures:accuracy -->`` and ``<!-- /figures:accuracy -->`` in ``docs/evaluate.md`` with a
-table of the printed means. ``--check`` exits 1 if the docs differ from a fresh run.
+``<!-- figures:accuracy -->`` and ``<!-- /figures:accuracy -->`` in ``docs/evaluate.md`` and the
+README with a table of the printed means. ``--check`` exits 1 if the docs differ from a fresh run.
 """
 
 from __future__ import annotations
@@ -20,14 +20,14 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-DOC = ROOT / "docs" / "evaluate.md"
+DOCS = (ROOT / "docs" / "evaluate.md", ROOT / "README.md")
 BEGIN, END = "<!-- figures:accuracy -->", "<!-- /figures:accuracy -->"
 
 #: (series label, model stem, data file, columns)
 SERIES = (
     (
         "TMY air temperature, 3 sites",
-        "models/accuracy/tmy_temperature",
+        "models/default",
         "data/tmy_hourly_temperature.csv",
         "",
     ),
@@ -99,18 +99,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="fail if the docs are stale")
     args = parser.parse_args()
-    text = DOC.read_text(encoding="utf-8")
-    if BEGIN not in text or END not in text:
-        raise SystemExit(f"{DOC}: markers {BEGIN} ... {END} not found")
-    head, rest = text.split(BEGIN, 1)
-    _, tail = rest.split(END, 1)
-    fresh = f"{head}{BEGIN}\n{table()}\n{END}{tail}"
-    if args.check:
-        if fresh != text:
-            raise SystemExit(f"{DOC} is stale: run python scripts/docs_figures.py")
-        return
-    DOC.write_text(fresh, encoding="utf-8")
-    print(f"wrote {DOC}")
+    block = table()
+    for doc in DOCS:
+        text = doc.read_text(encoding="utf-8")
+        if BEGIN not in text or END not in text:
+            raise SystemExit(f"{doc}: markers {BEGIN} ... {END} not found")
+        head, rest = text.split(BEGIN, 1)
+        _, tail = rest.split(END, 1)
+        fresh = f"{head}{BEGIN}\n{block}\n{END}{tail}"
+        if args.check:
+            if fresh != text:
+                raise SystemExit(f"{doc} is stale: run python scripts/docs_figures.py")
+            continue
+        doc.write_text(fresh, encoding="utf-8")
+        print(f"wrote {doc}")
 
 
 if __name__ == "__main__":

@@ -80,9 +80,10 @@ def test_each_sensor_reaches_80_percent_at_every_horizon_step(year: dict[str, ob
 
 
 def test_the_static_band_misses_80_percent_per_sensor(year: dict[str, object]) -> None:
-    """Without calibration one sensor is under-covered and another over-covered."""
+    """Without calibration the metadata's one band for all sensors leaves 75-85% somewhere."""
     static = np.asarray(year["static"])
-    assert (static.min(axis=1) < 0.75).any() and (static.max(axis=1) > 0.85).any()
+    outside = (static < 0.75) | (static > 0.85)
+    assert outside.any(axis=1).any(), np.round(static, 3)
 
 
 def test_a_noisy_sensor_gets_a_wider_band_than_a_quiet_one(year: dict[str, object]) -> None:
@@ -153,8 +154,8 @@ def test_interval_of_a_model_without_quantiles_is_a_clear_error(golden_model: Pa
 
 def test_interval_is_the_forecast_plus_the_band(default_model: Path) -> None:
     fc = Forecaster.load(default_model)
-    for v in (20.0, 21.0, 22.5):
-        fc.observe("s", v)
+    for hour, v in enumerate((20.0, 21.0, 22.5)):
+        fc.observe("s", v, at=1_700_000_000.0 + 3600.0 * hour)  # calendar inputs need the time
     lo, hi = fc.interval("s", 24)
     forecast = fc.forecast("s", 24)
     assert lo.shape == hi.shape == (24, 1)

@@ -50,7 +50,7 @@ def check_summary(stdout: str) -> None:
 
 def test_demo_runs_to_the_end_and_shows_forecasts_for_every_sensor(tmp_path: Path) -> None:
     plot = tmp_path / "demo.png"
-    done = demo("--duration", "6", "--speed", "25", "--plot", str(plot))
+    done = demo("--duration", "6", "--speed", "60", "--plot", str(plot))
     assert done.returncode == 0, done.stderr
     check_summary(done.stdout)
     assert "embedded amqtt" in done.stdout
@@ -61,7 +61,7 @@ def test_demo_runs_to_the_end_and_shows_forecasts_for_every_sensor(tmp_path: Pat
 @pytest.mark.broker
 def test_demo_against_a_real_mosquitto(mosquitto: Mosquitto) -> None:
     done = demo(
-        "--duration", "4", "--speed", "25", "--broker", f"{mosquitto.host}:{mosquitto.port}"
+        "--duration", "4", "--speed", "60", "--broker", f"{mosquitto.host}:{mosquitto.port}"
     )
     assert done.returncode == 0, done.stderr
     check_summary(done.stdout)

@@ -36,7 +36,7 @@ def test_rich_table_shows_what_the_text_table_shows() -> None:
 
 def test_demo_in_a_terminal_draws_the_live_table_then_the_summary() -> None:
     code, text = run_in_terminal(
-        [sys.executable, "-m", "edge_lstm", "demo", "--duration", "3", "--speed", "25"]
+        [sys.executable, "-m", "edge_lstm", "demo", "--duration", "3", "--speed", "80"]
     )
     assert code == 0, text
     assert "edge-lstm demo: forecasts as they arrive" in text  # the Rich table's title

@@ -132,7 +132,7 @@ def test_gaps_are_filled_not_scored_and_long_gaps_reset(
     default_model: Path, tmp_path: Path
 ) -> None:
     warm = Forecaster.load(default_model).meta.warmup_steps
-    full = write_slice(tmp_path / "full.csv", warm + 176, "time,miami")
+    full = write_slice(tmp_path / "full.csv", 2 * warm + 176, "time,miami")
     lines = full.read_text(encoding="utf-8").splitlines()
     g = warm + 77  # a gap after the warm-up, with room to warm up again after it
     short_gap = lines[:g] + lines[g + 2 :]  # 2 steps missing: filled

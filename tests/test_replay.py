@@ -168,7 +168,18 @@ def test_replay_reaches_a_daemon_and_warm_forecasts_come_back(
     try:
         status.wait_for(lambda: any(m.payload == b"online" for m in status.messages), "online")
         done = subprocess.run(
-            [*CLI, "replay", "--broker", mosquitto.url, "--topic", topic, "--duration", "4"],
+            [
+                *CLI,
+                "replay",
+                "--broker",
+                mosquitto.url,
+                "--topic",
+                topic,
+                "--duration",
+                "4",
+                "--speed",
+                "60",
+            ],  # 240 hours: past the default model's week of warm-up
             capture_output=True,
             text=True,
             timeout=60,

@@ -9,6 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from edge_lstm.cli import app
+from edge_lstm.metadata import ModelMeta
 from edge_lstm.payloads import iso
 from edge_lstm.status import DaemonStatus, accuracy_rows, step_label, summary_rows
 
@@ -118,9 +119,10 @@ def test_status_of_a_running_then_stopped_daemon(
 
         # Warm first (24 steps, then an `ok` forecast), then the hours that score it: health
         # scores only `ok` forecasts, and one batch of many steps publishes only its newest.
-        send_hours(range(26))
+        warm = ModelMeta.load(default_model.with_suffix(".json")).warmup_steps
+        send_hours(range(warm + 2))
         health.wait_for(lambda: latest().get("sensors_warm") == 1, f"a warm sensor\n{d.log()}")
-        send_hours(range(26, 30))
+        send_hours(range(warm + 2, warm + 6))
         pub.send(f"{prefix}/in/kitchen", "not a number")
         pub.wait_all()
 
