@@ -26,15 +26,20 @@ cleanup() {
 }
 trap cleanup EXIT
 
-[ -e /proc/sys/fs/binfmt_misc/register ] ||
-  mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
-if [ ! -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ]; then
-  # The F flag opens the emulator now, so the userland needs no copy of it.
-  cat /usr/lib/binfmt.d/qemu-aarch64.conf >/proc/sys/fs/binfmt_misc/register
-  registered=1
-fi
+ensure_binfmt() {
+  [ -e /proc/sys/fs/binfmt_misc/register ] ||
+    mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
+  if [ ! -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ]; then
+    # The F flag opens the emulator now, so the userland needs no copy of it.
+    cat /usr/lib/binfmt.d/qemu-aarch64.conf >/proc/sys/fs/binfmt_misc/register
+    registered=1
+  fi
+}
 
+ensure_binfmt # building the userland runs its ldconfig
 root="$(ci_userland arm64 trixie python3,python3-venv)"
+ci_lock "$root"
+ensure_binfmt # a run that held the lock before this one has unregistered it on its way out
 wheel="$(ci_wheel "$root.wheel")"
 # A Raspberry Pi 4's /proc/cpuinfo: LiteRT reads it to choose its kernels.
 cpuinfo="$root.cpuinfo"

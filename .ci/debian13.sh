@@ -13,6 +13,7 @@ source .ci/userland.sh
 started=$SECONDS
 ci_apt debootstrap
 root="$(ci_userland amd64 trixie python3,python3-venv,mosquitto,mosquitto-clients,openssl)"
+ci_lock "$root"
 wheel="$(ci_wheel "$root.wheel")"
 trap ci_leave EXIT
 ci_enter "$root"

@@ -33,15 +33,19 @@ ci_wheel() {  # ci_wheel OUTDIR: build the wheel of this clone as a release woul
 # packages), built now when the cache has none for exactly these arguments.
 ci_userland() {
   local arch="$1" suite="$2" include="$3"
-  local key dir
+  local key dir build_lock
   key="$(printf '%s %s %s %s' "$arch" "$suite" "$include" "$DEBIAN_MIRROR" | sha256sum | cut -c1-12)"
   dir="$CI_CACHE/$suite-$arch-$key"
+  mkdir -p "$CI_CACHE"
+  # Two CI runs on one machine: one builds, the other waits and then uses it (called in $(...),
+  # so the lock goes with that subshell).
+  exec {build_lock}>"$dir.build.lock"
+  flock "$build_lock"
   if [ -f "$dir/.edge-lstm-ci-complete" ]; then
     ci_log "userland $suite/$arch: cached at $dir" >&2
     echo "$dir"
     return 0
   fi
-  mkdir -p "$CI_CACHE"
   rm -rf "$dir.tmp"
   ci_log "userland $suite/$arch: debootstrap into $dir (first run on this machine)" >&2
   if [ "$arch" = "$(dpkg --print-architecture)" ]; then
@@ -71,6 +75,13 @@ ci_userland() {
   mv "$dir.tmp" "$dir"
   ci_log "userland $suite/$arch: built ($(du -sh "$dir" | cut -f1))" >&2
   echo "$dir"
+}
+
+ci_lock() {  # ci_lock ROOT: hold ROOT for this script until it exits (call once, before ci_enter)
+  # A second CI run on the machine waits here rather than sharing (or unmounting) the first
+  # one's /tmp, wheel and logs.
+  exec {CI_LOCK_FD}>"$1.lock"
+  flock "$CI_LOCK_FD"
 }
 
 _ci_mount() {  # _ci_mount TARGET MOUNT-ARGS...: mount and remember it for ci_leave
