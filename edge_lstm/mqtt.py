@@ -341,13 +341,16 @@ class MqttLink:
         self._connected_mono = time.monotonic()
         self.last_error = ""
         log.info("connected to %s (session present: %s)", self.config.broker, flags.session_present)
-        client.publish(self.status_topic, ONLINE, qos=1, retain=True)
         qos = self.config.qos
         topics = [(t, qos) for t in self.subscriptions]
         topics += [(t, 0) for t in self.extra_handlers]
         result, _ = client.subscribe(topics)
         if result != MQTTErrorCode.MQTT_ERR_SUCCESS:
             log.error("subscribe failed: %s", result.name)
+        # After the SUBSCRIBE: a broker handles one connection's packets in order, so whoever
+        # sees `online` can publish readings and they reach us (none lost to a missing
+        # subscription right after a start).
+        client.publish(self.status_topic, ONLINE, qos=1, retain=True)
         self.connected.set()
         if self.on_connected is not None:
             self.on_connected()
