@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from edge_lstm.bench.engine import QUICK_COUNTS, measure_rate
+from edge_lstm.bench.engine import QUICK_COUNTS, StepClock, measure_rate
 from edge_lstm.bench.report import cpu_model, machine_info, ratio
 from edge_lstm.cli import app
 
@@ -43,8 +43,23 @@ def test_ratio_and_rate_helpers() -> None:
     assert rate > 0 and len(calls) >= 2  # one warm-up call, then timed calls
 
 
-def test_engine_quick_json(default_model: Path) -> None:
-    doc = bench_json("--only", "engine", "--no-keras", "--model", str(default_model))
+ROOT = Path(__file__).resolve().parent.parent
+# Format 2: lags of a day and a week, time of day and day of week, a per-sensor level.
+SEASONAL_MODEL = ROOT / "models" / "accuracy" / "tmy_temperature.tflite"
+
+
+@pytest.fixture(params=["default", "seasonal"])
+def any_model(request: pytest.FixtureRequest, default_model: Path) -> Path:
+    return default_model if request.param == "default" else SEASONAL_MODEL
+
+
+def test_step_clock_is_epoch_aligned_and_advances_one_step_per_call() -> None:
+    clock = StepClock(3600.0, start_s=1_700_001_234.5)
+    assert [clock.next(), clock.next()] == [1_700_002_800.0, 1_700_006_400.0]
+
+
+def test_engine_quick_json(any_model: Path) -> None:
+    doc = bench_json("--only", "engine", "--no-keras", "--model", str(any_model))
     engine = doc["engine"]
     assert engine["backend"] == doc["machine"]["backend"]
     assert engine["keras"] is None
@@ -70,16 +85,16 @@ def test_engine_quick_json(default_model: Path) -> None:
 
 
 @pytest.mark.train
-def test_engine_times_keras_predict_when_tensorflow_is_there(default_model: Path) -> None:
-    doc = bench_json("--only", "engine", "--model", str(default_model))
+def test_engine_times_keras_predict_when_tensorflow_is_there(any_model: Path) -> None:
+    doc = bench_json("--only", "engine", "--model", str(any_model))
     assert doc["engine"]["keras"] == "same architecture, random weights"
     assert all(row["keras_steps_per_s"] > 0 for row in doc["engine"]["rows"])
 
 
 @pytest.mark.broker
-def test_e2e_and_memory_quick_json(default_model: Path, mosquitto: Mosquitto) -> None:
+def test_e2e_and_memory_quick_json(any_model: Path, mosquitto: Mosquitto) -> None:
     doc = bench_json(
-        "--only", "e2e,memory", "--model", str(default_model), "--broker",
+        "--only", "e2e,memory", "--model", str(any_model), "--broker",
         f"{mosquitto.host}:{mosquitto.port}",
     )  # fmt: skip
     e2e = doc["e2e"]
