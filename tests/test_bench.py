@@ -84,6 +84,43 @@ def test_engine_quick_json(any_model: Path) -> None:
     assert set(doc["skipped"]) == set()
 
 
+def test_inputs_quick_json_compares_two_same_size_models() -> None:
+    doc = bench_json("--only", "inputs")
+    inputs = doc["inputs"]
+    plain, seasonal = inputs["models"]["plain"], inputs["models"]["seasonal"]
+    assert plain["layers"] == seasonal["layers"] == ["lstm(32)"]
+    assert plain["inputs"] is None and plain["input_width"] == 1
+    assert seasonal["inputs"]["lags"] == [24, 168] and seasonal["inputs"]["level_window"] == 24
+    assert seasonal["inputs"]["calendar"] == ["time_of_day", "day_of_week"]
+    assert seasonal["input_width"] == 7
+    assert inputs["backend"] == doc["machine"]["backend"] and inputs["limit"] == 1.5
+    assert [row["sensors"] for row in inputs["rows"]] == list(QUICK_COUNTS)
+    ratios = []
+    for row in inputs["rows"]:
+        for op in ("observe", "forecast", "cycle"):
+            plain_us, seasonal_us = row[f"{op}_plain_us"], row[f"{op}_seasonal_us"]
+            assert plain_us > 0 and seasonal_us > 0, op
+            assert row[f"{op}_ratio"] == pytest.approx(seasonal_us / plain_us)
+            low, high = row[f"{op}_ratio_range"]
+            assert low <= high
+            ratios.append(row[f"{op}_ratio"])
+    assert inputs["max_ratio"] == max(ratios)
+
+
+def test_shipped_bench_models_load_and_differ_only_in_inputs() -> None:
+    from edge_lstm.bench.inputs import bench_model_paths
+    from edge_lstm.forecaster import Forecaster
+
+    plain, seasonal = (Forecaster.load(p) for p in bench_model_paths().values())
+    assert plain.meta.layers == seasonal.meta.layers
+    assert [s.size for s in plain.meta.state] == [s.size for s in seasonal.meta.state] == [32, 32]
+    assert (plain.meta.step_s, plain.meta.horizon) == (seasonal.meta.step_s, seasonal.meta.horizon)
+    assert plain.has_bands and seasonal.has_bands
+    assert plain.spec.is_plain and seasonal.spec.max_lag == 168
+    with pytest.raises(ValueError, match="at="):
+        seasonal.observe("s", 15.0)  # a calendar model needs the step time
+
+
 @pytest.mark.train
 def test_engine_times_keras_predict_when_tensorflow_is_there(any_model: Path) -> None:
     doc = bench_json("--only", "engine", "--model", str(any_model))
@@ -125,7 +162,9 @@ def test_bench_starts_its_own_mosquitto_from_the_path(default_model: Path) -> No
 def test_unknown_section_is_one_line_error() -> None:
     result = runner.invoke(app, ["bench", "--only", "engine,gpu"])
     assert result.exit_code == 1
-    assert result.stderr.strip() == "error: unknown section 'gpu' (choose from engine, e2e, memory)"
+    assert result.stderr.strip() == (
+        "error: unknown section 'gpu' (choose from engine, inputs, e2e, memory)"
+    )
 
 
 def test_unreachable_broker_is_one_line_error(default_model: Path) -> None:
