@@ -302,7 +302,7 @@ def test_snapshot_and_journal_replay_equal_an_uninterrupted_daemon(
     SnapshotKeeper(tmp_path).save(crashed)
     restarted = Pipeline(fresh(model_path), config)
     SnapshotKeeper(tmp_path).restore(restarted)
-    assert restarted.replay(reading(t) for t in range(70, 120)) == 50
+    assert restarted.replay((reading(t), None) for t in range(70, 120)) == 50
     ids = ["s"]
     np.testing.assert_array_equal(
         restarted.forecaster.forecast_batch(ids), straight.forecaster.forecast_batch(ids)
