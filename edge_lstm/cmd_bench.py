@@ -50,7 +50,7 @@ def bench(
     its two shipped same-size models."""
     import shutil
 
-    from .bench.report import machine_info
+    from .bench.report import load_average, machine_info
     from .paths import default_model_path
 
     sections = [s.strip() for s in only.split(",")] if only else list(SECTIONS)
@@ -62,6 +62,8 @@ def bench(
         (lambda m: typer.echo(m, err=True)) if not as_json else (lambda m: None)
     )
     report: dict[str, Any] = {"quick": quick, "model": str(model_path)}
+    # A shared machine's load moves every figure: the run says what it ran beside.
+    load_before = load_average()
     needs_broker = [s for s in sections if s not in LOCAL_SECTIONS]
     skipped: dict[str, str] = {}
     if needs_broker and broker is None and shutil.which("mosquitto") is None:
@@ -79,6 +81,7 @@ def bench(
     report["skipped"] = skipped
     measured = report.get("engine") or report.get("inputs") or {}
     report["machine"] = machine_info(measured.get("backend", backend))
+    report["load_average"] = {"before": load_before, "after": load_average()}
     text = json.dumps(json_safe(report), indent=2)
     if output is not None:
         output.write_text(text + "\n", encoding="utf-8")
@@ -167,6 +170,14 @@ def format_report(report: dict[str, Any]) -> str:
     """Human tables of whatever sections the report holds."""
     m = report["machine"]
     lines = [f"machine: {m['cpu']} ({m['arch']}, {m['cores']} cores), backend {m['backend']}"]
+    load = report.get("load_average") or {}
+    if load.get("before") and load.get("after"):
+        lines.append(
+            "load average (1, 5, 15 min): before "
+            + ", ".join(f"{v:.2f}" for v in load["before"])
+            + "; after "
+            + ", ".join(f"{v:.2f}" for v in load["after"])
+        )
     engine = report.get("engine")
     if engine:
         lines += [
