@@ -61,7 +61,14 @@ def bench(
     say: Callable[[str], None] = (
         (lambda m: typer.echo(m, err=True)) if not as_json else (lambda m: None)
     )
-    report: dict[str, Any] = {"quick": quick, "model": str(model_path)}
+    import time
+
+    report: dict[str, Any] = {
+        "quick": quick,
+        "model": str(model_path),
+        "command": _command_line(quick, only, model, broker, backend, keras, output, as_json),
+        "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
     # A shared machine's load moves every figure: the run says what it ran beside.
     load_before = load_average()
     needs_broker = [s for s in sections if s not in LOCAL_SECTIONS]
@@ -86,6 +93,27 @@ def bench(
     if output is not None:
         output.write_text(text + "\n", encoding="utf-8")
     typer.echo(text if as_json else format_report(report))
+
+
+def _command_line(
+    quick: bool,
+    only: str | None,
+    model: Path | None,
+    broker: str | None,
+    backend: str | None,
+    keras: bool,
+    output: Path | None,
+    as_json: bool,
+) -> str:
+    """The command that gives this run's options (recorded with its figures)."""
+    import shlex
+
+    args = ["edge-lstm", "bench"] + (["--quick"] if quick else [])
+    for flag, value in (("--only", only), ("--model", model), ("--broker", broker),
+                        ("--backend", backend), ("--output", output)):  # fmt: skip
+        args += [flag, str(value)] if value is not None else []
+    args += ([] if keras else ["--no-keras"]) + (["--json"] if as_json else [])
+    return shlex.join(args)
 
 
 def _run_sections(

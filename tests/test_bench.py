@@ -81,6 +81,10 @@ def test_engine_quick_json(any_model: Path) -> None:
     assert engine["rows"][-1]["step_speedup_vs_loop"] > 2
     machine = doc["machine"]
     assert machine["cpu"] and machine["cores"] >= 1 and machine["versions"]["python"]
+    assert doc["command"] == (
+        f"edge-lstm bench --quick --only engine --model {any_model} --no-keras --json"
+    )
+    assert doc["started_at"].endswith("Z")
     load = doc["load_average"]
     assert len(load["before"]) == len(load["after"]) == 3 and min(load["before"]) >= 0
     assert set(doc["skipped"]) == set()
