@@ -127,6 +127,37 @@ def test_shipped_bench_models_load_and_differ_only_in_inputs() -> None:
         seasonal.observe("s", 15.0)  # a calendar model needs the step time
 
 
+def load_bench_figures() -> Any:
+    import importlib.util
+
+    path = ROOT / "scripts" / "bench_figures.py"
+    spec = importlib.util.spec_from_file_location("bench_figures", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_bench_figures_write_the_report_into_the_marked_blocks() -> None:
+    figures = load_bench_figures()
+    doc = bench_json("--only", "inputs")
+    rows = {row["sensors"]: row for row in doc["inputs"]["rows"]}
+    table = "\n".join(figures.inputs_table(doc))
+    for n, row in rows.items():
+        observe = f"{row['observe_plain_us']:.2f} / {row['observe_seasonal_us']:.2f}"
+        assert f"| {n:,} | {observe} |" in table
+        assert f"**{row['cycle_ratio']:.2f}x**" in table
+    readme = "\n".join(figures.readme_table(doc))
+    assert " / ".join(f"{row['cycle_ratio']:.2f}x" for row in rows.values()) in readme
+    run = figures.run_line(doc, "today")
+    assert doc["command"] in run and f"{doc['load_average']['before'][0]:.2f}" in run
+    text = "a\n<!-- figures:bench-x -->\nold\n<!-- /figures:bench-x -->\nb\n"
+    new = figures.replace_block(text, "bench-x", ["new", "lines"])
+    assert new == "a\n<!-- figures:bench-x -->\nnew\nlines\n<!-- /figures:bench-x -->\nb\n"
+    with pytest.raises(SystemExit, match="bench-y"):
+        figures.replace_block(text, "bench-y", [])
+
+
 @pytest.mark.train
 def test_engine_times_keras_predict_when_tensorflow_is_there(any_model: Path) -> None:
     doc = bench_json("--only", "engine", "--model", str(any_model))
