@@ -36,6 +36,8 @@ def utc_offsets_s(times_s: npt.ArrayLike, timezone_name: str) -> Float64Array:
     tz = zone(timezone_name)
     if tz.key == "UTC":
         return np.zeros(times.shape)
+    if times.size == 1:  # one sensor or one shared clock: the daemon's common case, no unique
+        return np.full(times.shape, _offset_s(float(times.reshape(-1)[0]), tz))
     # Steps of many sensors share a few distinct times: one zoneinfo lookup per distinct time.
     unique, inverse = np.unique(times, return_inverse=True)
     offsets = np.fromiter(

@@ -15,7 +15,8 @@ from .cmd_common import fail, json_safe
 from .errors import EdgeLstmError
 from .progress import SectionProgress, section_progress
 
-SECTIONS = ("engine", "e2e", "memory")
+SECTIONS = ("engine", "inputs", "e2e", "memory")
+LOCAL_SECTIONS = ("engine", "inputs")  # the others need a broker
 
 
 def bench(
@@ -44,10 +45,12 @@ def bench(
     ] = True,
     output: Annotated[Path | None, typer.Option(help="Also write the JSON report here.")] = None,
 ) -> None:
-    """Measure sensor-steps/s, end-to-end readings/s and latency, and daemon memory."""
+    """Measure sensor-steps/s, the cost of seasonal inputs, end-to-end readings/s and latency,
+    and daemon memory. ``--model`` applies to engine, e2e and memory; ``inputs`` always compares
+    its two shipped same-size models."""
     import shutil
 
-    from .bench.report import machine_info
+    from .bench.report import load_average, machine_info
     from .paths import default_model_path
 
     sections = [s.strip() for s in only.split(",")] if only else list(SECTIONS)
@@ -58,8 +61,17 @@ def bench(
     say: Callable[[str], None] = (
         (lambda m: typer.echo(m, err=True)) if not as_json else (lambda m: None)
     )
-    report: dict[str, Any] = {"quick": quick, "model": str(model_path)}
-    needs_broker = [s for s in sections if s != "engine"]
+    import time
+
+    report: dict[str, Any] = {
+        "quick": quick,
+        "model": str(model_path),
+        "command": _command_line(quick, only, model, broker, backend, keras, output, as_json),
+        "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    # A shared machine's load moves every figure: the run says what it ran beside.
+    load_before = load_average()
+    needs_broker = [s for s in sections if s not in LOCAL_SECTIONS]
     skipped: dict[str, str] = {}
     if needs_broker and broker is None and shutil.which("mosquitto") is None:
         for s in needs_broker:
@@ -74,11 +86,34 @@ def bench(
     except (EdgeLstmError, OSError) as exc:
         fail(str(exc))
     report["skipped"] = skipped
-    report["machine"] = machine_info(report.get("engine", {}).get("backend", backend))
+    measured = report.get("engine") or report.get("inputs") or {}
+    report["machine"] = machine_info(measured.get("backend", backend))
+    report["load_average"] = {"before": load_before, "after": load_average()}
     text = json.dumps(json_safe(report), indent=2)
     if output is not None:
         output.write_text(text + "\n", encoding="utf-8")
     typer.echo(text if as_json else format_report(report))
+
+
+def _command_line(
+    quick: bool,
+    only: str | None,
+    model: Path | None,
+    broker: str | None,
+    backend: str | None,
+    keras: bool,
+    output: Path | None,
+    as_json: bool,
+) -> str:
+    """The command that gives this run's options (recorded with its figures)."""
+    import shlex
+
+    args = ["edge-lstm", "bench"] + (["--quick"] if quick else [])
+    for flag, value in (("--only", only), ("--model", model), ("--broker", broker),
+                        ("--backend", backend), ("--output", output)):  # fmt: skip
+        args += [flag, str(value)] if value is not None else []
+    args += ([] if keras else ["--no-keras"]) + (["--json"] if as_json else [])
+    return shlex.join(args)
 
 
 def _run_sections(
@@ -104,6 +139,16 @@ def _run_sections(
                 keras=keras,
                 progress=say,
             )
+        elif section == "inputs":
+            from .bench.inputs import FULL_COUNTS as COUNTS
+            from .bench.inputs import QUICK_COUNTS as FEW
+            from .bench.inputs import run_inputs
+
+            report["inputs"] = (
+                run_inputs(FEW, rounds=3, min_time_s=0.02, backend=backend, progress=say)
+                if quick
+                else run_inputs(COUNTS, backend=backend, progress=say)
+            )
         elif section == "e2e":
             from .bench.e2e import run_e2e
 
@@ -121,6 +166,30 @@ def _run_sections(
             bar.done(section)
 
 
+def format_inputs(inputs: dict[str, Any]) -> list[str]:
+    """The ``inputs`` table: CPU per sensor-step, seasonal / plain, per operation."""
+    seasonal = inputs["models"]["seasonal"]
+    lines = [
+        f"inputs: CPU us per sensor-step, {inputs['models']['plain']['layers'][0]} without and "
+        f"with lags/calendar/level (D={seasonal['input_width']}), median of "
+        f"{inputs['rounds']} interleaved rounds:",
+        f"{'sensors':>8}" + "".join(f"{op + ' plain':>16}{'seasonal':>10}{'ratio':>7}" for op in
+                                    ("observe", "forecast", "cycle")),
+    ]  # fmt: skip
+    for r in inputs["rows"]:
+        cells = "".join(
+            f"{_num(r[f'{op}_plain_us'], ',.2f'):>16}{_num(r[f'{op}_seasonal_us'], ',.2f'):>10}"
+            f"{_num(r[f'{op}_ratio'], '.2f'):>6}x"
+            for op in ("observe", "forecast", "cycle")
+        )
+        lines.append(f"{r['sensors']:>8}{cells}")
+    lines.append(
+        f"  largest ratio {_num(inputs['max_ratio'], '.2f')}x (the issue's bound: "
+        f"{inputs['limit']:g}x)"
+    )
+    return lines
+
+
 def _num(value: object, fmt: str = ",.0f") -> str:
     return "-" if value is None else format(value, fmt)
 
@@ -129,6 +198,14 @@ def format_report(report: dict[str, Any]) -> str:
     """Human tables of whatever sections the report holds."""
     m = report["machine"]
     lines = [f"machine: {m['cpu']} ({m['arch']}, {m['cores']} cores), backend {m['backend']}"]
+    load = report.get("load_average") or {}
+    if load.get("before") and load.get("after"):
+        lines.append(
+            "load average (1, 5, 15 min): before "
+            + ", ".join(f"{v:.2f}" for v in load["before"])
+            + "; after "
+            + ", ".join(f"{v:.2f}" for v in load["after"])
+        )
     engine = report.get("engine")
     if engine:
         lines += [
@@ -144,6 +221,9 @@ def format_report(report: dict[str, Any]) -> str:
                 f"{_num(r['keras_steps_per_s']):>10}{_num(r['speedup_vs_loop'], '.1f'):>8}x"
                 f"{_num(r['forecast_per_s']):>11}"
             )
+    inputs = report.get("inputs")
+    if inputs:
+        lines += ["", *format_inputs(inputs)]
     e2e = report.get("e2e")
     if e2e:
         lat = e2e["latency"]

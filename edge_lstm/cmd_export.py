@@ -26,7 +26,7 @@ def export(
     ] = 24,
     feature_names: Annotated[
         str | None,
-        typer.Option(help="Comma-separated feature names (default: value for one, else f0,f1,..)."),
+        typer.Option(help="Comma-separated feature names (default value, or f0,f1,..)."),
     ] = None,
     quantize: Annotated[
         str, typer.Option(help=f"Weight quantization: {', '.join(QUANTIZE_MODES)}.")

@@ -66,7 +66,7 @@ def _print_tables(st: DaemonStatus, where: str, prefix: str) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from .status import accuracy_rows, summary_rows
+    from .status import accuracy_rows, band_column, summary_rows
 
     console = Console(highlight=False)
     table = Table(
@@ -84,6 +84,7 @@ def _print_tables(st: DaemonStatus, where: str, prefix: str) -> None:
         acc.add_column("lead")
         acc.add_column("MAE", justify="right")
         acc.add_column("scored", justify="right")
+        acc.add_column(band_column(st), justify="right")
         for row in accuracy:
             acc.add_row(*row)
         console.print(acc)

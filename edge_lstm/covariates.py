@@ -24,6 +24,11 @@ Float64Array = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.intp]
 
 
+CALENDAR_AHEAD = 48
+"""Step times computed with a new one (the next two days of hourly steps)."""
+CALENDAR_CACHE_ROWS = 4096
+
+
 class _Model(Protocol):
     meta: ModelMeta
 
@@ -109,6 +114,9 @@ class InputPath:
         """Calendar rows of ``times`` (one row if they are all equal), from a small cache.
 
         Consecutive forecasts share all but one future step time: most rows are cache hits.
+        Missing rows are computed in one call; a single new time is usually the next step of a
+        clock that moves one step per call, so the steps after it are computed with it (rows
+        are a pure function of the time: the same values, fewer calls at one sensor).
         """
         cache = self._calendar_cache
         spec = self.spec
@@ -116,14 +124,21 @@ class InputPath:
             return calendar_features(times, spec.calendar, spec.timezone)
         one = times.size == 1 or (times == times[0]).all()
         distinct = [float(times[0])] if one else times.tolist()
-        rows = []
-        for t in distinct:
-            row = cache.get(t)
-            if row is None:
-                if len(cache) >= 4096:
-                    cache.clear()
-                row = cache[t] = calendar_features([t], spec.calendar, spec.timezone)[0]
-            rows.append(row)
+        found = [cache.get(t) for t in distinct]
+        missing = [t for t, row in zip(distinct, found, strict=True) if row is None]
+        new: dict[float, Float64Array] = {}
+        if missing:
+            wanted = (
+                missing[0] + self.meta.step_s * np.arange(CALENDAR_AHEAD)
+                if len(missing) == 1
+                else np.asarray(missing)
+            )
+            computed = calendar_features(wanted, spec.calendar, spec.timezone)
+            new.update(zip(wanted.tolist(), computed, strict=True))
+            if len(cache) + len(new) > CALENDAR_CACHE_ROWS:
+                cache.clear()
+            cache.update(new)
+        rows = [new[t] if row is None else row for t, row in zip(distinct, found, strict=True)]
         if len(rows) == 1:  # (1, 2C): assigning it into x broadcasts it to every row
             return rows[0][None, :]
         return np.stack(rows)

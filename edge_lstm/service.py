@@ -17,6 +17,7 @@ from pathlib import Path
 from types import FrameType
 
 from . import __version__
+from .bands import TAIL
 from .config import Config
 from .forecaster import Forecaster
 from .homeassistant import discovery_messages
@@ -424,6 +425,7 @@ class Daemon:
             "step_latency_ms": p.latency.percentiles(),
             "receive_to_publish_ms": p.lag.percentiles(),
             "accuracy": p.accuracy.summary(),
+            "band": _band_health(p.forecaster),
             "journal_errors": p.journal_errors,
             "state": {
                 "dir": str(self.config.state_dir) if self.config.state_dir else None,
@@ -434,6 +436,21 @@ class Daemon:
                 "journal_error": getattr(p.journal, "error", "") or None,
             },
         }
+
+
+def _band_health(forecaster: Forecaster) -> dict[str, object] | None:
+    """Live coverage of the published 80% band per horizon step (None: the model has no band).
+
+    Every band issued since start that the actuals have scored, evicted sensors included.
+    """
+    if not forecaster.has_bands:
+        return None
+    live = forecaster.coverage()
+    return {
+        "nominal": round(1.0 - 2.0 * TAIL, 6),
+        "coverage_by_step": live["coverage"],
+        "scored_by_step": live["scored"],
+    }
 
 
 def _json(doc: Mapping[str, object]) -> bytes:

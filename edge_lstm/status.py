@@ -153,15 +153,44 @@ def summary_rows(st: DaemonStatus) -> list[tuple[str, str]]:
     return rows
 
 
-def accuracy_rows(st: DaemonStatus) -> list[tuple[str, str, str]]:
-    """``(lead time, MAE, forecasts scored)`` per horizon step of the daemon's running accuracy."""
+def accuracy_rows(st: DaemonStatus) -> list[tuple[str, str, str, str]]:
+    """``(lead time, MAE, forecasts scored, band coverage)`` per horizon step.
+
+    MAE is the daemon's running accuracy (warm forecasts); the band column is the live share of
+    published bands that held the actual, with how many were scored (``-`` before any).
+    """
     h = st.health or {}
     mae = _get(h, "accuracy", "mae_by_step") or []
     scored = _get(h, "accuracy", "scored_by_step") or []
+    coverage = _get(h, "band", "coverage_by_step") or []
+    band_scored = _get(h, "band", "scored_by_step") or []
     step_s = _get(h, "model", "step_s")
     rows = []
-    for k, value in enumerate(mae, start=1):
+    for k in range(1, max(len(mae), len(coverage)) + 1):
         label = step_label(k, float(step_s)) if isinstance(step_s, (int, float)) else f"+{k}"
-        count = scored[k - 1] if k - 1 < len(scored) else None
-        rows.append((label, "-" if value is None else f"{value:.3f}", _n(count)))
+        value = _at(mae, k)
+        rows.append(
+            (
+                label,
+                "-" if value is None else f"{value:.3f}",
+                _n(_at(scored, k)),
+                _coverage(_at(coverage, k), _at(band_scored, k)),
+            )
+        )
     return rows
+
+
+def band_column(st: DaemonStatus) -> str:
+    """The band column's title, e.g. ``80% band held``."""
+    nominal = _get(st.health or {}, "band", "nominal")
+    return f"{nominal:.0%} band held" if isinstance(nominal, (int, float)) else "band held"
+
+
+def _at(values: Any, k: int) -> Any:
+    return values[k - 1] if isinstance(values, list) and k - 1 < len(values) else None
+
+
+def _coverage(rate: Any, scored: Any) -> str:
+    if not isinstance(rate, (int, float)):
+        return "-"
+    return f"{rate:.1%} of {_n(scored)}"

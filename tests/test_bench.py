@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from edge_lstm.bench.engine import QUICK_COUNTS, measure_rate
+from edge_lstm.bench.engine import QUICK_COUNTS, StepClock, measure_rate
 from edge_lstm.bench.report import cpu_model, machine_info, ratio
 from edge_lstm.cli import app
 
@@ -43,8 +43,24 @@ def test_ratio_and_rate_helpers() -> None:
     assert rate > 0 and len(calls) >= 2  # one warm-up call, then timed calls
 
 
-def test_engine_quick_json(default_model: Path) -> None:
-    doc = bench_json("--only", "engine", "--no-keras", "--model", str(default_model))
+ROOT = Path(__file__).resolve().parent.parent
+# Format 1 (the bench's plain model) beside the default, format 2 (lags of a day and a week,
+# time of day and day of week, a per-sensor level): every section runs either.
+PLAIN_MODEL = ROOT / "edge_lstm" / "bench" / "models" / "plain.tflite"
+
+
+@pytest.fixture(params=["default", "plain"])
+def any_model(request: pytest.FixtureRequest, default_model: Path) -> Path:
+    return default_model if request.param == "default" else PLAIN_MODEL
+
+
+def test_step_clock_is_epoch_aligned_and_advances_one_step_per_call() -> None:
+    clock = StepClock(3600.0, start_s=1_700_001_234.5)
+    assert [clock.next(), clock.next()] == [1_700_002_800.0, 1_700_006_400.0]
+
+
+def test_engine_quick_json(any_model: Path) -> None:
+    doc = bench_json("--only", "engine", "--no-keras", "--model", str(any_model))
     engine = doc["engine"]
     assert engine["backend"] == doc["machine"]["backend"]
     assert engine["keras"] is None
@@ -66,20 +82,94 @@ def test_engine_quick_json(default_model: Path) -> None:
     assert engine["rows"][-1]["step_speedup_vs_loop"] > 2
     machine = doc["machine"]
     assert machine["cpu"] and machine["cores"] >= 1 and machine["versions"]["python"]
+    assert doc["command"] == (
+        f"edge-lstm bench --quick --only engine --model {any_model} --no-keras --json"
+    )
+    assert doc["started_at"].endswith("Z")
+    load = doc["load_average"]
+    assert len(load["before"]) == len(load["after"]) == 3 and min(load["before"]) >= 0
     assert set(doc["skipped"]) == set()
 
 
+def test_inputs_quick_json_compares_two_same_size_models() -> None:
+    doc = bench_json("--only", "inputs")
+    inputs = doc["inputs"]
+    plain, seasonal = inputs["models"]["plain"], inputs["models"]["seasonal"]
+    assert plain["layers"] == seasonal["layers"] == ["lstm(32)"]
+    assert plain["inputs"] is None and plain["input_width"] == 1
+    assert seasonal["inputs"]["lags"] == [24, 168] and seasonal["inputs"]["level_window"] == 24
+    assert seasonal["inputs"]["calendar"] == ["time_of_day", "day_of_week"]
+    assert seasonal["input_width"] == 7
+    assert inputs["backend"] == doc["machine"]["backend"] and inputs["limit"] == 1.5
+    assert [row["sensors"] for row in inputs["rows"]] == list(QUICK_COUNTS)
+    ratios = []
+    for row in inputs["rows"]:
+        for op in ("observe", "forecast", "cycle"):
+            plain_us, seasonal_us = row[f"{op}_plain_us"], row[f"{op}_seasonal_us"]
+            assert plain_us > 0 and seasonal_us > 0, op
+            assert row[f"{op}_ratio"] == pytest.approx(seasonal_us / plain_us)
+            low, high = row[f"{op}_ratio_range"]
+            assert low <= high
+            ratios.append(row[f"{op}_ratio"])
+    assert inputs["max_ratio"] == max(ratios)
+
+
+def test_shipped_bench_models_load_and_differ_only_in_inputs() -> None:
+    from edge_lstm.bench.inputs import bench_model_paths
+    from edge_lstm.forecaster import Forecaster
+
+    plain, seasonal = (Forecaster.load(p) for p in bench_model_paths().values())
+    assert plain.meta.layers == seasonal.meta.layers
+    assert [s.size for s in plain.meta.state] == [s.size for s in seasonal.meta.state] == [32, 32]
+    assert (plain.meta.step_s, plain.meta.horizon) == (seasonal.meta.step_s, seasonal.meta.horizon)
+    assert plain.has_bands and seasonal.has_bands
+    assert plain.spec.is_plain and seasonal.spec.max_lag == 168
+    with pytest.raises(ValueError, match="at="):
+        seasonal.observe("s", 15.0)  # a calendar model needs the step time
+
+
+def load_bench_figures() -> Any:
+    import importlib.util
+
+    path = ROOT / "scripts" / "bench_figures.py"
+    spec = importlib.util.spec_from_file_location("bench_figures", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_bench_figures_write_the_report_into_the_marked_blocks() -> None:
+    figures = load_bench_figures()
+    doc = bench_json("--only", "inputs")
+    rows = {row["sensors"]: row for row in doc["inputs"]["rows"]}
+    table = "\n".join(figures.inputs_table(doc))
+    for n, row in rows.items():
+        observe = f"{row['observe_plain_us']:.2f} / {row['observe_seasonal_us']:.2f}"
+        assert f"| {n:,} | {observe} |" in table
+        assert f"**{row['cycle_ratio']:.2f}x**" in table
+    readme = "\n".join(figures.readme_table(doc))
+    assert " / ".join(f"{row['cycle_ratio']:.2f}x" for row in rows.values()) in readme
+    run = figures.run_line(doc, "today")
+    assert doc["command"] in run and f"{doc['load_average']['before'][0]:.2f}" in run
+    text = "a\n<!-- figures:bench-x -->\nold\n<!-- /figures:bench-x -->\nb\n"
+    new = figures.replace_block(text, "bench-x", ["new", "lines"])
+    assert new == "a\n<!-- figures:bench-x -->\nnew\nlines\n<!-- /figures:bench-x -->\nb\n"
+    with pytest.raises(SystemExit, match="bench-y"):
+        figures.replace_block(text, "bench-y", [])
+
+
 @pytest.mark.train
-def test_engine_times_keras_predict_when_tensorflow_is_there(default_model: Path) -> None:
-    doc = bench_json("--only", "engine", "--model", str(default_model))
+def test_engine_times_keras_predict_when_tensorflow_is_there(any_model: Path) -> None:
+    doc = bench_json("--only", "engine", "--model", str(any_model))
     assert doc["engine"]["keras"] == "same architecture, random weights"
     assert all(row["keras_steps_per_s"] > 0 for row in doc["engine"]["rows"])
 
 
 @pytest.mark.broker
-def test_e2e_and_memory_quick_json(default_model: Path, mosquitto: Mosquitto) -> None:
+def test_e2e_and_memory_quick_json(any_model: Path, mosquitto: Mosquitto) -> None:
     doc = bench_json(
-        "--only", "e2e,memory", "--model", str(default_model), "--broker",
+        "--only", "e2e,memory", "--model", str(any_model), "--broker",
         f"{mosquitto.host}:{mosquitto.port}",
     )  # fmt: skip
     e2e = doc["e2e"]
@@ -110,7 +200,9 @@ def test_bench_starts_its_own_mosquitto_from_the_path(default_model: Path) -> No
 def test_unknown_section_is_one_line_error() -> None:
     result = runner.invoke(app, ["bench", "--only", "engine,gpu"])
     assert result.exit_code == 1
-    assert result.stderr.strip() == "error: unknown section 'gpu' (choose from engine, e2e, memory)"
+    assert result.stderr.strip() == (
+        "error: unknown section 'gpu' (choose from engine, inputs, e2e, memory)"
+    )
 
 
 def test_unreachable_broker_is_one_line_error(default_model: Path) -> None:

@@ -274,6 +274,29 @@ def test_warming_up_lasts_until_the_longest_lag(model_path: Path, series: np.nda
     assert fc.is_warm("s")
 
 
+def test_calendar_rows_computed_ahead_equal_rows_computed_one_at_a_time(
+    model_path: Path, series: np.ndarray
+) -> None:
+    """One new step time computes the next ones with it (across the DST change): same values."""
+    from edge_lstm.calendar import calendar_features
+    from edge_lstm.covariates import CALENDAR_AHEAD
+
+    fc = fresh(model_path)
+    assert fc.inputs is not None
+    fc.observe("s", float(series[10, 0]), at=TIMES[10])
+    cache = fc.inputs._calendar_cache
+    ahead = [float(TIMES[11] + STEP_S * k) for k in range(CALENDAR_AHEAD)]
+    assert ahead[0] < datetime(2024, 3, 31, 1, tzinfo=timezone.utc).timestamp() < ahead[-1]
+    assert list(cache) == ahead  # the predicted step's time and the steps after it
+    for t in ahead:
+        one = calendar_features([t], SPEC.calendar, SPEC.timezone)[0]
+        np.testing.assert_array_equal(cache[t], one)
+    for t in range(11, 40):  # later steps and forecasts read the rows already there
+        fc.observe("s", float(series[t, 0]), at=TIMES[t])
+        fc.forecast("s")
+    assert list(cache) == ahead
+
+
 def test_snapshot_and_journal_replay_equal_an_uninterrupted_daemon(
     model_path: Path, series: np.ndarray, tmp_path: Path
 ) -> None:
@@ -302,7 +325,7 @@ def test_snapshot_and_journal_replay_equal_an_uninterrupted_daemon(
     SnapshotKeeper(tmp_path).save(crashed)
     restarted = Pipeline(fresh(model_path), config)
     SnapshotKeeper(tmp_path).restore(restarted)
-    assert restarted.replay(reading(t) for t in range(70, 120)) == 50
+    assert restarted.replay((reading(t), None) for t in range(70, 120)) == 50
     ids = ["s"]
     np.testing.assert_array_equal(
         restarted.forecaster.forecast_batch(ids), straight.forecaster.forecast_batch(ids)

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
 
 from edge_lstm.cli import app
+from edge_lstm.csvdata import parse_time
 from edge_lstm.metadata import ModelMeta
 from edge_lstm.payloads import iso
-from edge_lstm.status import DaemonStatus, accuracy_rows, step_label, summary_rows
+from edge_lstm.status import DaemonStatus, accuracy_rows, band_column, step_label, summary_rows
 
 from .daemon_run import Collector, DaemonProcess, Publisher
 from .mosquitto import Mosquitto, unique_prefix
@@ -37,6 +39,7 @@ HEALTH = {
     "receive_to_publish_ms": {"p50": 2.25, "p99": 9.5},
     "step_latency_ms": {"p50": 0.5, "p99": 1.5},
     "accuracy": {"mae_by_step": [0.5, None], "scored_by_step": [10, 0]},
+    "band": {"nominal": 0.8, "coverage_by_step": [0.8125, None], "scored_by_step": [16, 0]},
     "state": {"dir": "/var/lib/edge-lstm", "durability": "snapshot", "error": None},
 }
 
@@ -52,7 +55,20 @@ def test_rows_answer_what_an_operator_asks_first() -> None:
     assert rows["lag"] == "reading to forecast p50 2.2 ms, p99 9.5 ms"
     assert rows["model"] == "default, step 1h, horizon 2, ai_edge_litert"
     assert rows["broker"] == "pi:1883, connected, 1 reconnects"
-    assert accuracy_rows(st) == [("+1h", "0.500", "10"), ("+2h", "-", "0")]
+    assert accuracy_rows(st) == [("+1h", "0.500", "10", "81.2% of 16"), ("+2h", "-", "0", "-")]
+    assert band_column(st) == "80% band held"
+
+
+def test_band_coverage_rows_without_a_band_or_longer_than_the_mae() -> None:
+    old = {k: v for k, v in HEALTH.items() if k != "band"}  # a daemon from before bands
+    st = DaemonStatus.from_payloads(b"online", json.dumps(old).encode())
+    assert accuracy_rows(st) == [("+1h", "0.500", "10", "-"), ("+2h", "-", "0", "-")]
+    assert band_column(st) == "band held"
+    no_band = DaemonStatus.from_payloads(b"online", json.dumps({**HEALTH, "band": None}).encode())
+    assert [row[3] for row in accuracy_rows(no_band)] == ["-", "-"]
+    longer = {**HEALTH, "band": {"coverage_by_step": [1.0, 0.5, 0.75], "scored_by_step": [4, 4, 4]}}
+    rows = accuracy_rows(DaemonStatus.from_payloads(b"online", json.dumps(longer).encode()))
+    assert rows[2] == ("+3h", "-", "-", "75.0% of 4")
 
 
 def test_missing_or_broken_health_and_an_offline_daemon() -> None:
@@ -71,6 +87,26 @@ def test_missing_or_broken_health_and_an_offline_daemon() -> None:
 )
 def test_step_labels(k: int, step_s: float, label: str) -> None:
     assert step_label(k, step_s) == label
+
+
+def band_coverage(docs: list[dict[str, Any]], actuals: dict[float, float]) -> dict[str, Any]:
+    """Per horizon step, the share of the published ``lo``/``hi`` that held the actual, over the
+    steps the daemon closed (up to the newest ``last_obs_at`` among the forecasts)."""
+    closed = max(parse_time(doc["last_obs_at"]) for doc in docs)
+    horizon = max(len([s for s in doc["forecast"] if "lo" in s]) for doc in docs)
+    scored, held = [0] * horizon, [0] * horizon
+    for doc in docs:
+        for k, step in enumerate(s for s in doc["forecast"] if "lo" in s):
+            at = parse_time(step["t"])
+            if at <= closed and at in actuals:
+                scored[k] += 1
+                held[k] += step["lo"] <= actuals[at] <= step["hi"]
+    rates = [round(h / n, 4) if n else None for h, n in zip(held, scored, strict=True)]
+    return {
+        "nominal": 0.8,
+        "coverage_by_step": rates,
+        "scored_by_step": scored,
+    }
 
 
 @pytest.mark.broker
@@ -102,6 +138,7 @@ def test_status_of_a_running_then_stopped_daemon(
         tmp_path,
     )  # fmt: skip
     health = Collector(mosquitto.host, mosquitto.port, [f"{prefix}/health"])
+    forecasts = Collector(mosquitto.host, mosquitto.port, [f"{prefix}/kitchen/forecast"])
     pub = Publisher(mosquitto.host, mosquitto.port)
     try:
         online.wait_for(lambda: any(m.payload == b"online" for m in online.messages), "online")
@@ -110,9 +147,12 @@ def test_status_of_a_running_then_stopped_daemon(
             docs = health.on(f"{prefix}/health")
             return json.loads(docs[-1].payload) if docs else {}
 
+        actuals: dict[float, float] = {}
+
         def send_hours(hours: range) -> None:
             for hour in hours:
                 value = 20.0 + (hour % 24) / 4
+                actuals[T0 + hour * 3600.0] = value
                 stamp = iso(T0 + hour * 3600.0)
                 pub.send(f"{prefix}/in/kitchen", json.dumps({"value": value, "ts": stamp}))
             pub.wait_all()
@@ -134,6 +174,17 @@ def test_status_of_a_running_then_stopped_daemon(
             )
 
         health.wait_for(ready, f"a warm, scored sensor and a rejection in health\n{d.log()}")
+
+        def band_agrees() -> bool:
+            band = latest().get("band")
+            published = [json.loads(m.payload) for m in forecasts.messages]
+            return isinstance(band, dict) and band == band_coverage(published, actuals)
+
+        # The live coverage in health is that of the bands the daemon published, scored
+        # against the actuals of the steps it has closed.
+        forecasts.wait_for(band_agrees, f"health's band coverage = published bands\n{d.log()}")
+        band = latest()["band"]
+        assert isinstance(band, dict) and band["scored_by_step"][0] > 0, band
         runner = CliRunner()
         table = runner.invoke(app, ["status", "--broker", mosquitto.url, "--prefix", prefix])
         assert table.exit_code == 0, table.output
@@ -141,6 +192,9 @@ def test_status_of_a_running_then_stopped_daemon(
         assert "1 active, 1 warm" in table.output
         assert "1 rejected (" in table.output
         assert "+1h" in table.output and "+12h" in table.output  # accuracy per horizon step
+        assert "80% band held" in table.output
+        first = band["coverage_by_step"][0]
+        assert f"{first:.1%} of {band['scored_by_step'][0]}" in table.output
         as_json = runner.invoke(
             app, ["status", "--broker", mosquitto.url, "--prefix", prefix, "--json"]
         )
@@ -150,6 +204,7 @@ def test_status_of_a_running_then_stopped_daemon(
         assert doc["health"]["accuracy"]["scored_by_step"][0] > 0, doc["health"]
     finally:
         pub.close()
+        forecasts.close()
         health.close()
         online.close()
         assert d.terminate() == 0

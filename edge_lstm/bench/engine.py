@@ -3,8 +3,9 @@
 Every figure is sensor-steps per second (one sensor advanced by one model step). For each sensor
 count the same run measures:
 
-* ``forecaster``: ``Forecaster.observe_batch`` for all sensors (the daemon's path: validation,
-  scaling, state gather/scatter, one batched interpreter call per 1,024 sensors);
+* ``forecaster``: ``Forecaster.observe_batch`` for all sensors at the next step time (the
+  daemon's path: validation, scaling, the model's inputs, state gather/scatter, one batched
+  interpreter call per 1,024 sensors);
 * ``step``: ``StepModel.step`` on all sensors at once, the interpreter part of the above;
 * ``loop``: the baseline, one interpreter call per sensor (``StepModel.step`` at batch 1, states
   kept in one array, so the loop pays no bookkeeping the batched path pays);
@@ -15,6 +16,7 @@ count the same run measures:
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -82,16 +84,15 @@ def run_engine(
         if progress:
             progress(f"engine: {n} sensor(s)")
         forecaster = Forecaster(model, max_sensors=max(n, 1))
-        ids = [f"bench-{i}" for i in range(n)]
-        raw = rng.normal(size=(n, meta.n_features))
-        original = meta.scaler.inverse(raw).astype(np.float64)
-        # Tuples of floats, as the daemon's resampler hands them to observe_batch.
-        values = {sid: tuple(original[i].tolist()) for i, sid in enumerate(ids)}
-        batched = measure_rate(partial(forecaster.observe_batch, values), n, min_time_s)
+        values = bench_values(meta, n, rng)
+        ids = list(values)
+        clock = StepClock(meta.step_s)
+        batched = measure_rate(partial(clock.observe, forecaster, values), n, min_time_s)
         forecasts = measure_rate(
             partial(forecaster.forecast_batch, ids, meta.horizon), n, min_time_s
         )
-        x = raw.astype(np.float32)
+        # The model's input width (D), not F: a model with lags/calendar reads more than values.
+        x = rng.normal(size=(n, meta.input_width)).astype(np.float32)
         state = model.zero_state(n)
         step = measure_rate(partial(model.step, x, state), n, min_time_s)
         loop = measure_rate(partial(_per_sensor_loop, model, x, state), n, min_time_s)
@@ -125,6 +126,37 @@ def run_engine(
     }
 
 
+def bench_values(
+    meta: ModelMeta, sensors: int, rng: np.random.Generator
+) -> dict[str, tuple[float, ...]]:
+    """One plausible reading per sensor (``bench-0`` ...), as the daemon's resampler hands them
+    to ``observe_batch``: tuples of floats in original units."""
+    original = meta.scaler.inverse(rng.normal(size=(sensors, meta.n_features)))
+    return {f"bench-{i}": tuple(row) for i, row in enumerate(original.astype(np.float64).tolist())}
+
+
+class StepClock:
+    """Step start times as the daemon passes them: epoch-aligned, one model step per call.
+
+    A model with calendar inputs refuses an ``observe`` without its step's time, and a real
+    clock makes the calendar work (a new step time per call) what the daemon pays.
+    """
+
+    def __init__(self, step_s: float, start_s: float | None = None) -> None:
+        self.step_s = step_s
+        now = time.time() if start_s is None else start_s
+        self.at = math.floor(now / step_s) * step_s
+
+    def next(self) -> float:
+        """The next step's start time."""
+        self.at += self.step_s
+        return self.at
+
+    def observe(self, forecaster: Any, values: dict[str, tuple[float, ...]]) -> object:
+        """``forecaster.observe_batch(values)`` at the next step."""
+        return forecaster.observe_batch(values, at=self.next())
+
+
 def _per_sensor_loop(model: Any, x: np.ndarray[Any, Any], state: np.ndarray[Any, Any]) -> None:
     for i in range(x.shape[0]):
         _, state[i : i + 1] = model.step(x[i : i + 1], state[i : i + 1])
@@ -150,7 +182,7 @@ def _keras_model(meta: ModelMeta) -> Any:
 def _build_keras(meta: ModelMeta) -> Any:
     import keras
 
-    inputs = [keras.Input((meta.n_features,), name="x")]
+    inputs = [keras.Input((meta.input_width,), name="x")]
     states = [keras.Input((s.size,), name=f"state_{i}") for i, s in enumerate(meta.state)]
     inputs += states
     h: Any = inputs[0]

@@ -81,6 +81,14 @@ def machine_info(backend: str | None = None) -> dict[str, Any]:
     }
 
 
+def load_average() -> list[float] | None:
+    """The 1, 5 and 15 minute load averages, or None where the OS has none."""
+    try:
+        return [round(v, 2) for v in os.getloadavg()]
+    except (OSError, AttributeError):
+        return None
+
+
 def ratio(numerator: float | None, denominator: float | None) -> float | None:
     """``numerator / denominator`` or None when either is missing or the denominator is 0."""
     if numerator is None or denominator is None or denominator == 0:
