@@ -11,7 +11,7 @@ import os, sys
 from edge_lstm import Forecaster
 from edge_lstm.native_log import without_xnnpack_notice
 fc = Forecaster.load(sys.argv[1])
-fc.observe("s", 21.5)
+fc.observe("s", 21.5, at=1_700_000_000.0)
 print(fc.forecast("s", 3).shape)
 with without_xnnpack_notice():
     os.write(2, b"a real error from C\\n")
