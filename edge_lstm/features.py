@@ -15,15 +15,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from .calendar import CALENDAR_KINDS, calendar_features, utc_offsets_s, zone
-
-if TYPE_CHECKING:  # metadata imports this module: the Scaler is only a type here
-    from .metadata import Scaler
+from .scaler import Scaler
 
 FloatArray = npt.NDArray[np.float32]
 Float64Array = npt.NDArray[np.float64]

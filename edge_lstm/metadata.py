@@ -10,7 +10,6 @@ import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ import numpy.typing as npt
 
 from .errors import ModelError
 from .features import PLAIN, InputSpec
+from .scaler import Scaler as Scaler  # re-exported: the sidecar's scaler is part of its API
 
 #: Format 2 adds the optional ``inputs`` object (lags, calendar, level); format 1 files load as
 #: models whose input is the observed value alone.
@@ -39,50 +39,6 @@ FORBIDDEN_OPS = (
 )
 
 FloatArray = npt.NDArray[np.float32]
-
-
-@dataclass(frozen=True)
-class Scaler:
-    """Per-feature affine scaling: the model sees ``(x - mean) / scale``."""
-
-    mean: tuple[float, ...]
-    scale: tuple[float, ...]
-
-    def __post_init__(self) -> None:
-        if len(self.mean) != len(self.scale):
-            raise ValueError("scaler mean and scale differ in length")
-        if not all(math.isfinite(m) for m in self.mean):
-            raise ValueError("scaler mean must be finite")
-        if not all(math.isfinite(s) and s > 0 for s in self.scale):
-            raise ValueError("scaler scale must be finite and > 0")
-
-    @cached_property
-    def mean_array(self) -> npt.NDArray[np.float64]:
-        return np.asarray(self.mean, dtype=np.float64)
-
-    @cached_property
-    def scale_array(self) -> npt.NDArray[np.float64]:
-        return np.asarray(self.scale, dtype=np.float64)
-
-    @classmethod
-    def identity(cls, n_features: int) -> Scaler:
-        return cls((0.0,) * n_features, (1.0,) * n_features)
-
-    def transform(self, values: npt.ArrayLike) -> FloatArray:
-        """Original units to model units (broadcast over the last axis)."""
-        x = np.asarray(values, dtype=np.float64)
-        scaled: FloatArray = ((x - np.asarray(self.mean)) / np.asarray(self.scale)).astype(
-            np.float32
-        )
-        return scaled
-
-    def inverse(self, values: npt.ArrayLike) -> FloatArray:
-        """Model units to original units (broadcast over the last axis)."""
-        y = np.asarray(values, dtype=np.float64)
-        unscaled: FloatArray = (y * np.asarray(self.scale) + np.asarray(self.mean)).astype(
-            np.float32
-        )
-        return unscaled
 
 
 @dataclass(frozen=True)

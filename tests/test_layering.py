@@ -18,6 +18,7 @@ PURE = [
     "edge_lstm.covariates",
     "edge_lstm.bands",
     "edge_lstm.values",
+    "edge_lstm.scaler",
 ]
 
 
