@@ -146,7 +146,8 @@ def format_table(result: Evaluation) -> str:
     reference = result.methods["seasonal_naive"].mae_mean
     lines = [
         f"model {result.model['name']} ({result.model['sha256'][:12]}), "
-        f"{len(result.sensors)} sensor(s), {result.steps_observed} steps of {result.step_s:g} s, "
+        f"{len(result.sensors)} sensor(s), {result.steps_observed} sensor-steps of "
+        f"{result.step_s:g} s, "
         f"{result.points[0]} forecasts scored per horizon step",
         "",
         f"{'method':<22}{'MAE':>9}{'RMSE':>9}{'MASE':>9}{'/ s.naive':>11}",

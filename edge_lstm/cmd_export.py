@@ -66,16 +66,12 @@ def export(
         )
     except ValueError as exc:
         fail(str(exc))
-    from .export import ExportOptions, export_model, load_keras, quiet_tensorflow
+    from .export import ExportOptions, export_model, load_keras, require_keras
 
-    quiet_tensorflow()  # before the first TensorFlow import, or its C++ start-up notes show
     try:
-        import keras  # noqa: F401  (the export needs it anyway; checked here for a clear error)
-    except ImportError as exc:
-        fail(
-            f"edge-lstm export needs TensorFlow and Keras, the train extra ({exc.name} is not "
-            "installed): pip install 'edge-lstm[train]'"
-        )
+        require_keras("edge-lstm export")
+    except EdgeLstmError as exc:
+        fail(str(exc))
     if quantize not in QUANTIZE_MODES:
         fail(f"--quantize must be one of {', '.join(QUANTIZE_MODES)}, not {quantize!r}")
     if output.suffix != ".tflite":

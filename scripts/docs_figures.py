@@ -90,7 +90,7 @@ def table() -> str:
         )
         commands.append(" ".join(command(model, data, columns)))
         print(lines[-1], flush=True)
-    lines += ["", "Produced by `python scripts/docs_figures.py`, which ran:", "", "```sh"]
+    lines += ["", "Produced by `.venv/bin/python scripts/docs_figures.py`, which ran:", "", "```sh"]
     lines += [*commands, "```"]
     return "\n".join(lines)
 

@@ -269,10 +269,11 @@ def main(argv: list[str] | None = None) -> None:
 
 def run(args: argparse.Namespace, argv: list[str] | None) -> None:
     from edge_lstm.evaluate import band_coverage, evaluate, residuals
-    from edge_lstm.export import ExportOptions, export_model
+    from edge_lstm.export import ExportOptions, export_model, require_keras
     from edge_lstm.forecaster import Forecaster
     from edge_lstm.peers import make_peer, peer_available
 
+    require_keras("scripts/train.py")  # before minutes of data work, one line naming the extra
     started = time.monotonic()
     grid = load_series(args)
     n_steps = grid.values.shape[1]

@@ -149,3 +149,25 @@ def test_export_without_the_train_extra_names_it(tmp_path: Path) -> None:
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1, done.stderr
     assert "pip install 'edge-lstm[train]'" in lines[0] and "keras" in lines[0]
+
+
+def test_train_script_without_the_train_extra_names_it(tmp_path: Path) -> None:
+    """scripts/train.py says what to install before any work, in one line."""
+    script = Path(__file__).resolve().parents[1] / "scripts" / "train.py"
+    code = (
+        "import runpy, sys; sys.modules['keras'] = None; sys.modules['tensorflow'] = None; "
+        f"sys.argv = ['train.py', *sys.argv[1:]]; runpy.run_path({str(script)!r}, "
+        "run_name='__main__')"
+    )
+    data = Path(__file__).resolve().parents[1] / "data" / "tmy_hourly_temperature.csv"
+    done = subprocess.run(
+        [sys.executable, "-c", code, "--data", str(data), "--columns", "miami",
+         "--step", "1h", "--out", str(tmp_path / "m")],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 1
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("error: scripts/train.py needs TensorFlow and Keras")
+    assert "pip install 'edge-lstm[train]'" in lines[0]
+    assert not (tmp_path / "m.tflite").exists()

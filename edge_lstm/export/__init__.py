@@ -27,6 +27,7 @@ __all__ = [
     "export_model",
     "load_keras",
     "quiet_tensorflow",
+    "require_keras",
 ]
 
 
@@ -220,3 +221,15 @@ def quiet_tensorflow() -> None:
     # oneDNN prints a note at import even so; without it rounding differs by ~1e-7, far inside
     # the parity tolerance, and parity is measured on what runs.
     os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+
+
+def require_keras(what: str) -> None:
+    """Check TensorFlow/Keras can be imported; else one ``ModelError`` line naming the extra."""
+    quiet_tensorflow()  # before the first TensorFlow import, or its C++ start-up notes show
+    try:
+        import keras  # noqa: F401
+    except ImportError as exc:
+        raise ModelError(
+            f"{what} needs TensorFlow and Keras, the train extra ({exc.name} is not "
+            "installed): pip install 'edge-lstm[train]'"
+        ) from None
