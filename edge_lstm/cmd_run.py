@@ -90,11 +90,10 @@ def check_model(config: Config) -> None:
     from .runtime import StepModel
 
     path = config.model or default_model_path()
-    if not path.is_file():
-        raise ModelError(f"model {path}: file not found (set model = PATH.tflite)")
-    if path.suffix != ".tflite":
-        raise ModelError(f"model {path}: not a .tflite file (convert it with edge-lstm export)")
-    StepModel.load(path)
+    try:
+        StepModel.load(path)
+    except ModelError as exc:
+        raise ModelError(f"model: {exc}") from None
 
 
 def _option_type(kind: Any) -> tuple[Any, dict[str, Any]]:

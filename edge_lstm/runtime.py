@@ -109,11 +109,16 @@ class StepModel:
     def load(cls, path: Path | str, backend: str | None = None) -> StepModel:
         """Load ``path`` and its sidecar metadata; every problem is one ``ModelError`` line."""
         path = Path(path)
+        # These first: the sidecar's or the checksum's complaint would point the wrong way.
+        if path.suffix != ".tflite":
+            raise ModelError(
+                f"{path}: not a .tflite file (convert a Keras model with edge-lstm export)"
+            )
+        if not path.is_file():
+            raise ModelError(f"{path}: model file not found")
         meta = ModelMeta.load(sidecar_path(path))
         try:
             content = path.read_bytes()
-        except FileNotFoundError:
-            raise ModelError(f"{path}: model file not found") from None
         except OSError as exc:
             raise ModelError(f"{path}: cannot read model file ({exc.strerror})") from exc
         digest = hashlib.sha256(content).hexdigest()

@@ -83,7 +83,7 @@ def test_unknown_key_in_config_file(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("model", "needle"),
     [
-        ("nope.tflite", "nope.tflite: file not found"),
+        ("nope.tflite", "nope.tflite: model file not found"),
         ("models/default.json", "not a .tflite file"),
     ],
 )

@@ -93,9 +93,15 @@ def test_backend_is_reported_and_overridable(golden_model: Path) -> None:
 
 
 def test_missing_model_or_metadata(tmp_path: Path, golden_model: Path) -> None:
-    with pytest.raises(ModelError, match=r"nothing\.json: metadata file not found"):
+    # The error names what is wrong, not what a later check would trip on (issue 12, item 4).
+    with pytest.raises(ModelError, match=r"nothing\.tflite: model file not found"):
         StepModel.load(tmp_path / "nothing.tflite")
+    with pytest.raises(ModelError, match=r"model\.keras: not a \.tflite file .*edge-lstm export"):
+        StepModel.load(tmp_path / "model.keras")
     model = copy_model(golden_model, tmp_path)
+    model.with_suffix(".json").unlink()
+    with pytest.raises(ModelError, match=r"golden\.json: metadata file not found"):
+        StepModel.load(model)
     model.unlink()
     with pytest.raises(ModelError, match=r"golden\.tflite: model file not found"):
         StepModel.load(model)
