@@ -295,7 +295,16 @@ class MqttLink:
             except (RuntimeError, ValueError) as exc:
                 log.warning("could not publish %s before disconnecting: %s", OFFLINE, exc)
         self._client.disconnect()
-        self._client.loop_stop()
+        # paho's loop_stop() joins its network thread with no timeout: a thread stuck in a
+        # socket call would hang the shutdown until systemd's SIGKILL. Bounded here; the thread
+        # is a daemon thread, so the process still exits.
+        stopper = threading.Thread(
+            target=self._client.loop_stop, name="edge-lstm-mqtt-stop", daemon=True
+        )
+        stopper.start()
+        stopper.join(timeout_s)
+        if stopper.is_alive():
+            log.error("the MQTT network thread did not stop within %.1fs; exiting", timeout_s)
         self.connected.clear()
 
     # -- used by the worker --------------------------------------------------------------------

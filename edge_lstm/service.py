@@ -7,6 +7,7 @@ intake, lets the worker finish its batch and snapshot, publishes ``offline`` and
 
 from __future__ import annotations
 
+import faulthandler
 import logging
 import queue
 import signal
@@ -33,6 +34,10 @@ from .snapshots import SnapshotKeeper, open_journal
 __all__ = ["Daemon", "Journal", "NullJournal"]
 
 log = logging.getLogger(__name__)
+
+STOP_STACKS_AFTER_S = 15.0
+"""A stop still running after this long prints every stack (it takes ~11 s at most; the unit's
+TimeoutStopSec is 20 s)."""
 
 CLOSE_CHECK_S = 1.0
 """How often the worker looks for buckets to close on the wall clock."""
@@ -144,7 +149,13 @@ class Daemon:
         while not self._stop.wait(1.0):
             pass
         failed = self._worker_error is not None
-        self.stop()
+        # Every wait in stop() is bounded (worker, offline publish, network thread); should one
+        # still hang, every thread's stack goes to stderr (the journal) for the bug report.
+        faulthandler.dump_traceback_later(STOP_STACKS_AFTER_S, exit=False)
+        try:
+            self.stop()
+        finally:
+            faulthandler.cancel_dump_traceback_later()
         return 1 if failed else 0
 
     def request_stop(self) -> None:

@@ -343,3 +343,27 @@ def test_home_assistant_birth_flood_is_not_amplified(
         publisher.close()
         configs.close()
         observer.close()
+
+
+def test_a_network_thread_that_will_not_stop_does_not_hang_the_shutdown(
+    mosquitto: Mosquitto, golden_model: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """paho's loop_stop() joins its thread with no timeout: a stuck thread hung SIGTERM until
+    systemd's SIGKILL (seen once in CI), losing the final snapshot's clean exit."""
+    daemon = Daemon(_in_process(mosquitto, golden_model, unique_prefix("nostop")), env={})
+    stuck = threading.Event()
+    daemon.start()
+    client = daemon.link._client
+    real_loop_stop = client.loop_stop
+    client.loop_stop = lambda: stuck.wait() or real_loop_stop()  # type: ignore[method-assign]
+    result: list[int] = []
+    try:
+        daemon.request_stop()
+        waiter = threading.Thread(target=lambda: result.append(daemon.wait()), daemon=True)
+        with caplog.at_level(logging.ERROR):
+            waiter.start()
+            waiter.join(30.0)
+        assert result == [0], "the shutdown hung on the network thread"
+        assert "MQTT network thread did not stop" in caplog.text
+    finally:
+        stuck.set()
