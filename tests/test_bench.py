@@ -11,6 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from edge_lstm.bench.engine import QUICK_COUNTS, StepClock, measure_rate
+from edge_lstm.bench.inputs import bench_model_paths
 from edge_lstm.bench.report import cpu_model, machine_info, ratio
 from edge_lstm.cli import app
 
@@ -46,7 +47,8 @@ def test_ratio_and_rate_helpers() -> None:
 ROOT = Path(__file__).resolve().parent.parent
 # Format 1 (the bench's plain model) beside the default, format 2 (lags of a day and a week,
 # time of day and day of week, a per-sensor level): every section runs either.
-PLAIN_MODEL = ROOT / "edge_lstm" / "bench" / "models" / "plain.tflite"
+# (Where the installed package has it: the Debian 13 phase runs these tests against the wheel.)
+PLAIN_MODEL = bench_model_paths()["plain"]
 
 
 @pytest.fixture(params=["default", "plain"])
