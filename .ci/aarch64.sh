@@ -88,10 +88,17 @@ if ! mosquitto_sub -p "$port" -t edge-lstm/status -C 1 -W 180 | grep -q online; 
   echo "aarch64: the daemon did not come online" >&2
   exit 1
 fi
-mosquitto_sub -p "$port" -t 'edge-lstm/+/forecast' -C 40 -W 300 >"$root.forecasts" &
+# Until the first warm ("ok") forecast: the default model warms up for a week (168 steps), and a
+# batch of several steps publishes only its newest forecast, so no fixed count of them will do.
+stdbuf -oL mosquitto_sub -p "$port" -t 'edge-lstm/+/forecast' -W 300 >"$root.forecasts" &
 sub_pid=$!
 ci_run "$root" /tmp/venv/bin/edge-lstm replay --broker "127.0.0.1:$port" --columns greensboro \
-  --speed 20 --duration 12
+  --speed 30 --duration 10
+for _ in $(seq 240); do
+  grep -q '"status":"ok"' "$root.forecasts" && break
+  sleep 0.5
+done
+kill "$sub_pid" 2>/dev/null || true
 wait "$sub_pid" || true
 kill "$daemon_pid"
 wait "$daemon_pid" || true
