@@ -16,9 +16,19 @@ export QEMU_CPU=cortex-a72
 registered=""
 daemon_pid=""
 broker_pid=""
+port=""
+stop_daemon() {
+  [ -n "$daemon_pid" ] || return 0
+  kill "$daemon_pid" 2>/dev/null
+  # $! is the shell around env/chroot: the emulated daemon itself would outlive it (and keep
+  # this script's lock), so end it by its command line, which names this run's port.
+  pkill -TERM -f "edge-lstm run --broker 127.0.0.1:$port" 2>/dev/null
+  wait "$daemon_pid" 2>/dev/null
+  daemon_pid=""
+}
 cleanup() {
   set +e
-  if [ -n "$daemon_pid" ]; then kill "$daemon_pid"; wait "$daemon_pid"; fi 2>/dev/null
+  stop_daemon
   if [ -n "$broker_pid" ]; then kill "$broker_pid"; wait "$broker_pid"; fi 2>/dev/null
   ci_leave
   # The handler is machine-wide: leave the machine as it was.
@@ -100,9 +110,7 @@ for _ in $(seq 240); do
 done
 kill "$sub_pid" 2>/dev/null || true
 wait "$sub_pid" || true
-kill "$daemon_pid"
-wait "$daemon_pid" || true
-daemon_pid=""
+stop_daemon || true
 if ! grep -q '"status":"ok"' "$root.forecasts"; then
   tail -20 "$root.daemon.log" >&2
   echo "aarch64: no warm forecast came back ($(wc -l <"$root.forecasts") forecasts)" >&2
