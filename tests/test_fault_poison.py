@@ -198,18 +198,26 @@ def test_a_dead_network_thread_ends_the_daemon(
     # what the daemon does when the network thread dies anyway.
     object.__setattr__(config, "keepalive_s", 100_000)
     daemon = Daemon(config, env={})
-    result: list[int] = []
     try:
         daemon.start()
-        waiter = threading.Thread(target=lambda: result.append(daemon.wait()), daemon=True)
-        with caplog.at_level(logging.ERROR):
-            waiter.start()
-            waiter.join(30.0)
+        result = _wait_logging_errors(daemon, caplog)
         assert result == [1], "the daemon did not notice its network thread had died"
         assert "MQTT network thread has died" in caplog.text
     finally:
         daemon.request_stop()
         daemon.stop()
+
+
+def _wait_logging_errors(
+    daemon: Daemon, caplog: pytest.LogCaptureFixture, timeout_s: float = 30.0
+) -> list[int]:
+    """``daemon.wait()`` in a thread, ERRORs captured: ``[exit code]``, or ``[]`` if it hung."""
+    result: list[int] = []
+    waiter = threading.Thread(target=lambda: result.append(daemon.wait()), daemon=True)
+    with caplog.at_level(logging.ERROR):
+        waiter.start()
+        waiter.join(timeout_s)
+    return result
 
 
 def _pings(sock: socket.socket, seconds: float) -> int:
@@ -356,13 +364,9 @@ def test_a_network_thread_that_will_not_stop_does_not_hang_the_shutdown(
     client = daemon.link._client
     real_loop_stop = client.loop_stop
     client.loop_stop = lambda: stuck.wait() or real_loop_stop()  # type: ignore[method-assign]
-    result: list[int] = []
     try:
         daemon.request_stop()
-        waiter = threading.Thread(target=lambda: result.append(daemon.wait()), daemon=True)
-        with caplog.at_level(logging.ERROR):
-            waiter.start()
-            waiter.join(30.0)
+        result = _wait_logging_errors(daemon, caplog)
         assert result == [0], "the shutdown hung on the network thread"
         assert "MQTT network thread did not stop" in caplog.text
     finally:
