@@ -13,8 +13,8 @@ from .errors import (
 )
 
 if TYPE_CHECKING:  # the real imports are lazy (below), for type checkers they are plain
-    from .baselines import NaiveForecaster, SeasonalNaiveForecaster
-    from .forecaster import Forecaster
+    from .model.baselines import NaiveForecaster, SeasonalNaiveForecaster
+    from .model.forecaster import Forecaster
 
 __version__ = "0.1.0"
 
@@ -34,13 +34,13 @@ __all__ = [
 
 
 def __getattr__(name: str) -> object:
-    # Lazy, so that `import edge_lstm.metadata` (the exporter, pure tests) loads no interpreter.
+    # Lazy, so that `import edge_lstm.model.metadata` (exporter, pure tests) loads no interpreter.
     if name == "Forecaster":
-        from .forecaster import Forecaster
+        from .model.forecaster import Forecaster
 
         return Forecaster
     if name in ("NaiveForecaster", "SeasonalNaiveForecaster"):
-        from . import baselines
+        from .model import baselines
 
         return getattr(baselines, name)
     raise AttributeError(f"module 'edge_lstm' has no attribute {name!r}")

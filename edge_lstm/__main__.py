@@ -1,5 +1,5 @@
 """``python -m edge_lstm`` is ``edge-lstm``."""
 
-from .cli import app
+from .cli.app import app
 
 app()

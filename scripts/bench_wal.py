@@ -22,8 +22,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from edge_lstm.resample import Reading
-from edge_lstm.wal import WriteAheadLog
+from edge_lstm.daemon.wal import WriteAheadLog
+from edge_lstm.stream.resample import Reading
 
 
 def _rate(run: Callable[[], int], seconds: float) -> float:
@@ -74,7 +74,7 @@ def measure_daemon(
     from edge_lstm.bench.clients import Recorder
     from edge_lstm.bench.e2e import _wait_all_reached
     from edge_lstm.bench.harness import DaemonProcess, broker_for_bench, future_start, publish
-    from edge_lstm.metadata import ModelMeta, sidecar_path
+    from edge_lstm.model.metadata import ModelMeta, sidecar_path
 
     step_s = ModelMeta.load(sidecar_path(model)).step_s
     start_ts = future_start(step_s)

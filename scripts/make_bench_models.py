@@ -21,8 +21,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # the test kit's model builder, shared rather than copied
 
-from edge_lstm.features import InputSpec  # noqa: E402
-from edge_lstm.metadata import Scaler  # noqa: E402
+from edge_lstm.model.features import InputSpec  # noqa: E402
+from edge_lstm.model.metadata import Scaler  # noqa: E402
 from tests.covariate_model import build_model  # noqa: E402
 
 UNITS = 32

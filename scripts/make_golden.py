@@ -48,7 +48,7 @@ def build_model() -> object:
 def main() -> None:
     from edge_lstm.export import ExportOptions, export_model
     from edge_lstm.export.architecture import build_step_model, describe
-    from edge_lstm.metadata import Scaler
+    from edge_lstm.model.metadata import Scaler
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("tests/golden"))

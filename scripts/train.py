@@ -13,7 +13,8 @@ and the forecast band) and the held-out last quarter, never seen in training.
 With no other flag the inputs follow the data (see docs/training.md): the value one day and one
 week before the predicted step (the week only when the data holds three), the time of day and
 weekday of the predicted step in ``--timezone``, and a per-sensor level (the mean of the last day).
-Every input row comes from :func:`edge_lstm.features.training_inputs`, the code the device runs.
+Every input row comes from :func:`edge_lstm.model.features.training_inputs`, the code the device
+runs.
 The model is one LSTM layer and a Dense head, trained teacher-forced on many overlapping windows.
 
 The exported ``.tflite`` is then replayed over the whole series through the device's
@@ -40,11 +41,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from edge_lstm.csvdata import DataError, Series, load_csv
 from edge_lstm.errors import EdgeLstmError
 from edge_lstm.export.options import parse_duration, parse_names
-from edge_lstm.features import CALENDAR_KINDS, InputSpec, training_inputs
-from edge_lstm.metadata import Scaler, Validation, sidecar_path
+from edge_lstm.model.features import CALENDAR_KINDS, InputSpec, training_inputs
+from edge_lstm.model.metadata import Scaler, Validation, sidecar_path
+from edge_lstm.offline.csvdata import DataError, Series, load_csv
 
 DAY_S = 86_400.0
 #: Rolling-origin forecasts scored per series on the held-out part (MSTL refits at each one).
@@ -268,10 +269,10 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def run(args: argparse.Namespace, argv: list[str] | None) -> None:
-    from edge_lstm.evaluate import band_coverage, evaluate, residuals
     from edge_lstm.export import ExportOptions, export_model, require_keras
-    from edge_lstm.forecaster import Forecaster
-    from edge_lstm.peers import make_peer, peer_available
+    from edge_lstm.model.forecaster import Forecaster
+    from edge_lstm.offline.evaluate import band_coverage, evaluate, residuals
+    from edge_lstm.offline.peers import make_peer, peer_available
 
     require_keras("scripts/train.py")  # before minutes of data work, one line naming the extra
     started = time.monotonic()
@@ -382,7 +383,7 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> None:
     }
     meta = replace(result.meta, validation=validation, info=info)
     meta.save(sidecar_path(tflite))
-    from edge_lstm.cmd_evaluate import format_table
+    from edge_lstm.cli.evaluate import format_table
 
     print(
         f"wrote {keras_path}, {tflite} ({result.size_bytes / 1024:.1f} KiB), {sidecar_path(tflite)}"

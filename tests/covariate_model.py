@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_lstm.features import InputSpec
-from edge_lstm.metadata import ModelMeta, Scaler, StateTensor, Validation, sidecar_path
+from edge_lstm.model.features import InputSpec
+from edge_lstm.model.metadata import ModelMeta, Scaler, StateTensor, Validation, sidecar_path
 
 
 def build_model(
@@ -83,7 +83,7 @@ def build_model(
 
 def scaler_for(values: np.ndarray, spec: InputSpec) -> Scaler:
     """A scaler fit on the level-removed values, as train.py fits it."""
-    from edge_lstm.features import training_inputs
+    from edge_lstm.model.features import training_inputs
 
     _, _, level = training_inputs(values, None, InputSpec(level_window=spec.level_window), _ID)
     residual = values.reshape(len(values), -1)[1:] - level

@@ -163,7 +163,7 @@ class DaemonProcess:
         full_env = {k: v for k, v in os.environ.items() if not k.startswith("EDGE_LSTM_")}
         full_env.pop("NOTIFY_SOCKET", None)
         full_env.update(env or {})
-        code = "from edge_lstm.cli import app; app()"
+        code = "from edge_lstm.cli.app import app; app()"
         self.proc = subprocess.Popen(
             [sys.executable, "-c", code, "run", *args],
             stdout=subprocess.DEVNULL,

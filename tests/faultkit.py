@@ -31,7 +31,7 @@ from tests.mosquitto import Mosquitto, rss_bytes
 BASE_TS = 1_704_067_200.0
 WAIT_S = 30.0
 
-_LAUNCH = "from edge_lstm.cli import app; app()"
+_LAUNCH = "from edge_lstm.cli.app import app; app()"
 
 
 def toml_value(value: object) -> str:
@@ -329,7 +329,7 @@ def expected_forecasts(
     model: Path, ids: Sequence[str], data: np.ndarray, horizon: int | None = None
 ) -> dict[str, list[np.ndarray]]:
     """Per sensor, the forecast after each step of an uninterrupted run, ``(H, F)`` each."""
-    from edge_lstm.forecaster import Forecaster
+    from edge_lstm.model.forecaster import Forecaster
 
     forecaster = Forecaster.load(model)
     out: dict[str, list[np.ndarray]] = {s: [] for s in ids}
@@ -360,7 +360,7 @@ def step_index(doc: Mapping[str, Any], step_s: float) -> int:
 
 def iso_of_step(k: int, step_s: float) -> str:
     """ISO time of step ``k`` as the daemon writes ``last_obs_at``."""
-    from edge_lstm.payloads import iso
+    from edge_lstm.stream.documents import iso
 
     return iso(BASE_TS + k * step_s)
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from edge_lstm.errors import UnknownSensorError
-from edge_lstm.forecaster import SensorForecaster
+from edge_lstm.model.forecaster import SensorForecaster
 
 Make = Callable[[], SensorForecaster]
 

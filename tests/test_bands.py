@@ -1,4 +1,4 @@
-"""The published 80% band and its per-sensor online calibration (edge_lstm.bands)."""
+"""The published 80% band and its per-sensor online calibration (edge_lstm.model.bands)."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge_lstm.bands import BandCalibrator
-from edge_lstm.csvdata import load_csv
-from edge_lstm.forecaster import Forecaster
-from edge_lstm.runtime import StepModel
-from edge_lstm.state import StateStore
+from edge_lstm.model.bands import BandCalibrator
+from edge_lstm.model.forecaster import Forecaster
+from edge_lstm.model.runtime import StepModel
+from edge_lstm.model.state import StateStore
+from edge_lstm.offline.csvdata import load_csv
 
 from .conftest import ROOT
 
@@ -165,9 +165,9 @@ def test_interval_is_the_forecast_plus_the_band(default_model: Path) -> None:
 def test_the_daemon_publishes_each_sensors_calibrated_band(default_model: Path) -> None:
     import json
 
-    from edge_lstm.config import Config
-    from edge_lstm.messages import Inbound
-    from edge_lstm.pipeline import Pipeline
+    from edge_lstm.daemon.config import Config
+    from edge_lstm.daemon.pipeline import Pipeline
+    from edge_lstm.stream.readings import Inbound
 
     data = load_csv(ROOT / "data" / "tmy_hourly_temperature.csv")
     pipeline = Pipeline(Forecaster.load(default_model), Config.load(overrides={}))

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from edge_lstm.bench.engine import QUICK_COUNTS, StepClock, measure_rate
 from edge_lstm.bench.inputs import bench_model_paths
 from edge_lstm.bench.report import cpu_model, machine_info, ratio
-from edge_lstm.cli import app
+from edge_lstm.cli.app import app
 
 from .mosquitto import Mosquitto
 
@@ -118,7 +118,7 @@ def test_inputs_quick_json_compares_two_same_size_models() -> None:
 
 def test_shipped_bench_models_load_and_differ_only_in_inputs() -> None:
     from edge_lstm.bench.inputs import bench_model_paths
-    from edge_lstm.forecaster import Forecaster
+    from edge_lstm.model.forecaster import Forecaster
 
     plain, seasonal = (Forecaster.load(p) for p in bench_model_paths().values())
     assert plain.meta.layers == seasonal.meta.layers

@@ -7,13 +7,13 @@ import re
 import pytest
 from typer.testing import CliRunner
 
-from edge_lstm.cli import app
+from edge_lstm.cli.app import app
 
 COMMANDS = sorted(str(c.name) for c in app.registered_commands)
 
 
 def test_every_command_renders_help_the_same_way() -> None:
-    from edge_lstm.cli_help import EdgeCommand
+    from edge_lstm.cli.help import EdgeCommand
 
     assert "replay" in COMMANDS and "status" in COMMANDS
     assert all(c.cls is EdgeCommand for c in app.registered_commands)
@@ -52,7 +52,7 @@ def test_arguments_are_named_like_man_pages() -> None:
 
 
 def test_run_help_names_every_environment_variable_and_default() -> None:
-    from edge_lstm.config import FIELDS
+    from edge_lstm.daemon.config import FIELDS
 
     text = help_of("run")
     flat = " ".join(line.strip("│ ") for line in text.splitlines())

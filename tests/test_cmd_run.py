@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from edge_lstm.cli import app
-from edge_lstm.config import FIELDS
+from edge_lstm.cli.app import app
+from edge_lstm.daemon.config import FIELDS
 
 runner = CliRunner()
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from edge_lstm.config import FIELDS, Config, field_help, split_broker
+from edge_lstm.daemon.config import FIELDS, Config, field_help, split_broker
 from edge_lstm.errors import ConfigError
 
 
@@ -222,7 +222,7 @@ def test_docs_list_every_setting() -> None:
 def test_default_model_path_candidates() -> None:
     import sys
 
-    from edge_lstm.paths import default_model_candidates, default_model_path
+    from edge_lstm.model.paths import default_model_candidates, default_model_path
 
     repo, wheel = default_model_candidates()
     assert repo.parts[-2:] == ("models", "default.tflite")

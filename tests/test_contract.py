@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from edge_lstm.baselines import NaiveForecaster, SeasonalNaiveForecaster
-from edge_lstm.forecaster import Forecaster, SensorForecaster
-from edge_lstm.runtime import StepModel
+from edge_lstm.model.baselines import NaiveForecaster, SeasonalNaiveForecaster
+from edge_lstm.model.forecaster import Forecaster, SensorForecaster
+from edge_lstm.model.runtime import StepModel
 
 from .forecaster_contract import CHECKS, Make
 

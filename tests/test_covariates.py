@@ -13,14 +13,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge_lstm.csvdata import load_csv
 from edge_lstm.errors import StateFileError
-from edge_lstm.features import InputSpec, output_values, step_inputs, training_inputs
-from edge_lstm.forecaster import Forecaster
-from edge_lstm.metadata import Scaler
-from edge_lstm.resample import Reading, Resampler, apply_events
-from edge_lstm.runtime import StepModel
-from edge_lstm.state import StateStore
+from edge_lstm.model.features import InputSpec, output_values, step_inputs, training_inputs
+from edge_lstm.model.forecaster import Forecaster
+from edge_lstm.model.metadata import Scaler
+from edge_lstm.model.runtime import StepModel
+from edge_lstm.model.state import StateStore
+from edge_lstm.offline.csvdata import load_csv
+from edge_lstm.stream.resample import Reading, Resampler, apply_events
 
 from .conftest import ROOT
 from .covariate_model import build_model, scaler_for
@@ -278,8 +278,8 @@ def test_calendar_rows_computed_ahead_equal_rows_computed_one_at_a_time(
     model_path: Path, series: np.ndarray
 ) -> None:
     """One new step time computes the next ones with it (across the DST change): same values."""
-    from edge_lstm.calendar import calendar_features
-    from edge_lstm.covariates import CALENDAR_AHEAD
+    from edge_lstm.model.calendar import calendar_features
+    from edge_lstm.model.covariates import CALENDAR_AHEAD
 
     fc = fresh(model_path)
     assert fc.inputs is not None
@@ -303,10 +303,10 @@ def test_snapshot_and_journal_replay_equal_an_uninterrupted_daemon(
     """What the daemon does after a crash: restore the snapshot, replay the journaled readings."""
     import json
 
-    from edge_lstm.config import Config
-    from edge_lstm.messages import Inbound
-    from edge_lstm.pipeline import Pipeline
-    from edge_lstm.snapshots import SnapshotKeeper
+    from edge_lstm.daemon.config import Config
+    from edge_lstm.daemon.pipeline import Pipeline
+    from edge_lstm.daemon.snapshots import SnapshotKeeper
+    from edge_lstm.stream.readings import Inbound
 
     def reading(t: int) -> Reading:
         return Reading("s", (float(series[t, 0]),), float(TIMES[t]) + 60.0)

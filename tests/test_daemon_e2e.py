@@ -21,8 +21,8 @@ import numpy as np
 import paho.mqtt.client as paho
 import pytest
 
-from edge_lstm.forecaster import Forecaster
-from edge_lstm.payloads import iso
+from edge_lstm.model.forecaster import Forecaster
+from edge_lstm.stream.documents import iso
 
 from .daemon_run import Collector, DaemonProcess, Publisher, Received, retained
 from .mosquitto import Mosquitto, Pki, unique_prefix

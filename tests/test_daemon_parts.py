@@ -11,11 +11,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge_lstm.homeassistant import discovery_messages, object_id
-from edge_lstm.metadata import ModelMeta, Validation, sidecar_path
-from edge_lstm.payloads import ForecastFormatter, iso
-from edge_lstm.sdnotify import Notifier
-from edge_lstm.topics import OutputTopics
+from edge_lstm.daemon.homeassistant import discovery_messages, object_id
+from edge_lstm.daemon.sdnotify import Notifier
+from edge_lstm.model.metadata import ModelMeta, Validation, sidecar_path
+from edge_lstm.stream.documents import ForecastFormatter, iso
+from edge_lstm.stream.topics import OutputTopics
 
 
 @pytest.fixture
@@ -135,9 +135,10 @@ def test_daemon_core_modules_import_no_paho_or_tensorflow() -> None:
     import subprocess
     import sys
 
-    modules = "config, messages, topics, health, payloads, homeassistant, sdnotify, pipeline"
+    modules = "config, health, homeassistant, sdnotify, pipeline"
     code = (
-        f"from edge_lstm import {modules}\nimport sys\n"
+        f"from edge_lstm.daemon import {modules}\n"
+        "from edge_lstm.stream import readings, topics, documents\nimport sys\n"
         "print(sorted({m.split('.')[0] for m in sys.modules}))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

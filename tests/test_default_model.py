@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_lstm.csvdata import parse_time
-from edge_lstm.forecaster import Forecaster
+from edge_lstm.model.forecaster import Forecaster
+from edge_lstm.offline.csvdata import parse_time
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "data" / "tmy_hourly_temperature.csv"

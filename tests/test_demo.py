@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from edge_lstm.demo import Scoreboard, format_table
+from edge_lstm.demo.scoreboard import Scoreboard, format_table
 
 from .mosquitto import Mosquitto
 
@@ -20,7 +20,7 @@ SENSORS = ("greensboro", "sand_point", "miami")
 CLI = [
     sys.executable,
     "-c",
-    "import sys; from edge_lstm.cli import app; sys.argv[0]='edge-lstm'; app()",
+    "import sys; from edge_lstm.cli.app import app; sys.argv[0]='edge-lstm'; app()",
 ]
 
 

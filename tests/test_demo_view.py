@@ -7,8 +7,8 @@ import sys
 import pytest
 from rich.console import Console
 
-from edge_lstm.demo import Scoreboard, format_table
-from edge_lstm.demo_view import rich_table
+from edge_lstm.demo.scoreboard import Scoreboard, format_table
+from edge_lstm.demo.view import rich_table
 
 from .terminal import run_in_terminal
 

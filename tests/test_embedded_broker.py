@@ -12,7 +12,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 pytest.importorskip("amqtt")
 
-from edge_lstm.embedded_broker import EmbeddedBroker
+from edge_lstm.demo.embedded_broker import EmbeddedBroker
 from edge_lstm.errors import BrokerError
 
 V2 = CallbackAPIVersion.VERSION2

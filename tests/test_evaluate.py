@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from edge_lstm.cli import app
-from edge_lstm.cmd_evaluate import EXIT_BAD_DATA
-from edge_lstm.csvdata import DataError, load_csv, parse_time
-from edge_lstm.evaluate import evaluate
-from edge_lstm.forecaster import Forecaster
+from edge_lstm.cli.app import app
+from edge_lstm.cli.evaluate import EXIT_BAD_DATA
+from edge_lstm.model.forecaster import Forecaster
+from edge_lstm.offline.csvdata import DataError, load_csv, parse_time
+from edge_lstm.offline.evaluate import evaluate
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ROOT / "data" / "tmy_hourly_temperature.csv"
@@ -286,7 +286,9 @@ def test_peer_mstl_is_scored_on_the_same_origins(default_model: Path, tmp_path: 
 
 
 def test_peer_without_statsforecast_names_the_extra(default_model: Path, miami: Path) -> None:
-    code = "import sys; sys.modules['statsforecast'] = None; from edge_lstm.cli import app; app()"
+    code = (
+        "import sys; sys.modules['statsforecast'] = None; from edge_lstm.cli.app import app; app()"
+    )
     done = subprocess.run(
         [sys.executable, "-c", code, "evaluate", "--model", str(default_model),
          "--data", str(miami), "--peer", "mstl"],

@@ -19,11 +19,11 @@ pytest.importorskip("tensorflow")
 import keras  # noqa: E402
 from typer.testing import CliRunner  # noqa: E402
 
-from edge_lstm.cli import app  # noqa: E402
+from edge_lstm.cli.app import app  # noqa: E402
 from edge_lstm.errors import ModelError  # noqa: E402
 from edge_lstm.export import ExportOptions, export_model, load_keras  # noqa: E402
-from edge_lstm.metadata import ModelMeta, Scaler  # noqa: E402
-from edge_lstm.runtime import StepModel  # noqa: E402
+from edge_lstm.model.metadata import ModelMeta, Scaler  # noqa: E402
+from edge_lstm.model.runtime import StepModel  # noqa: E402
 
 KNOWN, HORIZON = 16, 12  # 28 compared steps per sequence
 L = keras.layers

@@ -20,7 +20,7 @@ pytest.importorskip("tensorflow")
 import keras  # noqa: E402
 from typer.testing import CliRunner  # noqa: E402
 
-from edge_lstm.cli import app  # noqa: E402
+from edge_lstm.cli.app import app  # noqa: E402
 from edge_lstm.errors import ModelError  # noqa: E402
 from edge_lstm.export import ExportOptions, export_model  # noqa: E402
 from edge_lstm.export.architecture import describe  # noqa: E402
@@ -29,9 +29,9 @@ from edge_lstm.export.parity import (  # noqa: E402
     forecaster_rollout,
     keras_covariate_rollout,
 )
-from edge_lstm.features import InputSpec  # noqa: E402
-from edge_lstm.metadata import ModelMeta, Scaler  # noqa: E402
-from edge_lstm.runtime import StepModel  # noqa: E402
+from edge_lstm.model.features import InputSpec  # noqa: E402
+from edge_lstm.model.metadata import ModelMeta, Scaler  # noqa: E402
+from edge_lstm.model.runtime import StepModel  # noqa: E402
 
 L = keras.layers
 SPEC = InputSpec(
@@ -137,7 +137,7 @@ def test_export_without_the_train_extra_names_it(tmp_path: Path) -> None:
     """Keras made unimportable in a real subprocess: one line with the install command."""
     code = (
         "import sys; sys.modules['keras'] = None; sys.modules['tensorflow'] = None; "
-        "from edge_lstm.cli import app; app()"
+        "from edge_lstm.cli.app import app; app()"
     )
     done = subprocess.run(
         [sys.executable, "-c", code, "export", str(tmp_path / "m.keras"), "-o", "m.tflite"],

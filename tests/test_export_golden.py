@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from edge_lstm.errors import ModelError
-from edge_lstm.runtime import StepModel, available_backends
+from edge_lstm.model.runtime import StepModel, available_backends
 
 GOLDEN = Path(__file__).parent / "golden"
 

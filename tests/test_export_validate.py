@@ -9,7 +9,7 @@ import pytest
 
 from edge_lstm.export.options import parse_duration, parse_names, parse_scaler
 from edge_lstm.export.validate import baseline_forecasts, rollout_forecasts, validation_report
-from edge_lstm.runtime import StepModel
+from edge_lstm.model.runtime import StepModel
 
 GOLDEN = Path(__file__).parent / "golden" / "golden.tflite"
 

@@ -21,10 +21,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge_lstm.forecaster import Forecaster
-from edge_lstm.metadata import ModelMeta
-from edge_lstm.resample import Reading
-from edge_lstm.wal import encode_reading, frame
+from edge_lstm.daemon.wal import encode_reading, frame
+from edge_lstm.model.forecaster import Forecaster
+from edge_lstm.model.metadata import ModelMeta
+from edge_lstm.stream.resample import Reading
 from tests.faultkit import (
     BASE_TS,
     DaemonProcess,

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from edge_lstm.metadata import ModelMeta
+from edge_lstm.model.metadata import ModelMeta
 from tests.conftest import skip_or_fail
 from tests.faultkit import (
     BASE_TS,

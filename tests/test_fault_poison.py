@@ -25,11 +25,11 @@ from pathlib import Path
 import pytest
 from paho.mqtt.enums import MQTTErrorCode
 
-from edge_lstm import mqtt as mqtt_module
-from edge_lstm.config import Config
-from edge_lstm.forecaster import Forecaster
-from edge_lstm.metadata import ModelMeta
-from edge_lstm.service import Daemon
+from edge_lstm.daemon import mqtt as mqtt_module
+from edge_lstm.daemon.config import Config
+from edge_lstm.daemon.service import Daemon
+from edge_lstm.model.forecaster import Forecaster
+from edge_lstm.model.metadata import ModelMeta
 from tests.faultkit import (
     BASE_TS,
     DaemonProcess,

@@ -1,4 +1,4 @@
-"""The input-vector rules shared by training and the device (edge_lstm.features)."""
+"""The input-vector rules shared by training and the device (edge_lstm.model.features)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edge_lstm.features import (
+from edge_lstm.model.features import (
     InputSpec,
     calendar_features,
     output_values,
@@ -19,7 +19,7 @@ from edge_lstm.features import (
     training_inputs,
     utc_offsets_s,
 )
-from edge_lstm.metadata import Scaler
+from edge_lstm.model.metadata import Scaler
 
 ALL = ("time_of_day", "day_of_week", "day_of_year")
 

@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from edge_lstm.errors import StateFileError
-from edge_lstm.forecaster import Forecaster
-from edge_lstm.runtime import StepModel
+from edge_lstm.model.forecaster import Forecaster
+from edge_lstm.model.runtime import StepModel
 
 finite = st.floats(min_value=-1e3, max_value=1e3, allow_nan=False, allow_infinity=False)
 vector = st.lists(finite, min_size=2, max_size=2)

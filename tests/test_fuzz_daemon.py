@@ -20,7 +20,7 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from edge_lstm.metadata import ModelMeta
+from edge_lstm.model.metadata import ModelMeta
 from tests.faultkit import (
     BASE_TS,
     DaemonProcess,

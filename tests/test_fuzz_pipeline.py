@@ -17,10 +17,10 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from edge_lstm.config import Config
-from edge_lstm.forecaster import Forecaster
-from edge_lstm.messages import Inbound
-from edge_lstm.pipeline import Pipeline
+from edge_lstm.daemon.config import Config
+from edge_lstm.daemon.pipeline import Pipeline
+from edge_lstm.model.forecaster import Forecaster
+from edge_lstm.stream.readings import Inbound
 
 T0 = 1_704_067_200.0
 STEP = 60.0

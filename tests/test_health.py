@@ -7,7 +7,7 @@ import logging
 import numpy as np
 import pytest
 
-from edge_lstm.health import AccuracyTracker, Counters, LatencyRing, RateLimitedLog
+from edge_lstm.daemon.health import AccuracyTracker, Counters, LatencyRing, RateLimitedLog
 
 
 def test_rate_limited_log(caplog: pytest.LogCaptureFixture) -> None:

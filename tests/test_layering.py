@@ -8,17 +8,17 @@ import sys
 import pytest
 
 PURE = [
-    "edge_lstm.metadata",
-    "edge_lstm.resample",
-    "edge_lstm.state",
+    "edge_lstm.model.metadata",
+    "edge_lstm.stream.resample",
+    "edge_lstm.model.state",
     "edge_lstm.errors",
-    "edge_lstm.features",
-    "edge_lstm.calendar",
-    "edge_lstm.history",
-    "edge_lstm.covariates",
-    "edge_lstm.bands",
-    "edge_lstm.values",
-    "edge_lstm.scaler",
+    "edge_lstm.model.features",
+    "edge_lstm.model.calendar",
+    "edge_lstm.model.history",
+    "edge_lstm.model.covariates",
+    "edge_lstm.model.bands",
+    "edge_lstm.model.values",
+    "edge_lstm.model.scaler",
 ]
 
 
@@ -35,10 +35,12 @@ def test_pure_core_imports_no_outside_library(module: str) -> None:
 
 
 def test_forecaster_loads_an_interpreter_only_when_a_model_is_loaded() -> None:
-    loaded = modules_after("import edge_lstm, edge_lstm.forecaster, edge_lstm.baselines")
+    loaded = modules_after(
+        "import edge_lstm, edge_lstm.model.forecaster, edge_lstm.model.baselines"
+    )
     assert not loaded & {"paho", "tensorflow", "ai_edge_litert", "tflite_runtime", "keras"}
 
 
 def test_cli_import_is_light() -> None:
-    loaded = modules_after("import edge_lstm.cli")
+    loaded = modules_after("import edge_lstm.cli.app")
     assert not loaded & {"tensorflow", "keras", "matplotlib", "amqtt"}

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from edge_lstm.errors import PayloadError
-from edge_lstm.messages import REASONS, parse_payload
+from edge_lstm.stream.readings import REASONS, parse_payload
 
 ARRIVAL = 1_700_000_000.0
 ONE = ("temperature",)

@@ -9,7 +9,7 @@ from pathlib import Path
 CODE = """
 import os, sys
 from edge_lstm import Forecaster
-from edge_lstm.native_log import without_xnnpack_notice
+from edge_lstm.model.native_log import without_xnnpack_notice
 fc = Forecaster.load(sys.argv[1])
 fc.observe("s", 21.5, at=1_700_000_000.0)
 print(fc.forecast("s", 3).shape)

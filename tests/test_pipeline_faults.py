@@ -14,13 +14,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge_lstm.config import Config
+from edge_lstm.daemon.config import Config
+from edge_lstm.daemon.pipeline import Outgoing, Pipeline
+from edge_lstm.daemon.wal import WriteAheadLog
 from edge_lstm.errors import PayloadError
-from edge_lstm.forecaster import Forecaster
-from edge_lstm.messages import REASONS, Inbound, parse_payload
-from edge_lstm.pipeline import Outgoing, Pipeline
-from edge_lstm.resample import Reading, Resampler, StepEvent
-from edge_lstm.wal import WriteAheadLog
+from edge_lstm.model.forecaster import Forecaster
+from edge_lstm.stream.readings import REASONS, Inbound, parse_payload
+from edge_lstm.stream.resample import Reading, Resampler, StepEvent
 
 T0 = 1_704_067_200.0  # 2024-01-01, far behind the wall clock of any test run
 HUGE = 10**400

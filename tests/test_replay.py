@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from edge_lstm.cli import app
-from edge_lstm.csvdata import load_csv
-from edge_lstm.replay import first_row_at, reading_payload
+from edge_lstm.cli.app import app
+from edge_lstm.offline.csvdata import load_csv
+from edge_lstm.offline.replay import first_row_at, reading_payload
 
 from .daemon_run import Collector, DaemonProcess
 from .mosquitto import Mosquitto, unique_prefix

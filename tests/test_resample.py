@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edge_lstm.baselines import NaiveForecaster
-from edge_lstm.resample import (
+from edge_lstm.model.baselines import NaiveForecaster
+from edge_lstm.stream.resample import (
     DuplicateReading,
     LateReading,
     Reading,

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 from edge_lstm.errors import ModelError
-from edge_lstm.metadata import ModelMeta, sidecar_path
-from edge_lstm.runtime import BATCH_SIZES, StepModel, available_backends
+from edge_lstm.model.metadata import ModelMeta, sidecar_path
+from edge_lstm.model.runtime import BATCH_SIZES, StepModel, available_backends
 
 GOLDEN_TOLERANCE = 1e-5
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 import pytest
 
-from edge_lstm.metadata import ModelMeta
+from edge_lstm.model.metadata import ModelMeta
 from tests.faultkit import (
     BASE_TS,
     DaemonProcess,
@@ -107,7 +107,7 @@ def test_tls_and_password_end_to_end_without_leaking_the_secret(
         assert SECRET not in daemon.log()
         assert SECRET not in json.dumps(health)
         validated = subprocess.run(
-            [sys.executable, "-c", "from edge_lstm.cli import app; app()", "run",
+            [sys.executable, "-c", "from edge_lstm.cli.app import app; app()", "run",
              "--config", str(daemon.config_path), "--validate-config"],
             capture_output=True, text=True, timeout=60, check=False,
         )  # fmt: skip

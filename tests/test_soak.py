@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from edge_lstm.metadata import ModelMeta
+from edge_lstm.model.metadata import ModelMeta
 from tests.faultkit import (
     BASE_TS,
     DaemonProcess,

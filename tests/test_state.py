@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from edge_lstm.errors import StateFileError, UnknownSensorError
-from edge_lstm.state import MAGIC, StateStore
+from edge_lstm.model.state import MAGIC, StateStore
 
 
 def filled(capacity: int = 4) -> StateStore:

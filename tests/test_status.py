@@ -9,11 +9,17 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from edge_lstm.cli import app
-from edge_lstm.csvdata import parse_time
-from edge_lstm.metadata import ModelMeta
-from edge_lstm.payloads import iso
-from edge_lstm.status import DaemonStatus, accuracy_rows, band_column, step_label, summary_rows
+from edge_lstm.cli.app import app
+from edge_lstm.daemon.status import (
+    DaemonStatus,
+    accuracy_rows,
+    band_column,
+    step_label,
+    summary_rows,
+)
+from edge_lstm.model.metadata import ModelMeta
+from edge_lstm.offline.csvdata import parse_time
+from edge_lstm.stream.documents import iso
 
 from .daemon_run import Collector, DaemonProcess, Publisher
 from .mosquitto import Mosquitto, unique_prefix

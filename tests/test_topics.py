@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from edge_lstm.errors import ConfigError, PayloadError
-from edge_lstm.topics import (
+from edge_lstm.stream.topics import (
     OutputTopics,
     TopicRouter,
     TopicTemplate,

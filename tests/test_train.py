@@ -12,8 +12,8 @@ import pytest
 pytestmark = pytest.mark.train
 pytest.importorskip("tensorflow")
 
-from edge_lstm.metadata import ModelMeta  # noqa: E402
-from edge_lstm.runtime import StepModel  # noqa: E402
+from edge_lstm.model.metadata import ModelMeta  # noqa: E402
+from edge_lstm.model.runtime import StepModel  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 

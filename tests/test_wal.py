@@ -11,9 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from edge_lstm.daemon.wal import MAGIC, WriteAheadLog, decode_reading, encode_reading, frame, scan
 from edge_lstm.errors import StateFileError
-from edge_lstm.resample import Reading
-from edge_lstm.wal import MAGIC, WriteAheadLog, decode_reading, encode_reading, frame, scan
+from edge_lstm.stream.resample import Reading
 
 finite = st.floats(allow_nan=False, allow_infinity=False, width=64)
 readings = st.builds(

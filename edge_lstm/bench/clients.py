@@ -1,7 +1,8 @@
 """Plain paho clients for the bench and the demo: a recording subscriber and a paced publisher.
 
 Bare paho on purpose: the bench compares the daemon with what paho alone receives, so these
-clients do nothing per message but record it. (The daemon's own MQTT code is ``edge_lstm.mqtt``.)
+clients do nothing per message but record it. (The daemon's own MQTT code is
+``edge_lstm.daemon.mqtt``.)
 """
 
 from __future__ import annotations

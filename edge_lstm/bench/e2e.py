@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from ..metadata import ModelMeta, sidecar_path
+from ..model.metadata import ModelMeta, sidecar_path
 from .clients import Recorder
 from .harness import DaemonProcess, broker_for_bench, future_start, publish
 from .publish import sensor_ids

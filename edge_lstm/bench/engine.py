@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from ..metadata import ModelMeta
+from ..model.metadata import ModelMeta
 from .report import ratio
 
 FULL_COUNTS = (1, 64, 1000, 10_000)
@@ -72,8 +72,8 @@ def run_engine(
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Measure every count; returns the JSON-able ``engine`` section of the bench report."""
-    from ..forecaster import Forecaster
-    from ..runtime import StepModel
+    from ..model.forecaster import Forecaster
+    from ..model.runtime import StepModel
 
     model = StepModel.load(model_path, backend=backend)
     meta = model.meta

@@ -80,7 +80,7 @@ def edge_lstm_command() -> list[str]:
     return [
         sys.executable,
         "-c",
-        "import sys; from edge_lstm.cli import app; sys.argv[0] = 'edge-lstm'; app()",
+        "import sys; from edge_lstm.cli.app import app; sys.argv[0] = 'edge-lstm'; app()",
     ]
 
 

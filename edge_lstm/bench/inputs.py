@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from ..metadata import ModelMeta, sidecar_path
+from ..model.metadata import ModelMeta, sidecar_path
 from .engine import FULL_COUNTS, QUICK_COUNTS, StepClock, bench_values
 
 __all__ = ["FULL_COUNTS", "LIMIT", "MODELS", "QUICK_COUNTS", "bench_model_paths", "run_inputs"]
@@ -50,7 +50,7 @@ class _Subject:
     """One model's forecaster, its sensors' readings and its step clock."""
 
     def __init__(self, path: Path, sensors: int, backend: str | None) -> None:
-        from ..forecaster import Forecaster
+        from ..model.forecaster import Forecaster
 
         self.forecaster = Forecaster.load(path, backend=backend, max_sensors=max(sensors, 1))
         self.meta: ModelMeta = self.forecaster.meta

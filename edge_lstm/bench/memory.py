@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..metadata import ModelMeta, sidecar_path
+from ..model.metadata import ModelMeta, sidecar_path
 from .harness import DaemonProcess, broker_for_bench, future_start, publish
 
 ROUNDS = 3

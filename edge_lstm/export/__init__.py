@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ModelError
-from ..features import InputSpec
-from ..metadata import ModelMeta, Parity, Scaler, StateTensor, Validation, sidecar_path
+from ..model.features import InputSpec
+from ..model.metadata import ModelMeta, Parity, Scaler, StateTensor, Validation, sidecar_path
 from .architecture import Architecture, build_step_model, describe, reference_model
 from .convert import Converted, convert
 from .parity import TOLERANCE, ParityResult, check_covariate_parity, check_parity
@@ -93,7 +93,7 @@ def export_model(model: Any, output: Path, options: ExportOptions) -> ExportResu
     with contextlib.redirect_stdout(io.StringIO()):  # the converter prints its SavedModel path
         converted = convert(step, options.quantize)
     meta = _meta(arch, converted, features, scaler, options, output, spec)
-    from ..runtime import StepModel
+    from ..model.runtime import StepModel
 
     step_model = StepModel(converted.content, meta, backend=None, source=str(output))
     reference = reference_model(model, arch)

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ModelError
-from ..metadata import Layer
+from ..model.metadata import Layer
 
 RECURRENT = ("LSTM", "GRU")
 

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ModelError
-from ..metadata import QUANTIZE_MODES, forbidden_ops
+from ..model.metadata import QUANTIZE_MODES, forbidden_ops
 
 
 @dataclass(frozen=True)

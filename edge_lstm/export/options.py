@@ -7,7 +7,7 @@ import math
 import re
 from pathlib import Path
 
-from ..metadata import Scaler
+from ..model.metadata import Scaler
 
 _UNITS_S = {"": 1.0, "s": 1.0, "sec": 1.0, "min": 60.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _DURATION = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*([a-z]*)\s*$")

@@ -1,14 +1,15 @@
 """Prove that the exported single-step model forecasts like the original Keras model.
 
 A model with lags, calendar or level inputs (metadata ``inputs``) is checked on its whole rollout:
-the Keras side builds every input row with :func:`edge_lstm.features.training_inputs` on the
-series extended by its own predictions, the device side is :class:`edge_lstm.forecaster.Forecaster`
+the Keras side builds every input row with :func:`edge_lstm.model.features.training_inputs` on
+the series extended by its own predictions, the device side is
+:class:`edge_lstm.model.forecaster.Forecaster`
 (``observe_batch(..., at=...)`` then ``forecast_batch``), which keeps its own history ring.
 
 The Keras side is the loop users run (see ``shared/seeds``): reset the states, feed the known
 sequence one step at a time, then feed each prediction back as the next input. Stateless models
 have no state to carry, so they are re-run on the growing sequence instead, which is what their
-own ``predict`` would give. The TFLite side is :class:`edge_lstm.runtime.StepModel`: the real
+own ``predict`` would give. The TFLite side is :class:`edge_lstm.model.runtime.StepModel`: the real
 interpreter, through the same code the device runs.
 """
 
@@ -20,9 +21,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from ..features import InputSpec, output_values, training_inputs
-from ..metadata import Scaler
-from ..runtime import StepModel
+from ..model.features import InputSpec, output_values, training_inputs
+from ..model.metadata import Scaler
+from ..model.runtime import StepModel
 from .architecture import Architecture, reset_states
 
 FloatArray = npt.NDArray[np.float32]
@@ -228,7 +229,7 @@ def forecaster_rollout(
     horizon: int,
 ) -> npt.NDArray[np.float64]:
     """The same forecasts through the device's :class:`Forecaster` (history ring, calendar)."""
-    from ..forecaster import Forecaster
+    from ..model.forecaster import Forecaster
 
     forecaster = Forecaster(step_model)
     ids = [f"parity-{i}" for i in range(values.shape[0])]

@@ -1,7 +1,8 @@
 """Multi-step rollout validation of an exported model against naive and seasonal-naive forecasts.
 
-Pure numpy plus :class:`edge_lstm.runtime.StepModel`: the model is validated as it will run on the
-device, with its state carried from the start of each series (never reset at the held-out tail).
+Pure numpy plus :class:`edge_lstm.model.runtime.StepModel`: the model is validated as it will run
+on the device, with its state carried from the start of each series (never reset at the held-out
+tail).
 """
 
 from __future__ import annotations
@@ -9,8 +10,8 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from ..metadata import Validation
-from ..runtime import StepModel
+from ..model.metadata import Validation
+from ..model.runtime import StepModel
 
 Array = npt.NDArray[np.float64]
 

@@ -1,0 +1,1 @@
+"""The daemon (`edge-lstm run`): config, the MQTT link, the pipeline, persistence and health."""

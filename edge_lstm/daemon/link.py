@@ -1,0 +1,75 @@
+"""What the daemon needs of its broker connection: the surface ``MqttLink`` and a test fake share.
+
+The service talks to the broker only through this protocol, so the pipeline and service can be
+tested in process with a fake link, and the one module that imports paho stays behind it.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable, Mapping
+from typing import Protocol
+
+from ..stream.readings import Inbound
+from .config import Config
+
+
+class Link(Protocol):
+    """A started connection: readings arrive on the intake queue, the worker publishes and acks."""
+
+    connected: threading.Event
+    dropped: int
+    publish_dropped: int
+    last_error: str
+
+    @property
+    def reconnects(self) -> int:
+        """Successful connects after the first."""
+        ...
+
+    def start(self) -> None:
+        """Start connecting in the background; return at once."""
+        ...
+
+    def network_problem(self, now_mono: float) -> tuple[bool, str]:
+        """(fatal, why): whether the network side can no longer make progress, and why."""
+        ...
+
+    def pause_intake(self) -> None:
+        """Stop handing readings to the intake queue (shutdown)."""
+        ...
+
+    def stop(self, timeout_s: float = 3.0) -> None:
+        """Publish offline, disconnect and join the network side."""
+        ...
+
+    def publish(self, topic: str, payload: bytes | str, qos: int = 0, retain: bool = False) -> bool:
+        """Queue one publish; False when it was dropped (the queue is full or we are offline)."""
+        ...
+
+    def hold_wakeups(self) -> None:
+        """Batch what follows (acks, publishes) into one wake-up of the network side."""
+        ...
+
+    def release_wakeups(self) -> None:
+        """End a batch started by ``hold_wakeups``."""
+        ...
+
+    def ack(self, mid: int, qos: int) -> None:
+        """Acknowledge one received message, once the worker has made it durable."""
+        ...
+
+
+class LinkFactory(Protocol):
+    """How the daemon makes its link (``MqttLink`` in production, a fake in tests)."""
+
+    def __call__(
+        self,
+        config: Config,
+        subscriptions: list[str],
+        status_topic: str,
+        intake: queue.Queue[Inbound],
+        on_connected: Callable[[], None] | None = None,
+        extra_handlers: Mapping[str, Callable[[bytes], None]] | None = None,
+    ) -> Link: ...

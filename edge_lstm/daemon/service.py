@@ -1,0 +1,477 @@
+"""The daemon: one worker thread owns the interpreter; paho's thread only feeds it a queue.
+
+Lifecycle: ``start()`` loads the model, restores the snapshot (and replays the journal),
+connects in the background, starts the worker and tells systemd ``READY=1``. ``stop()`` stops
+intake, lets the worker finish its batch and snapshot, publishes ``offline`` and disconnects.
+"""
+
+from __future__ import annotations
+
+import faulthandler
+import logging
+import queue
+import signal
+import threading
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from types import FrameType
+
+from .. import __version__
+from ..model.bands import TAIL
+from ..model.forecaster import Forecaster
+from ..model.paths import default_model_path
+from ..stream.readings import Inbound
+from ..stream.resample import Reading
+from .config import Config
+from .homeassistant import discovery_messages
+from .homeassistant import status_topic as ha_status_topic
+from .link import Link, LinkFactory
+from .mqtt import MqttLink
+from .pipeline import Journal, NullJournal, Outgoing, Pipeline
+from .sdnotify import Notifier
+from .snapshots import SnapshotKeeper, open_journal
+
+__all__ = ["Daemon", "Journal", "NullJournal"]
+
+log = logging.getLogger(__name__)
+
+STOP_STACKS_AFTER_S = 15.0
+"""A stop still running after this long prints every stack (it takes ~11 s at most; the unit's
+TimeoutStopSec is 20 s)."""
+
+CLOSE_CHECK_S = 1.0
+"""How often the worker looks for buckets to close on the wall clock."""
+HA_ANNOUNCE_MIN_S = 10.0
+"""Home Assistant discovery is republished at most this often, whatever floods its status."""
+FORCED_SNAPSHOT_RETRY_S = 2.0
+"""After a failed snapshot, the earliest next try outside the regular interval."""
+SNAPSHOT_SLACK_BYTES = 65_536
+
+
+class NetworkThreadDied(RuntimeError):
+    """paho's network thread ended: nothing would ever be received or published again."""
+
+
+class Daemon:
+    """``edge-lstm run`` as an object: ``start()``, ``stop()``, ``run_forever()``, ``health()``."""
+
+    def __init__(
+        self,
+        config: Config,
+        env: Mapping[str, str] | None = None,
+        link_factory: LinkFactory = MqttLink,
+    ) -> None:
+        self.config = config
+        self._link_factory = link_factory
+        self.notifier = Notifier(env)
+        self.model_path: Path = config.model or default_model_path()
+        self._intake: queue.Queue[Inbound] = queue.Queue(maxsize=config.queue_size)
+        self._stop = threading.Event()
+        self._stopped = threading.Event()
+        self._reload = threading.Event()
+        self._ha_online = threading.Event()
+        self._worker: threading.Thread | None = None
+        self._worker_error: BaseException | None = None
+        self._announced: set[str] = set()
+        self._next_announce_mono = 0.0
+        # Readings accepted but not yet durable (durability=wal with a failing journal): their
+        # messages stay unacknowledged, so the broker keeps them, until a journal write or a
+        # snapshot covers them. Bounded by the broker's receive window.
+        self._unjournaled: list[Reading] = []
+        self._unacked: list[tuple[int, int]] = []
+        self._next_forced_snapshot_mono = 0.0
+        self._network_stuck = False
+        self._started_mono = time.monotonic()
+        self._last_health: dict[str, object] = {}
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Load the model and state, connect in the background, start the worker (non-blocking).
+
+        Raises ``ModelError``/``ConfigError``/``BrokerError``/``StateFileError`` for problems a
+        user must fix; nothing is left running in that case.
+        """
+        c = self.config
+        forecaster = Forecaster.load(self.model_path, max_sensors=c.max_sensors)
+        journal = open_journal(c)
+        self.pipeline = Pipeline(forecaster, c, journal)
+        self.keeper = SnapshotKeeper(c.state_dir)
+        self.keeper.restore(self.pipeline)
+        journal.keep_free(2 * self.keeper.last_size_bytes + SNAPSHOT_SLACK_BYTES)
+        replayed = self.pipeline.replay(journal.replay_records())
+        if replayed:
+            log.info("replayed %d journaled reading(s)", replayed)
+        extra: dict[str, Callable[[bytes], None]] = {}
+        if c.homeassistant:
+            extra[ha_status_topic(c.homeassistant_prefix)] = self._on_ha_status
+        self.link: Link = self._link_factory(
+            c,
+            self.pipeline.router.subscriptions,
+            self.pipeline.out.status,
+            self._intake,
+            on_connected=self._ha_online.set if c.homeassistant else None,
+            extra_handlers=extra,
+        )
+        meta = forecaster.meta
+        log.info(
+            "model %s (%s, sha256 %s…): step %gs, horizon %d, %d feature(s); broker %s",
+            self.model_path, forecaster.model.backend, meta.tflite_sha256[:12], meta.step_s,
+            self.pipeline.horizon, meta.n_features, c.broker,
+        )  # fmt: skip
+        self._started_mono = time.monotonic()
+        self._last_health = self._health_doc()  # before the worker owns the state
+        self.link.start()
+        self._worker = threading.Thread(target=self._work, name="edge-lstm-worker", daemon=True)
+        self._worker.start()
+        self.notifier.ready(f"model {meta.name}, broker {c.broker}")
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        """Clean shutdown: stop intake, finish the batch, snapshot, publish offline, disconnect."""
+        if self._stopped.is_set() or self._worker is None:
+            return
+        self._stopped.set()
+        self.notifier.stopping()
+        self.link.pause_intake()
+        self._stop.set()
+        self._worker.join(timeout_s)
+        if self._worker.is_alive():
+            log.error(
+                "worker did not finish within %.1fs; exiting without a final snapshot", timeout_s
+            )
+        self.link.stop(timeout_s=min(3.0, timeout_s))
+        log.info("stopped")
+
+    def run_forever(self) -> int:
+        """Start, block until SIGTERM/SIGINT (SIGHUP reloads the model), stop; the exit code."""
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGINT, self._on_signal)
+        signal.signal(signal.SIGHUP, self._on_signal)
+        self.start()
+        return self.wait()
+
+    def wait(self) -> int:
+        """Block until a stop is requested (or the worker died), stop; the exit code."""
+        while not self._stop.wait(1.0):
+            pass
+        failed = self._worker_error is not None
+        # Every wait in stop() is bounded (worker, offline publish, network thread); should one
+        # still hang, every thread's stack goes to stderr (the journal) for the bug report.
+        faulthandler.dump_traceback_later(STOP_STACKS_AFTER_S, exit=False)
+        try:
+            self.stop()
+        finally:
+            faulthandler.cancel_dump_traceback_later()
+        return 1 if failed else 0
+
+    def request_stop(self) -> None:
+        """Ask ``run_forever`` to return (thread-safe)."""
+        self._stop.set()
+
+    def request_reload(self) -> None:
+        """Reload the model file at the worker's next turn (what SIGHUP does)."""
+        self._reload.set()
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        if signum == signal.SIGHUP:
+            log.info("SIGHUP: reloading the model from %s", self.model_path)
+            self._reload.set()
+        else:
+            log.info("%s: shutting down", signal.Signals(signum).name)
+            self._stop.set()
+
+    def _on_ha_status(self, payload: bytes) -> None:
+        # Home Assistant restarted: it wants discovery again. A flood of these only sets the
+        # flag again; the worker announces at most once per HA_ANNOUNCE_MIN_S.
+        if payload.strip() == b"online":
+            self._ha_online.set()
+
+    # -- the worker ------------------------------------------------------------------------------
+
+    def _work(self) -> None:
+        try:
+            self._loop()
+        except BaseException as exc:  # the process must not linger without a worker
+            self._worker_error = exc
+            log.critical("worker crashed: %r; saving state and exiting", exc, exc_info=True)
+            # What the worker did up to here is saved; systemd (Restart=on-failure) restarts
+            # the process on its non-zero exit code.
+            try:
+                self._final_snapshot()
+            except Exception as snap_exc:
+                log.critical("final snapshot after the crash failed: %r", snap_exc)
+            self._stop.set()
+            return
+        self._final_snapshot()
+
+    def _loop(self) -> None:
+        c = self.config
+        now = time.monotonic()
+        next_health = now + min(1.0, c.health_interval_s)
+        next_snapshot = now + c.snapshot_interval_s
+        next_close = next_watchdog = now
+        watchdog_s = self.notifier.watchdog_interval_s
+        while not self._stop.is_set():
+            batch = self._drain(timeout_s=0.2)
+            if batch:
+                self._handle(batch)
+            now = time.monotonic()
+            if now >= next_close:
+                self._publish(self.pipeline.close_due(time.time()))
+                next_close = now + CLOSE_CHECK_S
+            if self._reload.is_set():
+                self._reload.clear()
+                self._reload_model()
+            if self._ha_online.is_set() and now >= self._next_announce_mono:
+                self._ha_online.clear()
+                self._next_announce_mono = now + HA_ANNOUNCE_MIN_S
+                self._announce(self.pipeline.forecaster.sensors(), force=True)
+            if now >= next_health:
+                self._publish_health()
+                next_health = now + c.health_interval_s
+            if now >= next_snapshot or self._snapshot_due(now):
+                self._snapshot()
+                next_snapshot = now + c.snapshot_interval_s
+            network_ok = self._check_network(now)
+            if watchdog_s is not None and now >= next_watchdog and network_ok:
+                # From this loop, and only while the network loop turns too: a stuck worker
+                # or a dead MQTT thread stops the pings, and systemd restarts the service.
+                self.notifier.watchdog()
+                next_watchdog = now + watchdog_s
+
+    def _drain(self, timeout_s: float) -> list[Inbound]:
+        try:
+            first = self._intake.get(timeout=timeout_s)
+        except queue.Empty:
+            return []
+        batch = [first]
+        limit = self.config.batch_max
+        # Linger a little: readings trickling in one by one would otherwise cost one full
+        # interpreter rollout (horizon steps) each instead of sharing it.
+        deadline = time.monotonic() + self.config.batch_wait_ms / 1000.0
+        while len(batch) < limit:
+            try:
+                batch.append(self._intake.get_nowait())
+            except queue.Empty:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                try:
+                    batch.append(self._intake.get(timeout=remaining))
+                except queue.Empty:
+                    break
+        return batch
+
+    def _handle(self, batch: list[Inbound]) -> None:
+        started = time.monotonic()
+        now = time.time()
+        pipeline = self.pipeline
+        events, readings = pipeline.accept(batch, now)
+        outgoing = pipeline.advance(events, now)
+        # Journaled after the events are applied: a snapshot that makes room for the journal
+        # then holds this batch too. Readings left over from a failed write go first, so the
+        # log keeps each sensor's order.
+        pending = self._unjournaled + readings if self._unjournaled else readings
+        if pipeline.journal_readings(pending, now, make_room=self._make_room):
+            acks = [(m.mid, m.qos) for m in batch]
+            if self._unacked:
+                acks, self._unacked, self._unjournaled = self._unacked + acks, [], []
+            self._ack(acks)  # handled and durable: the broker may forget them
+        else:
+            # Not journaled: not acknowledged. The broker keeps them until a snapshot (which
+            # holds their effect, see _snapshot_due) or a later journal write covers them.
+            self._unjournaled = pending
+            self._unacked += [(m.mid, m.qos) for m in batch]
+        self._publish(outgoing)
+        pipeline.record_latency(started, batch)
+
+    def _ack(self, acks: list[tuple[int, int]]) -> None:
+        link = self.link
+        link.hold_wakeups()  # one wake-up of paho's network thread for the batch's acks
+        try:
+            for mid, qos in acks:
+                link.ack(mid, qos)
+        finally:
+            link.release_wakeups()
+
+    def _snapshot_due(self, now: float) -> bool:
+        """A snapshot before the log passes ``wal_max_bytes``, or to cover unjournaled ones."""
+        if self._unacked and now >= self._next_forced_snapshot_mono:
+            return True
+        journal = self.pipeline.journal
+        return journal.size_bytes() > self.config.wal_max_bytes // 2 and (
+            now >= self._next_forced_snapshot_mono
+        )
+
+    def _make_room(self) -> bool:
+        """A snapshot for a full journal (not more often than a failing disk allows)."""
+        return time.monotonic() >= self._next_forced_snapshot_mono and self._snapshot()
+
+    def _snapshot(self) -> bool:
+        """Snapshot now; on success acknowledge what it made durable and resize the reserve."""
+        saved = self.keeper.save(self.pipeline)
+        if saved:
+            self.pipeline.journal.keep_free(2 * self.keeper.last_size_bytes + SNAPSHOT_SLACK_BYTES)
+            if self._unacked:
+                acks, self._unacked, self._unjournaled = self._unacked, [], []
+                self._ack(acks)
+        else:
+            # A failing disk is not hammered with snapshot attempts once per batch.
+            self._next_forced_snapshot_mono = time.monotonic() + FORCED_SNAPSHOT_RETRY_S
+        return saved
+
+    def _check_network(self, now: float) -> bool:
+        """False while paho's network loop is stuck; a dead network thread ends the worker."""
+        fatal, why = self.link.network_problem(now)
+        if fatal:
+            raise NetworkThreadDied(why)
+        if why and not self._network_stuck:  # once per episode, not once per loop turn
+            log.error("%s; no watchdog pings until it recovers", why)
+        elif not why and self._network_stuck:
+            log.info("the MQTT network loop turns again; watchdog pings resume")
+        self._network_stuck = bool(why)
+        return not why
+
+    def _publish(self, outgoing: list[Outgoing]) -> None:
+        qos = self.config.forecast_qos
+        link = self.link
+        publish = link.publish
+        link.hold_wakeups()  # and one for its forecasts
+        try:
+            for item in outgoing:
+                publish(item.topic, item.payload, qos, item.retain)
+        finally:
+            link.release_wakeups()
+        if self.config.homeassistant and outgoing:
+            self._announce([o.sensor_id for o in outgoing if o.sensor_id], force=False)
+
+    def _announce(self, sensor_ids: list[str], force: bool) -> None:
+        c = self.config
+        if force:  # evicted or forgotten sensors leave the announced set
+            self._announced.intersection_update(sensor_ids)
+        elif len(self._announced) > 2 * max(len(self.pipeline.resampler), 1):
+            self._announced.intersection_update(self.pipeline.forecaster.sensors())
+        for sensor_id in sensor_ids:
+            if sensor_id in self._announced and not force:
+                continue
+            self._announced.add(sensor_id)
+            for topic, payload in discovery_messages(
+                c.homeassistant_prefix,
+                self.pipeline.out,
+                self.pipeline.meta,
+                sensor_id,
+                c.client_id,
+            ):
+                self.link.publish(topic, payload, qos=1, retain=True)
+
+    def _reload_model(self) -> None:
+        try:
+            from ..model.runtime import StepModel
+
+            model = StepModel.load(self.model_path)
+        except Exception as exc:  # keep serving the old model
+            log.error("model reload failed, keeping the current model: %s", exc)
+            return
+        forecaster = self.pipeline.forecaster
+        kept = forecaster.replace_model(model)
+        self.pipeline.replace_forecaster_model(forecaster, kept)
+        self._announced.clear()
+        log.info(
+            "reloaded model %s (sha256 %s…); sensor states %s",
+            model.meta.name,
+            model.meta.tflite_sha256[:12],
+            "kept" if kept else "reset (new layout)",
+        )
+
+    def _final_snapshot(self) -> None:
+        # The worker owns the forecaster, so the last snapshot is taken here, after its loop.
+        self._snapshot()
+        self._publish_health()
+        try:
+            self.pipeline.journal.close()
+        except Exception as exc:
+            log.warning("closing the journal: %s", exc)
+
+    def _publish_health(self) -> None:
+        doc = self._health_doc()
+        self._last_health = doc
+        self.link.publish(self.pipeline.out.health, _json(doc), qos=1, retain=True)
+        for sensor_id in self.pipeline.accuracy.take_dirty():
+            summary = self.pipeline.accuracy.sensor_summary(sensor_id)
+            if summary is not None:
+                topic = self.pipeline.out.accuracy(sensor_id)
+                self.link.publish(topic, _json({"sensor": sensor_id, **summary}), retain=True)
+
+    # -- health ------------------------------------------------------------------------------------
+
+    def health(self) -> dict[str, object]:
+        """The latest health document (the one published on ``PREFIX/health``).
+
+        Safe from any thread: it is a copy made by the worker, which alone touches the state
+        (at most ``min(1 s, health_interval_s)`` old after start, then ``health_interval_s``).
+        """
+        if self._worker is None or not self._worker.is_alive():
+            return self._health_doc() if hasattr(self, "pipeline") else {}
+        return dict(self._last_health)
+
+    def _health_doc(self) -> dict[str, object]:
+        p = self.pipeline
+        active, warm = p.sensors_warm()
+        meta = p.meta
+        return {
+            "version": __version__,
+            "uptime_s": round(time.monotonic() - self._started_mono, 1),
+            "connected": self.link.connected.is_set(),
+            "broker": self.config.broker,
+            "broker_error": self.link.last_error or None,
+            "model": {
+                "name": meta.name,
+                "sha256": meta.tflite_sha256,
+                "step_s": meta.step_s,
+                "horizon": p.horizon,
+                "backend": p.forecaster.model.backend,
+            },
+            "sensors_active": active,
+            "sensors_warm": warm,
+            **p.counters.as_dict(),
+            "queue_depth": self._intake.qsize(),
+            "queue_size": self.config.queue_size,
+            "queue_dropped": self.link.dropped,
+            "publish_dropped": self.link.publish_dropped,
+            "reconnects": self.link.reconnects,
+            "step_latency_ms": p.latency.percentiles(),
+            "receive_to_publish_ms": p.lag.percentiles(),
+            "accuracy": p.accuracy.summary(),
+            "band": _band_health(p.forecaster),
+            "journal_errors": p.journal_errors,
+            "state": {
+                "dir": str(self.config.state_dir) if self.config.state_dir else None,
+                "durability": self.config.durability,
+                "last_snapshot_at": self.keeper.last_saved_at,
+                "error": self.keeper.last_error or None,
+                # The write-ahead log's latest failure (durability=wal), e.g. a full disk.
+                "journal_error": getattr(p.journal, "error", "") or None,
+            },
+        }
+
+
+def _band_health(forecaster: Forecaster) -> dict[str, object] | None:
+    """Live coverage of the published 80% band per horizon step (None: the model has no band).
+
+    Every band issued since start that the actuals have scored, evicted sensors included.
+    """
+    if not forecaster.has_bands:
+        return None
+    live = forecaster.coverage()
+    return {
+        "nominal": round(1.0 - 2.0 * TAIL, 6),
+        "coverage_by_step": live["coverage"],
+        "scored_by_step": live["scored"],
+    }
+
+
+def _json(doc: Mapping[str, object]) -> bytes:
+    import json
+
+    return json.dumps(doc, separators=(",", ":")).encode("utf-8")

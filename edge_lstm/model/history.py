@@ -1,0 +1,145 @@
+"""Each sensor's recent values: a ring in the state store, for lags, level and calendar inputs.
+
+Pure numpy, columns of :class:`~edge_lstm.model.state.StateStore` (so eviction frees a sensor's
+ring and snapshots keep it). A batch is a gather and a scatter over slots, never a loop over
+sensors.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+import numpy.typing as npt
+
+from .features import InputSpec, level_sum_step
+from .state import StateStore
+
+Float64Array = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.intp]
+CountArray = npt.NDArray[np.int64]
+
+
+class HistoryRing:
+    """Each slot's last ``L`` values (observed or filled, original units) and their level.
+
+    ``values[slot]`` holds the ring twice (``2L`` rows, every value written at ``pos`` and
+    ``pos + L``), so the values in time order are the plain slice ``[pos, pos + L)``: any run of
+    history is one block per sensor (a strided view, no index arithmetic per value), which
+    makes the rollout's reads several times cheaper. Also the running sum of the last
+    ``level_window`` values (the level is O(1) per step) and the start time of each sensor's
+    latest step (``last_at``, NaN if never given), from which future step times follow.
+    """
+
+    def __init__(self, store: StateStore, spec: InputSpec, n_features: int) -> None:
+        self.spec = spec
+        self.window = spec.level_window
+        self.length = max(spec.history_len, 1)
+        self.values = store.add_column(
+            "history", (2 * self.length, n_features), np.float64, required=True
+        )
+        self.pos = store.add_column("history_pos", (), np.int64, required=True)
+        self.count = store.add_column("history_count", (), np.int64, required=True)
+        self.level_sum = store.add_column("level_sum", (n_features,), np.float64, required=True)
+        self.last_at = store.add_column("last_at", (), np.float64, fill=np.nan, required=True)
+        self._taps = [self.length - 1 - b for b in spec.taps]  # positions, newest = L-1
+        self._runs: dict[int, npt.NDArray[np.float64]] = {}
+
+    def push(
+        self, slots: IntArray, values: Float64Array, at: Float64Array | None
+    ) -> tuple[Float64Array, CountArray, Float64Array]:
+        """Append one step's values (and start time, if known); returns what the inputs read.
+
+        That is: the values at ``spec.taps`` steps back, taps first ``(K, F, B)``, the counts
+        and the levels, all after the append (one pass over the slots, no re-reading).
+        """
+        pos = self.pos[slots]
+        count = self.count[slots] + 1  # values seen since the sensor started (not capped)
+        length = self.length
+        if self.window:
+            dropped = self.values[slots, pos + length - self.window]
+            if count.min() <= self.window:  # a young sensor: nothing leaves its window yet
+                dropped[count <= self.window] = 0.0
+            level_sum = level_sum_step(self.level_sum[slots], dropped, values)
+            self.level_sum[slots] = level_sum
+            level = level_sum / np.minimum(count, self.window)[:, None]
+        else:
+            level = np.zeros(values.shape)
+        self.values[slots, pos] = values
+        self.values[slots, pos + length] = values
+        taps = np.empty((len(self._taps), values.shape[1], len(slots)))
+        taps[0] = values.T
+        for i, position in enumerate(self._taps[1:], start=1):  # still in the old coordinates
+            taps[i] = self.values[slots, pos + position + 1].T
+        pos += 1  # pos is a copy (fancy indexing)
+        pos[pos == length] = 0
+        self.pos[slots] = pos
+        self.count[slots] = count
+        if at is not None:
+            self.last_at[slots] = at
+        return taps, count, level
+
+    def level(self, slots: IntArray) -> Float64Array:
+        """Each slot's ``level_t``: the mean of its last ``min(count, level_window)`` values."""
+        if not self.window:
+            return np.zeros((len(slots), self.values.shape[2]))
+        seen = np.minimum(self.count[slots], self.window)
+        level: Float64Array = self.level_sum[slots] / seen[:, None]
+        return level
+
+    def run(self, slots: IntArray, start: int, width: int) -> Float64Array:
+        """Positions ``start .. start+width-1`` (``L-1`` the newest) as ``(width, F, B)``."""
+        view = self._runs.get(width)
+        if view is None:
+            view = np.lib.stride_tricks.sliding_window_view(self.values, width, axis=1)
+            self._runs[width] = view
+        block: Float64Array = view[slots, self.pos[slots] + start].transpose(2, 1, 0)
+        return block
+
+
+@dataclass(frozen=True)
+class RolloutPlan:
+    """Which history values a ``steps``-long rollout reads, and where each step finds them.
+
+    The rollout keeps one buffer: the history values it reads (position ``L-1`` is the newest
+    observed), then its predictions. At rollout step ``k`` (``k >= 1``; step 0 is the
+    last observed one) ``taps[k]`` are the buffer columns of ``spec.taps`` and ``dropped[k]``
+    the column of the value leaving the level window as prediction ``k - 1`` enters it.
+    """
+
+    runs: tuple[tuple[int, int, int], ...]
+    """(buffer column, first position, width) of each contiguous run of history it reads."""
+    history: int
+    """Buffer columns holding history; predictions follow."""
+    taps: tuple[IntArray, ...]
+    dropped: tuple[int, ...]
+    width: int
+
+
+@lru_cache(maxsize=32)
+def rollout_plan(spec: InputSpec, length: int, steps: int) -> RolloutPlan:
+    """The plan for ``spec`` with a ring of ``length`` values (cached: a few horizons in use)."""
+    taps = np.asarray(spec.taps, dtype=np.intp)
+    # Position p of the timeline: 0..length-1 the ring (length-1 newest), then prediction k-1
+    # at length-1+k. Step k reads positions length-1+k-taps, and drops length-1+k-window.
+    tap_positions = [length - 1 + k - taps for k in range(steps)]
+    drop_positions = [max(length - 1 + k - spec.level_window, 0) for k in range(steps)]
+    read = np.unique(np.concatenate([*tap_positions, drop_positions]))
+    observed = read[read < length]
+    column_of = np.full(length + steps, -1, dtype=np.intp)
+    column_of[observed] = np.arange(observed.size)
+    column_of[length:] = observed.size + np.arange(steps)
+    runs: list[list[int]] = []
+    for column, position in enumerate(observed.tolist()):
+        if runs and runs[-1][1] + runs[-1][2] == position:
+            runs[-1][2] += 1
+        else:
+            runs.append([column, position, 1])
+    return RolloutPlan(
+        runs=tuple((c, p, w) for c, p, w in runs),
+        history=observed.size,
+        taps=tuple(column_of[p] for p in tap_positions),
+        dropped=tuple(int(column_of[p]) for p in drop_positions),
+        width=observed.size + steps,
+    )

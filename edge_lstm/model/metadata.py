@@ -1,0 +1,296 @@
+"""The sidecar metadata of an exported single-step model (``NAME.json`` beside ``NAME.tflite``).
+
+Pure: no interpreter, no TensorFlow. ``edge-lstm export`` writes it, the runtime reads it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from ..errors import ModelError
+from .features import PLAIN, InputSpec
+from .scaler import Scaler as Scaler  # re-exported: the sidecar's scaler is part of its API
+
+#: Format 2 adds the optional ``inputs`` object (lags, calendar, level); format 1 files load as
+#: models whose input is the observed value alone.
+FORMAT_VERSION = 2
+FORMAT_VERSIONS = (1, 2)
+LAYER_KINDS = ("lstm", "gru")
+QUANTIZE_MODES = ("none", "float16", "dynamic")
+#: Ops that mean a conversion kept TensorFlow-only (Flex, custom) or stateful machinery (a WHILE
+#: loop, resource variables) that a builtin-only interpreter cannot run or runs wrongly.
+FORBIDDEN_OPS = (
+    "FLEX",
+    "CUSTOM",
+    "WHILE",
+    "VAR_HANDLE",
+    "READ_VARIABLE",
+    "ASSIGN_VARIABLE",
+    "CALL_ONCE",
+)
+
+FloatArray = npt.NDArray[np.float32]
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One recurrent layer of the original model."""
+
+    kind: str
+    units: int
+
+
+@dataclass(frozen=True)
+class StateTensor:
+    """One state vector (an LSTM has ``h`` and ``c`` per layer, a GRU only ``h``)."""
+
+    name: str
+    size: int
+    input: str
+    output: str
+
+
+@dataclass(frozen=True)
+class Parity:
+    """How closely the exported model reproduced the Keras model at export time."""
+
+    max_abs_error: float
+    tolerance: float
+    quantize: str = "none"
+    steps: int = 0
+    sequences: int = 0
+
+
+@dataclass(frozen=True)
+class Validation:
+    """Held-out multi-step rollout errors, written by ``scripts/train.py``.
+
+    ``mae`` maps a method (``lstm``, ``naive``, ``seasonal_naive``) to MAE per horizon step, in
+    original units, averaged over features. ``residual_q10`` / ``residual_q90`` are per horizon step
+    and per feature quantiles of ``actual - forecast`` of the LSTM: the forecast band is
+    ``[v + q10, v + q90]``.
+    """
+
+    horizon: int
+    season: int
+    mae: Mapping[str, Sequence[float]]
+    residual_q10: Sequence[Sequence[float]] = ()
+    residual_q90: Sequence[Sequence[float]] = ()
+    rows: int = 0
+
+    def band(self, n_features: int) -> tuple[FloatArray, FloatArray] | None:
+        """The (q10, q90) residual quantiles as ``(horizon, F)`` arrays, or None if absent."""
+        if not self.residual_q10 or not self.residual_q90:
+            return None
+        lo = np.asarray(self.residual_q10, dtype=np.float32).reshape(-1, n_features)
+        hi = np.asarray(self.residual_q90, dtype=np.float32).reshape(-1, n_features)
+        return lo, hi
+
+
+@dataclass(frozen=True)
+class ModelMeta:
+    """Everything the runtime needs to know about a ``.tflite`` single-step model."""
+
+    name: str
+    tflite_sha256: str
+    features: tuple[str, ...]
+    layers: tuple[Layer, ...]
+    x_input: str
+    y_output: str
+    state: tuple[StateTensor, ...]
+    step_s: float
+    horizon: int
+    warmup: int
+    scaler: Scaler
+    parity: Parity | None = None
+    validation: Validation | None = None
+    info: Mapping[str, Any] = field(default_factory=dict)
+    inputs: InputSpec | None = None
+    """Extra inputs of each step (format 2); None: ``x`` is the observed value alone."""
+
+    def __post_init__(self) -> None:
+        if not self.features:
+            raise ValueError("features must name at least one feature")
+        if len(set(self.features)) != len(self.features):
+            raise ValueError("feature names must be unique")
+        if len(self.scaler.mean) != len(self.features):
+            raise ValueError(
+                f"scaler has {len(self.scaler.mean)} features, model has {len(self.features)}"
+            )
+        if not self.state:
+            raise ValueError("state must list at least one tensor")
+        if any(s.size <= 0 for s in self.state):
+            raise ValueError("state sizes must be > 0")
+        if any(layer.kind not in LAYER_KINDS for layer in self.layers):
+            raise ValueError(f"layer kinds must be one of {LAYER_KINDS}")
+        if not (self.step_s > 0 and math.isfinite(self.step_s)):
+            raise ValueError("step_s must be > 0")
+        if self.horizon < 1:
+            raise ValueError("horizon must be >= 1")
+        if self.warmup < 0:
+            raise ValueError("warmup must be >= 0")
+
+    @property
+    def n_features(self) -> int:
+        """F, the values observed and predicted per step."""
+        return len(self.features)
+
+    @property
+    def input_spec(self) -> InputSpec:
+        return self.inputs if self.inputs is not None else PLAIN
+
+    @property
+    def input_width(self) -> int:
+        """D, the width of the model's ``x`` input (F for a model without extra inputs)."""
+        return self.input_spec.width(self.n_features)
+
+    @property
+    def format_version(self) -> int:
+        return 1 if self.inputs is None else 2
+
+    @property
+    def warmup_steps(self) -> int:
+        """Observed steps before a sensor's forecasts are ``ok``: warm-up and the longest lag."""
+        return max(1, self.warmup, self.input_spec.max_lag)
+
+    @property
+    def state_size(self) -> int:
+        """Width of one sensor's flattened state (all state tensors concatenated)."""
+        return sum(s.size for s in self.state)
+
+    def layout_key(self) -> tuple[object, ...]:
+        """What must match for saved states to be meaningful under another model file."""
+        return (self.features, tuple((s.name, s.size) for s in self.state), self.input_spec)
+
+    def to_json(self) -> str:
+        doc: dict[str, Any] = {
+            "format_version": self.format_version,
+            "name": self.name,
+            "tflite_sha256": self.tflite_sha256,
+            "features": list(self.features),
+            "layers": [asdict(layer) for layer in self.layers],
+            "tensors": {
+                "x": self.x_input,
+                "y": self.y_output,
+                "state": [asdict(s) for s in self.state],
+            },
+            "step_s": self.step_s,
+            "horizon": self.horizon,
+            "warmup": self.warmup,
+            "scaler": {"mean": list(self.scaler.mean), "scale": list(self.scaler.scale)},
+            "parity": asdict(self.parity) if self.parity else None,
+            "validation": _validation_doc(self.validation),
+            "info": dict(self.info),
+        }
+        if self.inputs is not None:
+            doc["inputs"] = self.inputs.to_doc()
+        return json.dumps(doc, indent=2) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str, source: str = "metadata") -> ModelMeta:
+        """Parse and validate; any problem is a ``ModelError`` naming ``source``."""
+        try:
+            doc = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ModelError(f"{source}: not valid JSON ({exc.msg} at line {exc.lineno})") from exc
+        if not isinstance(doc, dict):
+            raise ModelError(f"{source}: expected a JSON object")
+        version = doc.get("format_version")
+        if version not in FORMAT_VERSIONS:
+            raise ModelError(
+                f"{source}: format_version {version!r} is not supported (expected one of "
+                f"{', '.join(map(str, FORMAT_VERSIONS))})"
+            )
+        inputs = _input_spec(doc.get("inputs"), version, source)
+        try:
+            tensors = doc["tensors"]
+            validation = doc.get("validation")
+            parity = doc.get("parity")
+            return cls(
+                name=str(doc["name"]),
+                tflite_sha256=str(doc["tflite_sha256"]),
+                features=tuple(str(f) for f in doc["features"]),
+                layers=tuple(Layer(str(x["kind"]), int(x["units"])) for x in doc["layers"]),
+                x_input=str(tensors["x"]),
+                y_output=str(tensors["y"]),
+                state=tuple(
+                    StateTensor(str(s["name"]), int(s["size"]), str(s["input"]), str(s["output"]))
+                    for s in tensors["state"]
+                ),
+                step_s=float(doc["step_s"]),
+                horizon=int(doc["horizon"]),
+                warmup=int(doc["warmup"]),
+                scaler=Scaler(
+                    tuple(float(v) for v in doc["scaler"]["mean"]),
+                    tuple(float(v) for v in doc["scaler"]["scale"]),
+                ),
+                parity=Parity(**parity) if parity else None,
+                validation=Validation(**validation) if validation else None,
+                info=dict(doc.get("info") or {}),
+                inputs=inputs,
+            )
+        except KeyError as exc:
+            raise ModelError(f"{source}: missing key {exc.args[0]!r}") from exc
+        except (TypeError, ValueError) as exc:
+            raise ModelError(f"{source}: {exc}") from exc
+
+    @classmethod
+    def load(cls, path: Path) -> ModelMeta:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise ModelError(
+                f"{path}: metadata file not found (edge-lstm export writes it)"
+            ) from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ModelError(f"{path}: cannot read metadata ({exc})") from exc
+        return cls.from_json(text, source=str(path))
+
+    def save(self, path: Path) -> None:
+        path.write_text(self.to_json(), encoding="utf-8")
+
+
+def _input_spec(doc: object, version: int, source: str) -> InputSpec | None:
+    if doc is None:
+        return None
+    if version < 2:
+        raise ModelError(f"{source}: inputs needs format_version 2, the file says {version}")
+    try:
+        return InputSpec.from_doc(doc)
+    except ValueError as exc:
+        raise ModelError(f"{source}: {exc}") from exc
+
+
+def _validation_doc(validation: Validation | None) -> dict[str, Any] | None:
+    if validation is None:
+        return None
+    doc = asdict(validation)
+    doc["mae"] = {k: list(v) for k, v in validation.mae.items()}
+    return doc
+
+
+def forbidden_ops(ops: Iterable[str]) -> list[str]:
+    """The ops of ``ops`` that an exported single-step model must not contain."""
+    return [op for op in ops if op.upper().startswith(FORBIDDEN_OPS)]
+
+
+def sidecar_path(model_path: Path) -> Path:
+    """``models/x.tflite`` -> ``models/x.json``."""
+    return model_path.with_suffix(".json")
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()

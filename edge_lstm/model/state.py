@@ -1,0 +1,293 @@
+"""Per-sensor state in preallocated arrays, indexed by slot: one table, one eviction rule.
+
+Pure numpy: a batch is a gather (``state[slots]``) and a scatter (``state[slots] = new``), never a
+Python loop over sensors. Capacity is fixed; when it is full the least recently seen sensor is
+evicted. Besides the recurrent state, users of the store add their own per-sensor columns
+(``add_column``: the history ring, band calibration); every column is cleared on eviction and
+saved in snapshots. Snapshots are written atomically and carry a checksum and the model's sha256.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import os
+import tempfile
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from ..errors import StateFileError, UnknownSensorError
+
+log = logging.getLogger(__name__)
+
+MAGIC = b"EDGE-LSTM-STATE\x01"
+#: 2: any registered column is saved (format 1 held state, last_y, steps only; it still loads).
+SNAPSHOT_VERSION = 2
+_DIGEST_BYTES = 32
+_BUILTIN = ("state", "last_y", "steps")
+IntArray = npt.NDArray[np.intp]
+
+
+class _Column:
+    """One per-slot array with the value a fresh slot gets."""
+
+    def __init__(self, array: np.ndarray[Any, Any], fill: float, required: bool) -> None:
+        self.array = array
+        self.fill = fill
+        self.required = required
+
+
+class StateStore:
+    """Fixed-capacity table of sensor states: ``state[slot]``, ``last_y[slot]``, ``steps[slot]``.
+
+    ``last_y`` is the model's output after the sensor's latest step: its one-step prediction, in
+    model units. It is the first forecast step and the input used to fill gaps.
+    """
+
+    def __init__(self, state_size: int, n_features: int, capacity: int) -> None:
+        if capacity < 1:
+            raise ValueError("capacity must be >= 1")
+        self.capacity = capacity
+        self.state = np.zeros((capacity, state_size), dtype=np.float32)
+        self.last_y = np.zeros((capacity, n_features), dtype=np.float32)
+        self.steps = np.zeros(capacity, dtype=np.int64)
+        self._columns: dict[str, _Column] = {
+            "state": _Column(self.state, 0.0, True),
+            "last_y": _Column(self.last_y, 0.0, True),
+            "steps": _Column(self.steps, 0.0, True),
+        }
+        self._touched = np.zeros(capacity, dtype=np.int64)
+        self._clock = 0
+        self._slots: dict[str, int] = {}
+        self._ids: list[str | None] = [None] * capacity
+        self._free = list(range(capacity - 1, -1, -1))
+
+    def __len__(self) -> int:
+        return len(self._slots)
+
+    def add_column(
+        self,
+        name: str,
+        shape: tuple[int, ...] = (),
+        dtype: type[np.generic] = np.float32,
+        fill: float = 0.0,
+        required: bool = False,
+    ) -> np.ndarray[Any, Any]:
+        """Add a per-slot array ``(capacity, *shape)`` (``fill`` in fresh slots) and return it.
+
+        A snapshot without this column loads with ``fill`` unless ``required`` (then it is
+        refused: the column cannot be rebuilt, e.g. a history ring).
+        """
+        if name in self._columns:
+            raise ValueError(f"column {name!r} exists")
+        # zeros: the OS maps untouched pages lazily, so unused capacity costs no memory
+        shape = (self.capacity, *shape)
+        array = np.zeros(shape, dtype=dtype) if fill == 0 else np.full(shape, fill, dtype=dtype)
+        self._columns[name] = _Column(array, fill, required)
+        return array
+
+    def nbytes_per_sensor(self) -> int:
+        """Bytes of every per-slot array for one sensor."""
+        return int(sum(c.array[0].nbytes for c in self._columns.values())) + self._touched.itemsize
+
+    def __contains__(self, sensor_id: object) -> bool:
+        return sensor_id in self._slots
+
+    def ids(self) -> list[str]:
+        return list(self._slots)
+
+    def steps_of(self, sensor_id: str) -> int:
+        """Observed steps of a sensor (0 if unknown)."""
+        slot = self._slots.get(sensor_id)
+        return 0 if slot is None else int(self.steps[slot])
+
+    def slots(self, sensor_ids: Sequence[str]) -> IntArray:
+        """Slots of known sensors; ``UnknownSensorError`` names the first unknown one."""
+        found = list(map(self._slots.get, sensor_ids))
+        if None in found:
+            unknown = sensor_ids[found.index(None)]
+            raise UnknownSensorError(f"unknown sensor {unknown!r}")
+        return np.asarray(found, dtype=np.intp)
+
+    def acquire(self, sensor_ids: Sequence[str]) -> tuple[IntArray, list[str]]:
+        """Slots for ``sensor_ids`` (new ones get zero state); returns (slots, evicted ids).
+
+        Sensors in the batch are touched first, so eviction never takes one of them.
+        """
+        if len(set(sensor_ids)) > self.capacity:
+            raise ValueError(f"batch of {len(sensor_ids)} sensors exceeds capacity {self.capacity}")
+        self._clock += 1
+        found = list(map(self._slots.get, sensor_ids))  # map: no Python frame per sensor
+        if None not in found:  # the common case: every sensor is known
+            slots = np.asarray(found, dtype=np.intp)
+            self._touched[slots] = self._clock
+            return slots, []
+        known = [slot for slot in found if slot is not None]
+        self._touched[known] = self._clock
+        evicted: list[str] = []
+        out = np.empty(len(sensor_ids), dtype=np.intp)
+        for i, sensor_id in enumerate(sensor_ids):
+            slot = self._slots.get(sensor_id)
+            if slot is None:
+                if not self._free:
+                    evicted.append(self._evict_lru())
+                slot = self._free.pop()
+                self._slots[sensor_id] = slot
+                self._ids[slot] = sensor_id
+                self._clear(slot)
+                self._touched[slot] = self._clock
+            out[i] = slot
+        return out, evicted
+
+    def remove(self, sensor_id: str) -> bool:
+        """Forget a sensor (its next reading starts from zero state); False if unknown."""
+        slot = self._slots.pop(sensor_id, None)
+        if slot is None:
+            return False
+        self._ids[slot] = None
+        self._clear(slot)
+        self._free.append(slot)
+        return True
+
+    def clear(self) -> None:
+        for sensor_id in list(self._slots):
+            self.remove(sensor_id)
+
+    def _clear(self, slot: int) -> None:
+        for column in self._columns.values():
+            column.array[slot] = column.fill
+
+    def _evict_lru(self) -> str:
+        live = np.fromiter(self._slots.values(), np.intp, len(self._slots))
+        slot = int(live[np.argmin(self._touched[live])])
+        sensor_id = self._ids[slot]
+        assert sensor_id is not None
+        self.remove(sensor_id)
+        return sensor_id
+
+    # -- snapshots -------------------------------------------------------------------------
+
+    def save(self, path: Path, model_sha256: str, extra: Mapping[str, Any] | None = None) -> None:
+        """Write a checksummed snapshot atomically (temp file, fsync, rename, fsync dir)."""
+        ids = self.ids()
+        slots = self.slots(ids)
+        header = {
+            "model_sha256": model_sha256,
+            "ids": ids,
+            "saved_at": time.time(),
+            "version": SNAPSHOT_VERSION,
+        }
+        header["extra"] = dict(extra or {})
+        # The builtin columns keep their format-1 names so that an older edge-lstm can still
+        # read the recurrent state of a newer snapshot.
+        arrays: dict[str, Any] = {
+            "header": np.frombuffer(json.dumps(header).encode(), dtype=np.uint8),
+            "touched": self._touched[slots],
+        }
+        for name, column in self._columns.items():
+            arrays[name if name in _BUILTIN else f"col_{name}"] = column.array[slots]
+        buffer = io.BytesIO()
+        np.savez(buffer, **arrays)
+        body = buffer.getvalue()
+        atomic_write(path, MAGIC + hashlib.sha256(body).digest() + body)
+
+    def load(self, path: Path, model_sha256: str) -> dict[str, Any]:
+        """Replace the table with a snapshot; returns its ``extra``. Nothing changes on error."""
+        try:
+            blob = path.read_bytes()
+        except OSError as exc:
+            raise StateFileError(f"{path}: cannot read state snapshot ({exc.strerror})") from exc
+        header, arrays = _parse(blob, path)
+        if header.get("model_sha256") != model_sha256:
+            raise StateFileError(
+                f"{path}: snapshot belongs to model {str(header.get('model_sha256'))[:12]}…, "
+                f"not {model_sha256[:12]}…; refused"
+            )
+        ids = [str(i) for i in header["ids"]]
+        found = {}
+        for name, column in self._columns.items():
+            saved = arrays.get(name if name in _BUILTIN else f"col_{name}")
+            if saved is None:
+                if column.required:
+                    raise StateFileError(
+                        f"{path}: snapshot has no {name!r}; it is from a model without it"
+                    )
+                continue
+            if saved.shape != (len(ids), *column.array.shape[1:]):
+                raise StateFileError(
+                    f"{path}: snapshot {name!r} layout {saved.shape[1:]} does not match the "
+                    f"model's {column.array.shape[1:]}"
+                )
+            found[name] = saved
+        keep = np.argsort(arrays["touched"], kind="stable")[-self.capacity :]
+        self.clear()
+        slots, _ = self.acquire([ids[i] for i in keep])
+        for name, saved in found.items():
+            self._columns[name].array[slots] = saved[keep]
+        extra = header.get("extra") or {}
+        return dict(extra)
+
+
+def _parse(blob: bytes, path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray[Any, Any]]]:
+    if not blob.startswith(MAGIC):
+        raise StateFileError(f"{path}: not an edge-lstm state snapshot (bad magic)")
+    start = len(MAGIC)
+    digest, body = blob[start : start + _DIGEST_BYTES], blob[start + _DIGEST_BYTES :]
+    if hashlib.sha256(body).digest() != digest:
+        raise StateFileError(f"{path}: state snapshot is truncated or corrupt (checksum mismatch)")
+    try:
+        with np.load(io.BytesIO(body), allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+        for key in ("header", "touched", *_BUILTIN):
+            if key not in arrays:
+                raise KeyError(key)
+        header = json.loads(arrays.pop("header").tobytes().decode())
+    except (ValueError, KeyError, OSError) as exc:
+        raise StateFileError(f"{path}: state snapshot is unreadable ({exc})") from exc
+    if not isinstance(header, dict) or not isinstance(header.get("ids"), list):
+        raise StateFileError(f"{path}: state snapshot header is malformed")
+    return header, arrays
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Replace ``path`` with ``data`` so that a crash leaves either the old or the new file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def set_aside(path: Path, reason: str) -> Path | None:
+    """Rename an unusable snapshot to ``NAME.bad-<time>`` so that it is kept but not retried."""
+    target = path.with_name(f"{path.name}.bad-{int(time.time())}")
+    try:
+        path.rename(target)
+    except OSError as exc:
+        log.warning("could not set aside %s (%s): %s", path, reason, exc.strerror)
+        return None
+    log.warning("set aside unusable state snapshot %s -> %s: %s", path, target.name, reason)
+    return target
+
+
+def unique(ids: Iterable[str]) -> list[str]:
+    """Ids in first-seen order without repeats."""
+    return list(dict.fromkeys(ids))

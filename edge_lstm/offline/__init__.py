@@ -1,0 +1,1 @@
+"""Desktop work on recorded data: CSV loading, rolling-origin evaluation, peers, plots, replay."""

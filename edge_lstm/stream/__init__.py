@@ -1,0 +1,1 @@
+"""Sensor streams, pure: inbound readings, resampling to model steps, topics, outbound documents."""
