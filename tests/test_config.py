@@ -228,3 +228,43 @@ def test_default_model_path_candidates() -> None:
     assert repo.parts[-2:] == ("models", "default.tflite")
     assert wheel == Path(sys.prefix) / "share" / "edge-lstm" / "models" / "default.tflite"
     assert default_model_path() in (repo, wheel)
+
+
+def test_scaling_settings_default_to_one_plain_daemon() -> None:
+    c = Config.load(None, {}, {})
+    assert (c.shard, c.shard_index, c.shard_count) == ("0/1", 0, 1)
+    assert c.shared_group is None and c.broker_state is False
+
+
+def test_scaling_settings_from_toml_env_and_flags(tmp_path: Path) -> None:
+    path = write(tmp_path, 'shard = "1/3"\nshared_group = "edge"\nbroker_state = true\n')
+    c = Config.load(path, {}, {})
+    assert (c.shard_index, c.shard_count, c.shared_group, c.broker_state) == (1, 3, "edge", True)
+    env = {"EDGE_LSTM_SHARD": "2/3", "EDGE_LSTM_BROKER_STATE": "false"}
+    c = Config.load(path, env, {"shared_group": "other"})
+    assert (c.shard_index, c.shard_count, c.shared_group, c.broker_state) == (2, 3, "other", False)
+
+
+@pytest.mark.parametrize(
+    ("shard", "needle"),
+    [
+        ("3/3", "I must be"),
+        ("0/0", "N must be"),
+        ("1", "expected I/N"),
+        ("-1/2", "expected I/N"),
+        ("0/1001", "N must be"),
+        ("a/b", "expected I/N"),
+        ("", "expected I/N"),
+    ],
+)
+def test_a_bad_shard_is_one_line_naming_it(shard: str, needle: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        Config.load(None, {}, {"shard": shard})
+    message = str(info.value)
+    assert message.startswith("shard ") and needle in message and "\n" not in message
+
+
+@pytest.mark.parametrize("group", ["", "a/b", "a+", "#", "x\u202ey", "$share"])
+def test_shared_group_is_one_topic_level(group: str) -> None:
+    with pytest.raises(ConfigError, match=r"^shared_group "):
+        Config.load(None, {}, {"shared_group": group})

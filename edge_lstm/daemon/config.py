@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import re
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -199,6 +200,28 @@ class Config:
             "Largest write-ahead log: a snapshot is taken before it grows past this (bytes)."
         ),
     )
+    # --- scaling (docs/scaling.md) ---
+    shard: str = field(
+        default="0/1",
+        metadata=_help(
+            "I/N: this daemon is number I (from 0) of N and forecasts only the sensors whose "
+            "stable id hash falls in its share (N 1..1000); others are skipped as other_shard."
+        ),
+    )
+    shared_group: str | None = field(
+        default=None,
+        metadata=_help(
+            "Subscribe as $share/NAME/... (MQTT 5 shared subscription) so the broker splits the "
+            "stream; NAME is one topic level. Needs a broker that dispatches by topic hash."
+        ),
+    )
+    broker_state: bool = field(
+        default=False,
+        metadata=_help(
+            "Publish each sensor's state retained to PREFIX/state/SENSOR at each snapshot and "
+            "shutdown, and resume sensors warm from it (same model only)."
+        ),
+    )
     # --- process ---
     log_level: str = field(default="INFO", metadata=_help("DEBUG, INFO, WARNING or ERROR."))
 
@@ -214,6 +237,16 @@ class Config:
     def broker_port(self) -> int:
         """Port part of ``broker``."""
         return split_broker(self.broker)[1]
+
+    @property
+    def shard_index(self) -> int:
+        """I of ``shard = "I/N"``: this daemon's number, from 0."""
+        return parse_shard(self.shard)[0]
+
+    @property
+    def shard_count(self) -> int:
+        """N of ``shard = "I/N"``: how many daemons share the sensors."""
+        return parse_shard(self.shard)[1]
 
     def templates(self) -> tuple[TopicTemplate, ...]:
         """The parsed input topic templates."""
@@ -305,6 +338,31 @@ def split_broker(broker: str) -> tuple[str, int]:
 _TLS_SCHEMES = frozenset({"mqtts", "ssl", "tls", "wss"})
 
 
+MAX_SHARDS = 1_000
+_SHARD = re.compile(r"([0-9]{1,4})/([0-9]{1,4})")
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"1/3"`` -> ``(1, 3)``: daemon I of N, ``0 <= I < N``, ``1 <= N <= 1000``."""
+    found = _SHARD.fullmatch(text.strip())
+    if found is None:
+        raise ConfigError(f"shard {text!r}: expected I/N, e.g. '0/3' (daemon 0 of 3)")
+    index, count = int(found[1]), int(found[2])
+    if not 1 <= count <= MAX_SHARDS:
+        raise ConfigError(f"shard {text!r}: N must be between 1 and {MAX_SHARDS:,}")
+    if index >= count:
+        raise ConfigError(f"shard {text!r}: I must be between 0 and N-1 ({count - 1})")
+    return index, count
+
+
+def check_topic_level(name: str, text: str) -> str:
+    """One MQTT topic level: non-empty, no '/', '+', '#', no control or format character."""
+    if not text or any(c in text for c in "/+#\x00"):
+        raise ConfigError(f"{name} {text!r}: must be one topic level, without '/', '+' or '#'")
+    validate_output_prefix(text, name)
+    return text
+
+
 def field_help(name: str) -> str:
     """The help text of one setting."""
     return str(_FIELD_OBJECTS[name].metadata.get("help", ""))
@@ -341,6 +399,9 @@ def _check(c: Config) -> None:
         TopicTemplate(template)  # raises ConfigError naming the template
     validate_output_prefix(c.output_prefix, "output_prefix")
     validate_output_prefix(c.homeassistant_prefix, "homeassistant_prefix")
+    parse_shard(c.shard)
+    if c.shared_group is not None:
+        check_topic_level("shared_group", c.shared_group)
     _check_no_feedback(c)
     if c.qos not in (0, 1):
         raise ConfigError(f"qos must be 0 or 1, not {c.qos}")
