@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from edge_lstm.model.forecaster import Forecaster
-from edge_lstm.offline.csvdata import parse_time
+from edge_lstm.stream.timestamps import parse_timestamp as parse_time
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "data" / "tmy_hourly_temperature.csv"

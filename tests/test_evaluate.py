@@ -14,8 +14,9 @@ from typer.testing import CliRunner
 from edge_lstm.cli.app import app
 from edge_lstm.cli.evaluate import EXIT_BAD_DATA
 from edge_lstm.model.forecaster import Forecaster
-from edge_lstm.offline.csvdata import DataError, load_csv, parse_time
+from edge_lstm.offline.csvdata import DataError, load_csv
 from edge_lstm.offline.evaluate import evaluate
+from edge_lstm.stream.timestamps import parse_timestamp as parse_time
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ROOT / "data" / "tmy_hourly_temperature.csv"

@@ -18,8 +18,8 @@ from edge_lstm.daemon.status import (
     summary_rows,
 )
 from edge_lstm.model.metadata import ModelMeta
-from edge_lstm.offline.csvdata import parse_time
 from edge_lstm.stream.documents import iso
+from edge_lstm.stream.timestamps import parse_timestamp as parse_time
 
 from .daemon_run import Collector, DaemonProcess, Publisher
 from .mosquitto import Mosquitto, unique_prefix

@@ -24,13 +24,13 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..model.metadata import ModelMeta, sidecar_path
+from ..stream.timestamps import parse_timestamp
 from .clients import Recorder
 from .harness import DaemonProcess, broker_for_bench, future_start, publish
 from .publish import sensor_ids
@@ -152,8 +152,7 @@ def _observed(payload: bytes) -> tuple[str, float] | None:
     """``(sensor, last observed step start)`` of a forecast document, or None."""
     try:
         doc = json.loads(payload)
-        last = str(doc["last_obs_at"]).replace("Z", "+00:00")
-        return str(doc["sensor"]), datetime.fromisoformat(last).timestamp()
+        return str(doc["sensor"]), parse_timestamp(doc["last_obs_at"])
     except (ValueError, KeyError, TypeError):
         return None
 

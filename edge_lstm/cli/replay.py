@@ -50,9 +50,10 @@ def replay(
     from ..bench.clients import Publisher
     from ..daemon.config import split_broker
     from ..demo.scoreboard import default_demo_data
-    from ..offline.csvdata import DataError, load_csv, parse_time
+    from ..offline.csvdata import DataError, load_csv
     from ..offline.replay import first_row_at, reading_payload, replay_rows
     from ..stream.documents import iso
+    from ..stream.timestamps import parse_timestamp
     from ..stream.topics import TopicTemplate
 
     try:
@@ -63,7 +64,7 @@ def replay(
         wanted = [c.strip() for c in columns.split(",") if c.strip()] if columns else None
         series = load_csv(data or default_demo_data(), wanted, time_column)
         try:
-            start_ts = parse_time(start) if start else None
+            start_ts = parse_timestamp(start) if start else None
         except ValueError:
             fail(f"--start {start!r}: expected an ISO 8601 time or epoch seconds")
         first = first_row_at(series, start_ts)

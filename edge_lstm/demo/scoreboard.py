@@ -18,6 +18,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from ..daemon.status import step_label
+from ..stream.timestamps import parse_timestamp
 
 DEMO_PREFIX = "edge-lstm-demo"
 
@@ -32,10 +33,6 @@ def default_demo_data() -> Path:
         if candidate.is_file():
             return candidate
     return Path(__file__).resolve().parents[2] / name
-
-
-def _epoch(iso: str) -> float:
-    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
 
 
 @dataclass
@@ -94,8 +91,8 @@ class Scoreboard:
             try:
                 doc = json.loads(payload)
                 view = self.views[doc["sensor"]]
-                steps = [(_epoch(s["t"]), float(s["v"])) for s in doc["forecast"]]
-                issued = _epoch(doc["last_obs_at"])
+                steps = [(parse_timestamp(s["t"]), float(s["v"])) for s in doc["forecast"]]
+                issued = parse_timestamp(doc["last_obs_at"])
             except (ValueError, KeyError, TypeError):
                 continue
             view.forecast, view.status = steps, str(doc.get("status", "-"))

@@ -13,13 +13,13 @@ import csv
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 
 from ..errors import EdgeLstmError
+from ..stream.timestamps import parse_timestamp
 
 _MISSING = frozenset({"", "nan", "na", "n/a", "null", "none"})
 
@@ -44,23 +44,6 @@ class Series:
     def column(self, name: str) -> npt.NDArray[np.float64]:
         """One column's values (NaN where missing)."""
         return self.values[:, self.columns.index(name)]
-
-
-def parse_time(text: str) -> float:
-    """ISO 8601 or epoch seconds to epoch seconds; ``ValueError`` if neither."""
-    text = text.strip()
-    try:
-        value = float(text)
-    except ValueError:
-        pass
-    else:
-        if not math.isfinite(value):
-            raise ValueError(f"time {text!r} is not finite")
-        return value
-    stamp = datetime.fromisoformat(text.replace("Z", "+00:00") if text.endswith("Z") else text)
-    if stamp.tzinfo is None:
-        stamp = stamp.replace(tzinfo=timezone.utc)
-    return stamp.timestamp()
 
 
 def load_csv(
@@ -109,7 +92,7 @@ def load_csv(
                         f"{path}: line {line_no} has {len(record)} fields, header has {len(header)}"
                     )
                 try:
-                    times.append(parse_time(record[t_index]))
+                    times.append(parse_timestamp(record[t_index]))
                 except ValueError:
                     raise DataError(
                         f"{path}: line {line_no}: cannot parse time {record[t_index]!r} "

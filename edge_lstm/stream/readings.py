@@ -17,10 +17,10 @@ import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
 
 from ..errors import PayloadError
 from .resample import Reading
+from .timestamps import parse_timestamp
 
 # Epoch seconds outside this window are almost certainly milliseconds or garbage.
 MIN_TS = 946_684_800.0  # 2000-01-01
@@ -167,17 +167,11 @@ def _parse_ts(sensor_id: str, raw: object, arrival_ts: float) -> float:
         ts = as_float
     elif isinstance(raw, str):
         try:
-            moment = datetime.fromisoformat(raw.strip())
+            ts = parse_timestamp(raw)
         except ValueError:
             raise PayloadError(
                 "bad_ts", f"{sensor_id}: ts {_short(raw)} is not ISO 8601 or epoch seconds"
             ) from None
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=timezone.utc)
-        try:
-            ts = moment.timestamp()
-        except (OverflowError, OSError, ValueError):
-            raise PayloadError("bad_ts", f"{sensor_id}: ts {_short(raw)} is out of range") from None
     else:
         raise PayloadError("bad_ts", f"{sensor_id}: ts must be ISO 8601 or epoch seconds")
     if not math.isfinite(ts) or not MIN_TS <= ts < MAX_TS:
