@@ -62,7 +62,7 @@ def test_validate_config_merges_file_env_and_flags(tmp_path: Path) -> None:
         (["--keepalive-s", "100000"], {}, "keepalive_s must be between 5 and 65,535"),
         (["--max-sensors", "1000000000"], {}, "max_sensors must be between 1 and 1,000,000"),
         (["--output-prefix", "$SYS/x"], {}, "topics starting with '$' belong to the broker"),
-        (["--broker", "mqtt://host:1883"], {}, "no URL scheme"),
+        (["--broker", "tcp://host:1883"], {}, "unknown scheme tcp://"),
     ],
 )
 def test_errors_are_one_line_and_exit_1(args: list[str], env: dict[str, str], needle: str) -> None:

@@ -21,16 +21,6 @@ from ..errors import BrokerError
 V2 = CallbackAPIVersion.VERSION2
 
 
-def split_address(address: str) -> tuple[str, int]:
-    """``HOST:PORT`` (or ``HOST``, port 1883) to a tuple; ``ValueError`` on a bad port."""
-    host, sep, port = address.rpartition(":")
-    if not sep:
-        return address, 1883
-    if not port.isdigit() or not 0 < int(port) < 65536:
-        raise ValueError(f"broker {address!r}: expected HOST:PORT")
-    return host or "localhost", int(port)
-
-
 def _connect(client: paho.Client, host: str, port: int, timeout_s: float) -> float:
     """Connect and start the network loop; returns the wall-clock time of the CONNACK."""
     connected = threading.Event()

@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import BrokerError
-from .clients import Recorder, split_address
+from ..stream.address import parse_broker
+from .clients import Recorder
 
 
 def _free_port() -> int:
@@ -39,8 +40,8 @@ def _accepts(host: str, port: int) -> bool:
 def broker_for_bench(address: str | None, workdir: Path) -> Iterator[tuple[str, int, str]]:
     """``(host, port, description)`` of ``address``, or of a Mosquitto started from the PATH."""
     if address:
-        host, port = split_address(address)
-        yield host, port, f"given: {address}"
+        parsed = parse_broker(address)
+        yield parsed.host, parsed.port, f"given: {address}"
         return
     binary = shutil.which("mosquitto")
     if binary is None:

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 import typer
 
 from ..errors import EdgeLstmError
-from .common import fail, json_safe
+from .common import BackendOption, ModelOption, broker_or, client_address, fail, json_safe
 from .progress import SectionProgress, section_progress
 
 SECTIONS = ("engine", "inputs", "e2e", "memory")
@@ -20,9 +20,7 @@ LOCAL_SECTIONS = ("engine", "inputs")  # the others need a broker
 
 
 def bench(
-    model: Annotated[
-        Path | None, typer.Option(help="Model .tflite (default: the shipped default model).")
-    ] = None,
+    model: ModelOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
     quick: Annotated[
         bool, typer.Option("--quick", help="Small counts and short runs (CI smoke test).")
@@ -34,12 +32,9 @@ def bench(
         ),
     ] = None,
     broker: Annotated[
-        str | None,
-        typer.Option(help="Mosquitto HOST:PORT for e2e/memory (default: start one from the PATH)."),
+        str | None, broker_or("e2e and memory start a Mosquitto from the PATH")
     ] = None,
-    backend: Annotated[
-        str | None, typer.Option(help="Interpreter: ai_edge_litert, tflite_runtime, tensorflow.")
-    ] = None,
+    backend: BackendOption = None,
     keras: Annotated[
         bool, typer.Option(help="Also time Keras predict when TensorFlow is installed.")
     ] = True,
@@ -53,6 +48,8 @@ def bench(
     from ..bench.report import load_average, machine_info
     from ..model.paths import default_model_path
 
+    if broker is not None:
+        client_address(broker)  # a bad address fails here, before anything starts
     sections = [s.strip() for s in only.split(",")] if only else list(SECTIONS)
     unknown = [s for s in sections if s not in SECTIONS]
     if unknown:

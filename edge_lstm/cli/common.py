@@ -1,11 +1,43 @@
-"""Small helpers shared by the ``cmd_*`` modules."""
+"""What the commands share: their common options, declared once, and small helpers."""
 
 from __future__ import annotations
 
 import math
-from typing import NoReturn
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
 
 import typer
+
+from ..errors import ConfigError
+from ..stream.address import FORMS, BrokerAddress, parse_broker
+
+ModelOption = Annotated[
+    Path | None, typer.Option(help="Model .tflite (default: the shipped default model).")
+]
+BackendOption = Annotated[
+    str | None, typer.Option(help="Interpreter: ai_edge_litert, tflite_runtime, tensorflow.")
+]
+BrokerOption = Annotated[str, typer.Option(help=f"MQTT broker: {FORMS}.")]
+
+
+def broker_or(when_absent: str) -> Any:  # typer.Option's own return type
+    """The ``--broker`` option of a command that does something else without one."""
+    return typer.Option(help=f"MQTT broker: {FORMS}. Without it: {when_absent}.")
+
+
+def client_address(broker: str) -> BrokerAddress:
+    """``--broker`` parsed for this command's own client; ``fail`` on a bad address.
+
+    The command-line clients (publisher, recorder) speak plain MQTT only: an ``mqtts://``
+    address is refused here rather than connected to without TLS.
+    """
+    try:
+        address = parse_broker(broker)
+    except ConfigError as exc:
+        fail(str(exc))
+    if address.tls:
+        fail(f"--broker {broker!r}: this command's MQTT client has no TLS; give a plain address")
+    return address
 
 
 def fail(message: str, code: int = 1) -> NoReturn:

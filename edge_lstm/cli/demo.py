@@ -10,13 +10,11 @@ from typing import Annotated
 import typer
 
 from ..errors import EdgeLstmError
+from .common import ModelOption, broker_or, client_address
 
 
 def demo(
-    broker: Annotated[
-        str | None,
-        typer.Option(help="Use this MQTT broker (HOST:PORT) instead of an embedded one."),
-    ] = None,
+    broker: Annotated[str | None, broker_or("an embedded broker")] = None,
     speed: Annotated[
         float, typer.Option(min=0.1, help="Replay speed in data rows (model steps) per second.")
     ] = 10.0,
@@ -27,9 +25,7 @@ def demo(
     plot: Annotated[
         Path | None, typer.Option(help="Draw actual vs forecast for each sensor into a PNG.")
     ] = None,
-    model: Annotated[
-        Path | None, typer.Option(help="Model .tflite (default: the shipped default model).")
-    ] = None,
+    model: ModelOption = None,
     data: Annotated[
         Path | None,
         typer.Option(help="CSV to replay, one sensor per column (default: the shipped data)."),
@@ -42,6 +38,8 @@ def demo(
     from ..model.paths import default_model_path
     from ..offline.csvdata import DataError
 
+    if broker is not None:
+        client_address(broker)  # a bad address fails here, before anything starts
     table = LiveTable() if sys.stdout.isatty() else None
     try:
         with table or contextlib.nullcontext():

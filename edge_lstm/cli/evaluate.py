@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from ..errors import EdgeLstmError
-from .common import json_safe
+from .common import BackendOption, ModelOption, json_safe
 
 if TYPE_CHECKING:
     from ..offline.evaluate import Evaluation
@@ -24,9 +24,7 @@ PROGRESS_ROWS = 2_000
 
 def evaluate(
     data: Annotated[Path, typer.Option("--data", help="CSV file with a time column.")],
-    model: Annotated[
-        Path | None, typer.Option(help="Model .tflite (default: the shipped default model).")
-    ] = None,
+    model: ModelOption = None,
     columns: Annotated[
         str | None,
         typer.Option(help="Comma-separated value columns, one sensor each (default: all)."),
@@ -46,9 +44,7 @@ def evaluate(
         Path | None, typer.Option(help="Write actual vs forecast and error per step to a PNG.")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the scores as JSON.")] = False,
-    backend: Annotated[
-        str | None, typer.Option(help="Interpreter: ai_edge_litert, tflite_runtime, tensorflow.")
-    ] = None,
+    backend: BackendOption = None,
     peer: Annotated[
         str | None,
         typer.Option(

@@ -9,13 +9,12 @@ import typer
 
 from ..errors import EdgeLstmError
 from ..model.metadata import ModelMeta
+from .common import BackendOption
 
 
 def inspect(
     model: Annotated[Path, typer.Argument(help="Exported .tflite model (its .json beside it).")],
-    backend: Annotated[
-        str | None, typer.Option(help="Interpreter: ai_edge_litert, tflite_runtime, tensorflow.")
-    ] = None,
+    backend: BackendOption = None,
 ) -> None:
     """Print a model's metadata, ops, tensor shapes, size, parity error and validation table."""
     from ..model.runtime import StepModel

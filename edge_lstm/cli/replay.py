@@ -10,11 +10,11 @@ import typer
 
 from ..errors import EdgeLstmError
 from ..offline.replay import DEFAULT_TOPIC
-from .common import fail
+from .common import BrokerOption, client_address, fail
 
 
 def replay(
-    broker: Annotated[str, typer.Option(help="MQTT broker as HOST:PORT.")] = "localhost:1883",
+    broker: BrokerOption = "localhost:1883",
     data: Annotated[
         Path | None,
         typer.Option(
@@ -48,7 +48,6 @@ def replay(
     17 seconds.
     """
     from ..bench.clients import Publisher
-    from ..daemon.config import split_broker
     from ..demo.scoreboard import default_demo_data
     from ..offline.csvdata import DataError, load_csv
     from ..offline.replay import first_row_at, reading_payload, replay_rows
@@ -57,7 +56,7 @@ def replay(
     from ..stream.topics import TopicTemplate
 
     try:
-        host, port = split_broker(broker)
+        address = client_address(broker)
         template = TopicTemplate(topic)
         if template.subscription.count("+") > 1:
             fail(f"--topic {topic!r}: a topic to publish on cannot contain '+'")
@@ -88,7 +87,7 @@ def replay(
     rows = 0
     interrupted = False
     try:
-        publisher = Publisher(host, port)
+        publisher = Publisher(address.host, address.port)
     except EdgeLstmError as exc:
         fail(str(exc))
     topics = {s: template.topic_for(s) for s in series.columns}
@@ -96,7 +95,7 @@ def replay(
     typer.echo(
         f"replaying {series.source}: {len(series.columns)} sensor(s) ({sensors}), "
         f"{series.rows - first} rows from {iso(float(series.times[first]))}, "
-        f"{speed:g} rows/s, to {host}:{port} {topic}",
+        f"{speed:g} rows/s, to {address} {topic}",
         err=True,
     )
     try:

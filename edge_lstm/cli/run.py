@@ -6,7 +6,6 @@ forgotten on the command line; ``EDGE_LSTM_<NAME>`` variables are read by ``Conf
 
 from __future__ import annotations
 
-import dataclasses
 import inspect
 import json
 import logging
@@ -19,11 +18,9 @@ from typing import Annotated, Any, Literal, Optional
 
 import typer
 
-from ..daemon.config import FIELDS, Config, field_help
+from ..daemon.config import FIELDS, SCHEMA, Config, field_help
 from ..errors import EdgeLstmError
 
-# Shorter spellings the issue names; every other flag is --<setting-name-with-dashes>.
-_FLAG_NAMES = {"topics": "--topic"}
 _SYSLOG_PRIORITY = {
     logging.DEBUG: 7,
     logging.INFO: 6,
@@ -112,13 +109,7 @@ def _option_type(kind: Any) -> tuple[Any, dict[str, Any]]:
 def _default_text(name: str, flag: str) -> str:
     """The config default as ``--help`` shows it (the option's own default stays None, so a
     flag that is not given never overrides the config file or the environment)."""
-    spec = _DEFAULTS[name]
-    if spec.default is not dataclasses.MISSING:
-        value: object = spec.default
-    elif spec.default_factory is not dataclasses.MISSING:
-        value = spec.default_factory()
-    else:
-        return ""
+    value = SCHEMA.default(name)
     if value is None or value == ():
         return ""  # "none" or "the model's": the help text says which
     if isinstance(value, bool):
@@ -126,9 +117,6 @@ def _default_text(name: str, flag: str) -> str:
     if isinstance(value, tuple):
         return ", ".join(str(v) for v in value)
     return str(value)
-
-
-_DEFAULTS = {spec.name: spec for spec in dataclasses.fields(Config)}
 
 
 def _signature() -> inspect.Signature:
@@ -156,14 +144,14 @@ def _signature() -> inspect.Signature:
     ]
     for name, kind in FIELDS.items():
         cli_type, extra = _option_type(kind)
-        flag = _FLAG_NAMES.get(name, "--" + name.replace("_", "-"))
+        flag = SCHEMA.flag(name)
         decls = [flag]
         base = typing.get_args(cli_type)[0]
         if base is bool:
             decls = [f"{flag}/--no-{flag[2:]}"]
         # Parentheses, not typer's [brackets]: Rich would read "[env ...]" as markup and drop it.
         default = _default_text(name, flag)
-        env = f"env EDGE_LSTM_{name.upper()}"
+        env = f"env {SCHEMA.env(name)}"
         help_text = f"{field_help(name)} ({env}" + (f"; default: {default})" if default else ")")
         option = typer.Option(*decls, help=help_text, show_default=False, **extra)
         params.append(

@@ -9,14 +9,14 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from ..errors import EdgeLstmError
-from .common import fail
+from .common import BrokerOption, client_address, fail
 
 if TYPE_CHECKING:
     from ..daemon.status import DaemonStatus
 
 
 def status(
-    broker: Annotated[str, typer.Option(help="MQTT broker as HOST:PORT.")] = "localhost:1883",
+    broker: BrokerOption = "localhost:1883",
     prefix: Annotated[
         str, typer.Option(help="The daemon's output_prefix (its status and health topics).")
     ] = "edge-lstm",
@@ -29,13 +29,12 @@ def status(
 ) -> None:
     """Show the daemon's retained status and health: up, sensors, rejections, drops, accuracy."""
     from ..bench.clients import Recorder
-    from ..daemon.config import split_broker
     from ..daemon.status import DaemonStatus
 
     topics = (f"{prefix}/status", f"{prefix}/health")
     try:
-        host, port = split_broker(broker)
-        recorder = Recorder(host, port, topics).start(timeout_s=timeout)
+        address = client_address(broker)
+        recorder = Recorder(address.host, address.port, topics).start(timeout_s=timeout)
     except EdgeLstmError as exc:
         fail(str(exc))
     try:
@@ -50,14 +49,14 @@ def status(
     latest = {topic: payload for _, topic, payload in recorder.snapshot()}
     if not latest:
         fail(
-            f"no edge-lstm daemon has published on {host}:{port} under {prefix}/ "
+            f"no edge-lstm daemon has published on {address} under {prefix}/ "
             f"(no retained {topics[0]} within {timeout:g} s; is --prefix its output_prefix?)"
         )
     st = DaemonStatus.from_payloads(latest.get(topics[0]), latest.get(topics[1]))
     if as_json:
-        typer.echo(json.dumps(st.as_json(f"{host}:{port}", prefix), indent=2))
+        typer.echo(json.dumps(st.as_json(str(address), prefix), indent=2))
     else:
-        _print_tables(st, f"{host}:{port}", prefix)
+        _print_tables(st, str(address), prefix)
     if not st.up:
         raise typer.Exit(code=3)  # scripts can tell "down" from "could not ask"
 

@@ -10,17 +10,16 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import math
 import re
-import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from ..errors import ConfigError
+from ..stream.address import BrokerAddress, parse_broker
 from ..stream.topics import OutputTopics, TopicTemplate, filters_overlap, validate_output_prefix
-from .config_parse import coerce, from_env, read_toml
+from .config_parse import Schema, about
 
 ENV_PREFIX = "EDGE_LSTM_"
 # Variables read by other parts of edge-lstm (interpreter choice, CLI, test tooling), not
@@ -33,10 +32,6 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 log = logging.getLogger(__name__)
 
 
-def _help(text: str) -> dict[str, str]:
-    return {"help": text}
-
-
 @dataclass(frozen=True)
 class Config:
     """Every setting of ``edge-lstm run``; build it with :meth:`Config.load`."""
@@ -44,199 +39,242 @@ class Config:
     # --- broker ---
     broker: str = field(
         default="localhost:1883",
-        metadata=_help(
-            "MQTT broker as HOST:PORT, HOST (port 1883) or [IPv6]:PORT; no scheme (TLS: tls_ca)."
+        metadata=about(
+            "MQTT broker: HOST[:PORT], [IPv6]:PORT, mqtt://HOST[:PORT] or mqtts://HOST[:PORT] "
+            "(TLS with the system's CAs, port 8883; tls_ca for your own CA)."
         ),
     )
     client_id: str = field(
         default="edge-lstm",
-        metadata=_help(
+        metadata=about(
             "Fixed MQTT client id; the persistent session (queued QoS 1 readings) is keyed by it."
         ),
     )
-    username: str | None = field(default=None, metadata=_help("MQTT user name."))
+    username: str | None = field(default=None, metadata=about("MQTT user name."))
     password_file: Path | None = field(
         default=None,
-        metadata=_help(
+        metadata=about(
             "File holding the MQTT password (e.g. a systemd credential), never the config."
         ),
     )
     tls_ca: Path | None = field(
-        default=None, metadata=_help("CA certificate file; setting it turns TLS on.")
+        default=None,
+        metadata=about("CA certificate file; setting it turns TLS on (as mqtts:// does)."),
     )
     tls_cert: Path | None = field(
-        default=None, metadata=_help("Client certificate file (mutual TLS).")
+        default=None, metadata=about("Client certificate file (mutual TLS).")
     )
     tls_key: Path | None = field(
-        default=None, metadata=_help("Client private key file (mutual TLS).")
+        default=None, metadata=about("Client private key file (mutual TLS).")
     )
     tls_insecure: bool = field(
         default=False,
-        metadata=_help("Skip the broker host name check (self-signed test setups only)."),
+        metadata=about("Skip the broker host name check (self-signed test setups only)."),
     )
     keepalive_s: int = field(
-        default=30, metadata=_help("MQTT keepalive in seconds (5..65535, an MQTT limit).")
+        default=30,
+        metadata=about(
+            "MQTT keepalive in seconds; MQTT sends it in 16 bits (paho dies beyond).",
+            low=5,
+            high=65_535,
+        ),
     )
     reconnect_min_s: int = field(
-        default=1, metadata=_help("First reconnect delay in seconds (doubles).")
+        default=1, metadata=about("First reconnect delay in seconds (doubles).", low=1, high=3_600)
     )
-    reconnect_max_s: int = field(default=30, metadata=_help("Longest reconnect delay in seconds."))
+    reconnect_max_s: int = field(
+        default=30, metadata=about("Longest reconnect delay in seconds.", low=1, high=3_600)
+    )
     mqtt_version: Literal["5", "3.1.1"] = field(
         default="5",
-        metadata=_help(
+        metadata=about(
             "MQTT protocol: 5 (session expiry, a wide receive window) or 3.1.1 (old brokers; "
             "then raise Mosquitto's max_inflight_messages for throughput)."
         ),
     )
     qos: int = field(
         default=1,
-        metadata=_help("QoS of the subscriptions: 1 for no lost readings (0 or 1)."),
+        metadata=about("QoS of the subscriptions: 1 for no lost readings.", choices=(0, 1)),
     )
     forecast_qos: int = field(
         default=0,
-        metadata=_help(
-            "QoS of the forecast publishes (0 or 1). 0: each forecast is superseded by the next "
+        metadata=about(
+            "QoS of the forecast publishes. 0: each forecast is superseded by the next "
             "step's, and QoS 1 costs the broker, the daemon and every subscriber an "
-            "acknowledgement per forecast."
+            "acknowledgement per forecast.",
+            choices=(0, 1),
         ),
     )
     # --- model and input ---
     model: Path | None = field(
-        default=None, metadata=_help("Model file (.tflite with its .json sidecar).")
+        default=None, metadata=about("Model file (.tflite with its .json sidecar).")
     )
     topics: tuple[str, ...] = field(
         default=("sensors/{sensor}",),
-        metadata=_help(
-            "Input topic templates; {sensor} is the sensor id segment, + matches any segment."
+        metadata=about(
+            "Input topic templates; {sensor} is the sensor id segment, + matches any segment.",
+            flag="--topic",
         ),
     )
     horizon: int | None = field(
         default=None,
-        metadata=_help("Forecast steps to publish (default: the model's horizon)."),
+        metadata=about(
+            "Forecast steps to publish (default: the model's horizon).", low=1, high=1_000
+        ),
     )
     max_gap_steps: int = field(
         default=3,
-        metadata=_help(
-            "Missing steps filled with the model's own predictions; a longer gap resets the sensor."
+        metadata=about(
+            "Missing steps filled with the model's own predictions; a longer gap resets the "
+            "sensor.",
+            low=0,
+            high=1_000_000,
         ),
     )
     max_clock_skew_s: float = field(
         default=300.0,
-        metadata=_help(
+        metadata=about(
             "A reading whose ts is more than this many seconds ahead of its arrival is refused "
-            "(future); clocks behind ours are fine."
+            "(future); clocks behind ours are fine.",
+            low=0,
+            high=10 * 366 * 86_400,
         ),
     )
     grace_s: float = field(
         default=2.0,
-        metadata=_help(
-            "Seconds after a step's end before the wall clock closes it (late readings)."
+        metadata=about(
+            "Seconds after a step's end before the wall clock closes it (late readings).",
+            low=0,
+            high=86_400,
         ),
     )
     max_sensors: int = field(
         default=10_000,
-        metadata=_help(
-            "Most sensors kept in memory (1..1,000,000). When all are live, a new sensor is "
-            "refused (sensor_limit); one silent longer than a fillable gap may be replaced."
+        metadata=about(
+            "Most sensors kept in memory; each holds its LSTM state in every batched call. When "
+            "all are live, a new sensor is "
+            "refused (sensor_limit); one silent longer than a fillable gap may be replaced.",
+            low=1,
+            high=1_000_000,
         ),
     )
-    max_payload_bytes: int = field(default=1024, metadata=_help("Larger payloads are rejected."))
+    max_payload_bytes: int = field(
+        default=1024, metadata=about("Larger payloads are rejected.", low=16, high=1_048_576)
+    )
     queue_size: int = field(
         default=100_000,
-        metadata=_help(
-            "Bounded intake queue between the MQTT thread and the worker (overflow is counted)."
+        metadata=about(
+            "Bounded intake queue between the MQTT thread and the worker (overflow is counted).",
+            low=1,
+            high=10_000_000,
         ),
     )
     batch_max: int = field(
-        default=5_000, metadata=_help("Most messages the worker handles in one batch.")
+        default=5_000,
+        metadata=about("Most messages the worker handles in one batch.", low=1, high=1_000_000),
     )
     batch_wait_ms: float = field(
         default=10.0,
-        metadata=_help(
+        metadata=about(
             "How long the worker waits for more messages to fill a batch: one interpreter call "
-            "serves the whole batch, so a few ms buy throughput for little latency."
+            "serves the whole batch, so a few ms buy throughput for little latency.",
+            low=0,
+            high=1_000,
         ),
     )
     # --- output ---
     output_prefix: str = field(
         default="edge-lstm",
-        metadata=_help(
+        metadata=about(
             "Prefix of published topics: PREFIX/SENSOR/forecast, PREFIX/status, PREFIX/health."
         ),
     )
-    retain_forecasts: bool = field(default=False, metadata=_help("Publish forecasts retained."))
+    retain_forecasts: bool = field(default=False, metadata=about("Publish forecasts retained."))
     health_interval_s: float = field(
-        default=30.0, metadata=_help("Seconds between health messages (retained).")
+        default=30.0,
+        metadata=about("Seconds between health messages (retained).", low=0.1, high=86_400),
     )
     homeassistant: bool = field(
-        default=False, metadata=_help("Publish Home Assistant MQTT discovery configs.")
+        default=False, metadata=about("Publish Home Assistant MQTT discovery configs.")
     )
     homeassistant_prefix: str = field(
-        default="homeassistant", metadata=_help("Home Assistant discovery prefix.")
+        default="homeassistant", metadata=about("Home Assistant discovery prefix.")
     )
     # --- state ---
     state_dir: Path | None = field(
         default=None,
-        metadata=_help(
+        metadata=about(
             "Directory for state snapshots (systemd: StateDirectory); unset: no snapshots."
         ),
     )
     snapshot_interval_s: float = field(
-        default=300.0, metadata=_help("Seconds between state snapshots.")
+        default=300.0, metadata=about("Seconds between state snapshots.", low=0.1, high=7 * 86_400)
     )
     durability: Literal["snapshot", "wal"] = field(
         default="snapshot",
-        metadata=_help(
+        metadata=about(
             "snapshot: state as of the last snapshot survives a crash; wal: every accepted reading "
             "is journaled before it is acknowledged and replayed after a crash."
         ),
     )
     wal_fsync: bool = field(
-        default=True, metadata=_help("fsync the write-ahead log on every append (durability=wal).")
+        default=True, metadata=about("fsync the write-ahead log on every append (durability=wal).")
     )
     wal_max_bytes: int = field(
         default=16 * 2**20,
-        metadata=_help(
-            "Largest write-ahead log: a snapshot is taken before it grows past this (bytes)."
+        metadata=about(
+            "Largest write-ahead log: a snapshot is taken before it grows past this (bytes).",
+            low=65_536,
+            high=2**40,
         ),
     )
     # --- scaling (docs/scaling.md) ---
     shard: str = field(
         default="0/1",
-        metadata=_help(
+        metadata=about(
             "I/N: this daemon is number I (from 0) of N and forecasts only the sensors whose "
             "stable id hash falls in its share (N 1..1000); others are skipped as other_shard."
         ),
     )
     shared_group: str | None = field(
         default=None,
-        metadata=_help(
+        metadata=about(
             "Subscribe as $share/NAME/... (MQTT 5 shared subscription) so the broker splits the "
             "stream; NAME is one topic level. Needs a broker that dispatches by topic hash."
         ),
     )
     broker_state: bool = field(
         default=False,
-        metadata=_help(
+        metadata=about(
             "Publish each sensor's state retained to PREFIX/state/SENSOR at each snapshot and "
             "shutdown, and resume sensors warm from it (same model only)."
         ),
     )
     # --- process ---
-    log_level: str = field(default="INFO", metadata=_help("DEBUG, INFO, WARNING or ERROR."))
+    log_level: str = field(default="INFO", metadata=about("Log level.", choices=LOG_LEVELS))
 
     def __post_init__(self) -> None:
         _check(self)
 
     @property
+    def broker_address(self) -> BrokerAddress:
+        """``broker`` parsed: host, port, and whether it said ``mqtts://``."""
+        return parse_broker(self.broker)
+
+    @property
     def broker_host(self) -> str:
         """Host part of ``broker``."""
-        return split_broker(self.broker)[0]
+        return self.broker_address.host
 
     @property
     def broker_port(self) -> int:
         """Port part of ``broker``."""
-        return split_broker(self.broker)[1]
+        return self.broker_address.port
+
+    @property
+    def tls(self) -> bool:
+        """TLS is on when ``broker`` is ``mqtts://...`` or ``tls_ca`` is set."""
+        return self.broker_address.tls or self.tls_ca is not None
 
     @property
     def shard_index(self) -> int:
@@ -280,62 +318,11 @@ class Config:
 
         Raises ``ConfigError`` naming the key for unknown keys, wrong types and bad values.
         """
-        values: dict[str, object] = {}
-        if path is not None:
-            values.update(read_toml(path, FIELDS))
-        values.update(from_env(env or {}, FIELDS, ENV_PREFIX, _OTHER_ENV))
-        for key, value in (overrides or {}).items():
-            if key not in FIELDS:
-                raise ConfigError(f"unknown setting {key!r}")
-            if value is not None:
-                values[key] = value
-        typed = {key: coerce(key, value, FIELDS[key]) for key, value in values.items()}
+        typed = SCHEMA.merge(path, env or {}, overrides or {}, _OTHER_ENV)
         try:
             return cls(**typed)  # type: ignore[arg-type]
         except TypeError as exc:  # pragma: no cover - _coerce already checked every key
             raise ConfigError(str(exc)) from exc
-
-
-BROKER_FORMS = "HOST:PORT, HOST (port 1883) or [IPv6]:PORT, e.g. 'pi.local:1883'"
-
-
-def split_broker(broker: str) -> tuple[str, int]:
-    """``"host:1883"`` -> ``("host", 1883)``; a bare host gets port 1883; ``[::1]:1883`` works.
-
-    The one parser of broker addresses. A URL scheme is refused with the accepted forms:
-    ``mqtt://host`` would otherwise be read as host ``mqtt`` and port ``//host``.
-    """
-    text = broker.strip()
-    scheme, sep, rest = text.partition("://")
-    if sep:
-        tls = " (TLS: set tls_ca, usually with port 8883)" if scheme.lower() in _TLS_SCHEMES else ""
-        raise ConfigError(
-            f"broker {broker!r}: no URL scheme ({scheme}://); give {BROKER_FORMS}, "
-            f"here {rest.split('/')[0]!r}{tls}"
-        )
-    if text.startswith("["):
-        host, bracket, tail = text[1:].partition("]")
-        if not bracket or (tail and not tail.startswith(":")):
-            raise ConfigError(f"broker {broker!r}: expected {BROKER_FORMS}")
-        port_text = tail[1:] if tail else "1883"
-    elif text.count(":") > 1:  # a bare IPv6 address
-        host, port_text = text, "1883"
-    else:
-        host, _, port_text = text.partition(":")
-        port_text = port_text if ":" in text else "1883"
-    if not host or any(c.isspace() or c in "/@?#" for c in host):
-        raise ConfigError(f"broker {broker!r}: bad host {host!r}; expected {BROKER_FORMS}")
-    if not port_text.isdigit():
-        raise ConfigError(
-            f"broker {broker!r}: port {port_text!r} is not a number; expected {BROKER_FORMS}"
-        )
-    port = int(port_text)
-    if not 0 < port < 65536:
-        raise ConfigError(f"broker {broker!r}: port must be 1..65535")
-    return host, port
-
-
-_TLS_SCHEMES = frozenset({"mqtts", "ssl", "tls", "wss"})
 
 
 MAX_SHARDS = 1_000
@@ -364,33 +351,12 @@ def check_topic_level(name: str, text: str) -> str:
 
 
 def field_help(name: str) -> str:
-    """The help text of one setting."""
-    return str(_FIELD_OBJECTS[name].metadata.get("help", ""))
-
-
-# (low, high) of every numeric setting, from what MQTT, paho and a Pi accept. Inclusive.
-RANGES: dict[str, tuple[float, float]] = {
-    "keepalive_s": (5, 65_535),  # MQTT's keepalive is a 16-bit field; paho dies beyond it
-    "reconnect_min_s": (1, 3_600),
-    "reconnect_max_s": (1, 3_600),
-    "horizon": (1, 1_000),
-    "max_gap_steps": (0, 1_000_000),
-    "max_clock_skew_s": (0, 10 * 366 * 86_400),
-    "grace_s": (0, 86_400),
-    # Each sensor holds its LSTM state in memory and in every batched interpreter call.
-    "max_sensors": (1, 1_000_000),
-    "max_payload_bytes": (16, 1_048_576),
-    "queue_size": (1, 10_000_000),
-    "batch_max": (1, 1_000_000),
-    "batch_wait_ms": (0, 1_000),
-    "health_interval_s": (0.1, 86_400),
-    "snapshot_interval_s": (0.1, 7 * 86_400),
-    "wal_max_bytes": (65_536, 2**40),
-}
+    """The help text of one setting, with its range or choices."""
+    return SCHEMA.help(name)
 
 
 def _check(c: Config) -> None:
-    split_broker(c.broker)
+    parse_broker(c.broker)
     if not c.client_id or len(c.client_id) > 128 or not c.client_id.isprintable():
         raise ConfigError("client_id must be 1..128 printable characters")
     if not c.topics:
@@ -403,37 +369,18 @@ def _check(c: Config) -> None:
     if c.shared_group is not None:
         check_topic_level("shared_group", c.shared_group)
     _check_no_feedback(c)
-    if c.qos not in (0, 1):
-        raise ConfigError(f"qos must be 0 or 1, not {c.qos}")
-    if c.forecast_qos not in (0, 1):
-        raise ConfigError(f"forecast_qos must be 0 or 1, not {c.forecast_qos}")
-    if c.log_level.upper() not in LOG_LEVELS:
-        raise ConfigError(f"log_level must be one of {', '.join(LOG_LEVELS)}, not {c.log_level!r}")
+    for name in SCHEMA.fields:
+        SCHEMA.check(name, getattr(c, name))  # each setting's declared range or choices
     if c.durability not in ("snapshot", "wal"):
         raise ConfigError(f"durability must be 'snapshot' or 'wal', not {c.durability!r}")
     if c.durability == "wal" and c.state_dir is None:
         raise ConfigError("durability = 'wal' needs state_dir")
     if (c.tls_cert is None) != (c.tls_key is None):
         raise ConfigError("tls_cert and tls_key must be given together")
-    for key, (low, high) in RANGES.items():
-        value = getattr(c, key)
-        if value is None:
-            continue
-        if not (math.isfinite(value) and low <= value <= high):
-            raise ConfigError(
-                f"{key} must be between {_number(low)} and {_number(high)}, not {_number(value)}"
-            )
     if c.reconnect_max_s < c.reconnect_min_s:
         raise ConfigError("reconnect_max_s must be >= reconnect_min_s")
     if c.batch_max > c.queue_size:
         raise ConfigError("batch_max must be <= queue_size")
-
-
-def _number(value: float) -> str:
-    """1000000 -> "1,000,000"; 0.1 -> "0.1"."""
-    if math.isfinite(value) and value == int(value) and abs(value) < 1e18:
-        return f"{int(value):,}"
-    return f"{value:g}"
 
 
 def _check_no_feedback(c: Config) -> None:
@@ -469,7 +416,6 @@ def _matches_every_sensor(subscription: str, pattern: str) -> bool:
     return all(s == "+" or (p != "+" and s == p) for s, p in zip(left, right, strict=True))
 
 
-_HINTS = typing.get_type_hints(Config)
-_FIELD_OBJECTS = {f.name: f for f in dataclasses.fields(Config)}
-FIELDS: dict[str, Any] = {name: _HINTS[name] for name in _FIELD_OBJECTS}
+SCHEMA = Schema(Config, ENV_PREFIX)
+FIELDS: dict[str, Any] = SCHEMA.types
 """Setting name -> its type, in declaration order."""

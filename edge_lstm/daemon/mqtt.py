@@ -220,10 +220,10 @@ class MqttLink:
         client.will_set(self.status_topic, OFFLINE, qos=1, retain=True)
         if c.username is not None:
             client.username_pw_set(c.username, c.password())
-        if c.tls_ca is not None:
+        if c.tls:
             try:
                 client.tls_set(
-                    ca_certs=str(c.tls_ca),
+                    ca_certs=str(c.tls_ca) if c.tls_ca else None,  # None: the system's CAs
                     certfile=str(c.tls_cert) if c.tls_cert else None,
                     keyfile=str(c.tls_key) if c.tls_key else None,
                     cert_reqs=ssl.CERT_REQUIRED,

@@ -30,11 +30,12 @@ def run_demo(
     """
     import logging
 
-    from ..bench.clients import Publisher, Recorder, split_address
+    from ..bench.clients import Publisher, Recorder
     from ..daemon.config import Config
     from ..daemon.service import Daemon
     from ..errors import BrokerError
     from ..offline.csvdata import load_csv
+    from ..stream.address import parse_broker
     from .embedded_broker import EmbeddedBroker
 
     series = load_csv(data)
@@ -47,7 +48,8 @@ def run_demo(
     result = DemoResult(board, 0, 0.0, f"embedded amqtt at {address}" if embedded else address)
     logging.getLogger("edge_lstm").setLevel(logging.WARNING)
     try:
-        host, port = split_address(address)
+        parsed = parse_broker(address)
+        host, port = parsed.host, parsed.port
         status = Recorder(host, port, [f"{prefix}/status"]).start()
         clients.append(status)
         overrides: dict[str, object] = {}

@@ -21,12 +21,11 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from ..model.arrays import FloatArray
 from ..model.features import InputSpec, output_values, training_inputs
 from ..model.metadata import Scaler
 from ..model.runtime import StepModel
 from .architecture import Architecture, reset_states
-
-FloatArray = npt.NDArray[np.float32]
 
 #: Allowed max |keras - tflite| relative to the data scale, per quantize mode. float32 TFLite
 #: matches Keras to ~1e-6; float16 weights cost ~1e-3; dynamic-range int8 weights ~1e-2.

@@ -11,7 +11,8 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from ..errors import UnknownSensorError
-from .values import At, FloatArray, Value, as_vector, check_horizon
+from .arrays import FloatArray
+from .values import At, Value, as_vector, check_horizon
 
 
 class SeasonalNaiveForecaster:

@@ -14,12 +14,12 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
+from .arrays import FloatArray
 from .features import calendar_features, inputs_taps_first, level_sum_step, output_values
 from .history import HistoryRing, rollout_plan
 from .metadata import ModelMeta
 from .state import StateStore
 
-FloatArray = npt.NDArray[np.float32]
 Float64Array = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.intp]
 

@@ -20,10 +20,10 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from .arrays import FloatArray
 from .calendar import CALENDAR_KINDS, calendar_features, utc_offsets_s, zone
 from .scaler import Scaler
 
-FloatArray = npt.NDArray[np.float32]
 Float64Array = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 

@@ -21,6 +21,7 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
+from .arrays import FloatArray
 from .bands import GAMMA, BandCalibrator
 from .covariates import InputPath
 from .metadata import ModelMeta
@@ -29,7 +30,6 @@ from .state import StateStore, unique
 from .values import (
     MAX_HORIZON,
     At,
-    FloatArray,
     Value,
     as_matrix,
     as_vector,

@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 
 from ..errors import ModelError
+from .arrays import FloatArray
 from .features import PLAIN, InputSpec
 from .scaler import Scaler as Scaler  # re-exported: the sidecar's scaler is part of its API
 
@@ -37,8 +37,6 @@ FORBIDDEN_OPS = (
     "ASSIGN_VARIABLE",
     "CALL_ONCE",
 )
-
-FloatArray = npt.NDArray[np.float32]
 
 
 @dataclass(frozen=True)

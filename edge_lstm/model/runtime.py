@@ -23,10 +23,9 @@ import numpy as np
 import numpy.typing as npt
 
 from ..errors import ModelError
+from .arrays import FloatArray
 from .metadata import ModelMeta, forbidden_ops, sidecar_path
 from .native_log import without_xnnpack_notice
-
-FloatArray = npt.NDArray[np.float32]
 
 #: Preference order when no backend is named.
 BACKENDS = ("ai_edge_litert", "tflite_runtime", "tensorflow")

@@ -15,7 +15,6 @@ import numpy as np
 import numpy.typing as npt
 
 Value = float | Sequence[float] | npt.NDArray[Any]
-FloatArray = npt.NDArray[np.float32]
 MAX_HORIZON = 10_000
 
 

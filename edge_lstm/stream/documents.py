@@ -21,9 +21,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from ..model.arrays import FloatArray
 from ..model.metadata import ModelMeta
 
-FloatArray = npt.NDArray[np.float32]
 DECIMALS = 5
 """Published values are rounded to this many decimals (float32 carries ~7 digits anyway)."""
 
