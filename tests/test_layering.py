@@ -19,6 +19,10 @@ PURE = [
     "edge_lstm.model.bands",
     "edge_lstm.model.values",
     "edge_lstm.model.scaler",
+    "edge_lstm.model.arrays",
+    "edge_lstm.stream.timestamps",
+    "edge_lstm.stream.address",
+    "edge_lstm.daemon.config",
 ]
 
 

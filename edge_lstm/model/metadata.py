@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -170,27 +170,17 @@ class ModelMeta:
         return (self.features, tuple((s.name, s.size) for s in self.state), self.input_spec)
 
     def to_json(self) -> str:
-        doc: dict[str, Any] = {
-            "format_version": self.format_version,
-            "name": self.name,
-            "tflite_sha256": self.tflite_sha256,
-            "features": list(self.features),
-            "layers": [asdict(layer) for layer in self.layers],
-            "tensors": {
-                "x": self.x_input,
-                "y": self.y_output,
-                "state": [asdict(s) for s in self.state],
-            },
-            "step_s": self.step_s,
-            "horizon": self.horizon,
-            "warmup": self.warmup,
-            "scaler": {"mean": list(self.scaler.mean), "scale": list(self.scaler.scale)},
-            "parity": asdict(self.parity) if self.parity else None,
-            "validation": _validation_doc(self.validation),
-            "info": dict(self.info),
-        }
-        if self.inputs is not None:
-            doc["inputs"] = self.inputs.to_doc()
+        """The sidecar document (format 1, or 2 with ``inputs``), laid out by ``_LAYOUT``."""
+        doc: dict[str, Any] = {"format_version": self.format_version}
+        for key in _LAYOUT:
+            value = getattr(self, key.attr)
+            if value is None and key.omit_none:
+                continue
+            *parents, leaf = key.path
+            place = doc
+            for parent in parents:
+                place = place.setdefault(parent, {})
+            place[leaf] = None if value is None else key.write(value)
         return json.dumps(doc, indent=2) + "\n"
 
     @classmethod
@@ -208,34 +198,13 @@ class ModelMeta:
                 f"{source}: format_version {version!r} is not supported (expected one of "
                 f"{', '.join(map(str, FORMAT_VERSIONS))})"
             )
-        inputs = _input_spec(doc.get("inputs"), version, source)
+        if doc.get("inputs") is not None and version < 2:
+            raise ModelError(f"{source}: inputs needs format_version 2, the file says {version}")
+        values: dict[str, Any] = {}
         try:
-            tensors = doc["tensors"]
-            validation = doc.get("validation")
-            parity = doc.get("parity")
-            return cls(
-                name=str(doc["name"]),
-                tflite_sha256=str(doc["tflite_sha256"]),
-                features=tuple(str(f) for f in doc["features"]),
-                layers=tuple(Layer(str(x["kind"]), int(x["units"])) for x in doc["layers"]),
-                x_input=str(tensors["x"]),
-                y_output=str(tensors["y"]),
-                state=tuple(
-                    StateTensor(str(s["name"]), int(s["size"]), str(s["input"]), str(s["output"]))
-                    for s in tensors["state"]
-                ),
-                step_s=float(doc["step_s"]),
-                horizon=int(doc["horizon"]),
-                warmup=int(doc["warmup"]),
-                scaler=Scaler(
-                    tuple(float(v) for v in doc["scaler"]["mean"]),
-                    tuple(float(v) for v in doc["scaler"]["scale"]),
-                ),
-                parity=Parity(**parity) if parity else None,
-                validation=Validation(**validation) if validation else None,
-                info=dict(doc.get("info") or {}),
-                inputs=inputs,
-            )
+            for key in _LAYOUT:
+                values[key.attr] = key.read(_lookup(doc, key.path, key.required))
+            return cls(**values)
         except KeyError as exc:
             raise ModelError(f"{source}: missing key {exc.args[0]!r}") from exc
         except (TypeError, ValueError) as exc:
@@ -257,23 +226,97 @@ class ModelMeta:
         path.write_text(self.to_json(), encoding="utf-8")
 
 
-def _input_spec(doc: object, version: int, source: str) -> InputSpec | None:
-    if doc is None:
-        return None
-    if version < 2:
-        raise ModelError(f"{source}: inputs needs format_version 2, the file says {version}")
-    try:
-        return InputSpec.from_doc(doc)
-    except ValueError as exc:
-        raise ModelError(f"{source}: {exc}") from exc
+def _same(value: Any) -> Any:
+    return value
 
 
-def _validation_doc(validation: Validation | None) -> dict[str, Any] | None:
-    if validation is None:
-        return None
+def _records(cls: Callable[..., Any], **convert: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """Reader of a list of objects into a tuple of ``cls``, each key through its converter."""
+
+    def read(items: Any) -> tuple[Any, ...]:
+        return tuple(cls(**{k: conv(item[k]) for k, conv in convert.items()}) for item in items)
+
+    return read
+
+
+def _dicts(items: Sequence[Any]) -> list[dict[str, Any]]:
+    return [asdict(item) for item in items]
+
+
+def _floats(values: Any) -> tuple[float, ...]:
+    return tuple(float(v) for v in values)
+
+
+def _scaler(doc: Any) -> Scaler:
+    return Scaler(_floats(doc["mean"]), _floats(doc["scale"]))
+
+
+def _validation_doc(validation: Validation) -> dict[str, Any]:
     doc = asdict(validation)
     doc["mae"] = {k: list(v) for k, v in validation.mae.items()}
     return doc
+
+
+@dataclass(frozen=True)
+class _Key:
+    """One entry of the sidecar's layout: where it sits in the document and how it converts."""
+
+    path: tuple[str, ...]
+    attr: str
+    read: Callable[[Any], Any]
+    write: Callable[[Any], Any] = _same
+    required: bool = True
+    omit_none: bool = False
+
+
+# The sidecar document, declared once: ``to_json`` writes and ``from_json`` reads these keys in
+# this order. Optional parts get None (absent, null or empty) and read it themselves. ``inputs``
+# (format 2) is InputSpec's own object: a new input kind is added there, not here.
+_LAYOUT = (
+    _Key(("name",), "name", str),
+    _Key(("tflite_sha256",), "tflite_sha256", str),
+    _Key(("features",), "features", lambda v: tuple(str(f) for f in v), list),
+    _Key(("layers",), "layers", _records(Layer, kind=str, units=int), _dicts),
+    _Key(("tensors", "x"), "x_input", str),
+    _Key(("tensors", "y"), "y_output", str),
+    _Key(
+        ("tensors", "state"),
+        "state",
+        _records(StateTensor, name=str, size=int, input=str, output=str),
+        _dicts,
+    ),
+    _Key(("step_s",), "step_s", float),
+    _Key(("horizon",), "horizon", int),
+    _Key(("warmup",), "warmup", int),
+    _Key(("scaler",), "scaler", _scaler, lambda s: {"mean": list(s.mean), "scale": list(s.scale)}),
+    _Key(("parity",), "parity", lambda d: Parity(**d) if d else None, asdict, required=False),
+    _Key(
+        ("validation",),
+        "validation",
+        lambda d: Validation(**d) if d else None,
+        _validation_doc,
+        required=False,
+    ),
+    _Key(("info",), "info", lambda d: dict(d or {}), dict, required=False),
+    _Key(
+        ("inputs",),
+        "inputs",
+        lambda d: None if d is None else InputSpec.from_doc(d),
+        lambda spec: spec.to_doc(),
+        required=False,
+        omit_none=True,
+    ),
+)
+
+
+def _lookup(doc: Mapping[str, Any], path: tuple[str, ...], required: bool) -> Any:
+    """``doc[a][b]``; a missing required key is a ``KeyError`` naming it, optional ones None."""
+    place: Any = doc
+    for part in path:
+        if not required and not isinstance(place, Mapping):
+            return None
+        place = place[part] if required else place.get(part)
+    return place
 
 
 def forbidden_ops(ops: Iterable[str]) -> list[str]:
