@@ -256,3 +256,20 @@ def test_a_bad_shard_is_one_line_naming_it(shard: str, needle: str) -> None:
 def test_shared_group_is_one_topic_level(group: str) -> None:
     with pytest.raises(ConfigError, match=r"^shared_group "):
         Config.load(None, {}, {"shared_group": group})
+
+
+def test_the_toml_writer_and_reader_agree(tmp_path: Path) -> None:
+    """One document, one serialiser: what to_toml writes, load reads back to an equal Config."""
+    settings: dict[str, object] = {
+        "broker": "mqtts://[::1]",
+        "topics": ["a/{sensor}", 'b "q"/{sensor}'],
+        "tls_ca": "/ca.pem",
+        "grace_s": 0.25,
+        "shard": "2/3",
+        "shared_group": "g\u00e9",
+        "mqtt_version": "3.1.1",
+        "horizon": 5,
+        "retain_forecasts": True,
+    }
+    for config in (Config.load(None, {}, {}), Config.load(None, {}, settings)):
+        assert Config.load(write(tmp_path, config.to_toml()), {}, {}) == config

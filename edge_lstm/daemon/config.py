@@ -19,7 +19,7 @@ from typing import Any, Literal
 from ..errors import ConfigError
 from ..stream.address import BrokerAddress, parse_broker
 from ..stream.topics import OutputTopics, TopicTemplate, filters_overlap, validate_output_prefix
-from .config_parse import Schema, about
+from .config_parse import Schema, about, to_toml
 
 ENV_PREFIX = "EDGE_LSTM_"
 # Variables read by other parts of edge-lstm (interpreter choice, CLI, test tooling), not
@@ -306,6 +306,10 @@ class Config:
             value = getattr(self, f.name)
             out[f.name] = str(value) if isinstance(value, Path) else value
         return out
+
+    def to_toml(self) -> str:
+        """The settings as a TOML config file that :meth:`load` reads back to an equal Config."""
+        return to_toml(self.to_dict())
 
     @classmethod
     def load(

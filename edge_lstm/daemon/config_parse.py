@@ -177,6 +177,11 @@ class Schema:
         return {key: coerce(key, value, self.types[key]) for key, value in values.items()}
 
 
+def to_toml(values: Mapping[str, object]) -> str:
+    """Settings as the flat TOML file ``Config.load`` reads (None values are left out)."""
+    return "".join(f"{k} = {toml_value(v)}\n" for k, v in values.items() if v is not None)
+
+
 def toml_value(value: object) -> str:
     """A default as TOML spells it: ``"text"``, ``30``, ``300.0``, ``false``, ``["a", "b"]``."""
     if isinstance(value, Path):
