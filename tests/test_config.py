@@ -273,3 +273,13 @@ def test_the_toml_writer_and_reader_agree(tmp_path: Path) -> None:
     }
     for config in (Config.load(None, {}, {}), Config.load(None, {}, settings)):
         assert Config.load(write(tmp_path, config.to_toml()), {}, {}) == config
+
+
+def test_every_numeric_setting_declares_its_range_or_choices() -> None:
+    """A new number cannot slip in unchecked (issue 9): its declaration must say what it takes."""
+    from edge_lstm.daemon.config import SCHEMA
+
+    numeric = [n for n, kind in FIELDS.items() if kind in (int, float, int | None, float | None)]
+    assert "keepalive_s" in numeric and "horizon" in numeric
+    unbounded = [n for n in numeric if SCHEMA.about(n).high is None and not SCHEMA.about(n).choices]
+    assert not unbounded
