@@ -71,35 +71,37 @@ def measure_daemon(
 
     Modes are interleaved ``repeat`` times so that a noisy machine hits them all alike.
     """
-    from edge_lstm.bench.clients import Recorder
     from edge_lstm.bench.e2e import _wait_all_reached
-    from edge_lstm.bench.harness import DaemonProcess, broker_for_bench, future_start, publish
+    from edge_lstm.bench.harness import BenchDaemon, future_start, publish
     from edge_lstm.model.metadata import ModelMeta, sidecar_path
+    from edge_lstm.mqttkit.broker import broker_at
+    from edge_lstm.mqttkit.clients import Recorder
 
     step_s = ModelMeta.load(sidecar_path(model)).step_s
     start_ts = future_start(step_s)
-    modes = {
-        "snapshot": ["--durability", "snapshot"],
-        "wal, fsync": ["--durability", "wal", "--wal-fsync"],
-        "wal, no fsync": ["--durability", "wal", "--no-wal-fsync"],
+    modes: dict[str, dict[str, object]] = {
+        "snapshot": {"durability": "snapshot"},
+        "wal, fsync": {"durability": "wal", "wal_fsync": True},
+        "wal, no fsync": {"durability": "wal", "wal_fsync": False},
     }
     results: dict[str, list[float]] = {name: [] for name in modes}
-    with broker_for_bench(None, directory) as (host, port, _desc):
+    with broker_at(None, directory) as (broker, _desc):
         for run, (name, extra) in enumerate(list(modes.items()) * repeat):
             state = directory / f"{run}-{name.replace(' ', '').replace(',', '-')}"
-            args = ["--max-sensors", str(sensors), "--state-dir", str(state), *extra]
-            daemon = DaemonProcess(model, host, port, directory, args)
-            out = Recorder(host, port, [f"{daemon.prefix}/out/+/forecast"]).start()
+            daemon = BenchDaemon(
+                model, broker, directory, max_sensors=sensors, state_dir=state, **extra
+            )
+            out = Recorder(broker, [f"{daemon.prefix}/out/+/forecast"]).start()
             try:
                 daemon.stop()
-                publish(host, port, daemon.input_topic, sensors, rounds, start_ts, step_s)
+                publish(broker, daemon.input_topic, sensors, rounds, start_ts, step_s)
                 online_at = daemon.start()
                 last_step = start_ts - step_s / 2 + (rounds - 2) * step_s
                 done_at = _wait_all_reached(out, sensors, last_step, timeout_s=300)
                 if done_at:
                     results[name].append(sensors * rounds / (done_at - online_at))
             finally:
-                out.stop()
+                out.close()
                 daemon.close()
     return results
 

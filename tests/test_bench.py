@@ -14,8 +14,7 @@ from edge_lstm.bench.engine import QUICK_COUNTS, StepClock, measure_rate
 from edge_lstm.bench.inputs import bench_model_paths
 from edge_lstm.bench.report import cpu_model, machine_info, ratio
 from edge_lstm.cli.app import app
-
-from .mosquitto import Mosquitto
+from edge_lstm.mqttkit.broker import Mosquitto
 
 runner = CliRunner()
 

@@ -11,8 +11,7 @@ from pathlib import Path
 import pytest
 
 from edge_lstm.demo.scoreboard import Scoreboard, format_table
-
-from .mosquitto import Mosquitto
+from edge_lstm.mqttkit.broker import Mosquitto
 
 pytest.importorskip("amqtt")
 

@@ -24,21 +24,19 @@ import pytest
 from edge_lstm.daemon.wal import encode_reading, frame
 from edge_lstm.model.forecaster import Forecaster
 from edge_lstm.model.metadata import ModelMeta
+from edge_lstm.mqttkit.broker import Mosquitto
+from edge_lstm.mqttkit.clients import Publisher, unique_prefix, wait_until
+from edge_lstm.mqttkit.daemon import DaemonProcess, daemon_settings
+from edge_lstm.mqttkit.observer import Observer
 from edge_lstm.stream.resample import Reading
-from tests.faultkit import (
+from tests.expected import (
     BASE_TS,
-    DaemonProcess,
-    Observer,
-    Publisher,
-    daemon_settings,
     expected_forecasts,
     iso_of_step,
     mismatches,
     reading_payload,
     series,
-    wait_until,
 )
-from tests.mosquitto import Mosquitto, unique_prefix
 
 pytestmark = pytest.mark.broker
 

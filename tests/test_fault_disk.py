@@ -18,20 +18,18 @@ from pathlib import Path
 import pytest
 
 from edge_lstm.model.metadata import ModelMeta
-from tests.conftest import skip_or_fail
-from tests.faultkit import (
+from edge_lstm.mqttkit.broker import Mosquitto
+from edge_lstm.mqttkit.clients import Publisher, unique_prefix, wait_until
+from edge_lstm.mqttkit.daemon import DaemonProcess
+from edge_lstm.mqttkit.observer import Observer
+from tests.expected import (
     BASE_TS,
-    DaemonProcess,
-    Observer,
-    Publisher,
     expected_forecasts,
     iso_of_step,
     mismatches,
     reading_payload,
     series,
-    wait_until,
 )
-from tests.mosquitto import Mosquitto, unique_prefix
 
 pytestmark = pytest.mark.broker
 
@@ -55,12 +53,12 @@ def unwritable(directory: Path) -> Iterator[None]:
     if root:
         chattr = shutil.which("chattr")
         if chattr is None or subprocess.run([chattr, "+i", str(directory)]).returncode != 0:
-            skip_or_fail("running as root and cannot make a directory immutable")
+            pytest.skip("running as root and cannot make a directory immutable")
     else:
         directory.chmod(0o555)
     try:
         if _probe_writable(directory):
-            skip_or_fail("could not make the state directory unwritable here")
+            pytest.skip("could not make the state directory unwritable here")
         yield
     finally:
         if root:
@@ -76,14 +74,14 @@ def small_filesystem(directory: Path, size_kib: int) -> Iterator[None]:
     if os.geteuid() != 0:
         pytest.skip("mounting a small tmpfs needs root")
     if shutil.which("mount") is None:
-        skip_or_fail("mount is not on the PATH")
+        pytest.skip("mount is not on the PATH")
     mounted = subprocess.run(
         ["mount", "-t", "tmpfs", "-o", f"size={size_kib}k", "tmpfs", str(directory)],
         capture_output=True,
         check=False,
     )
     if mounted.returncode != 0:
-        skip_or_fail(f"cannot mount tmpfs as root: {mounted.stderr.decode().strip()}")
+        pytest.skip(f"cannot mount tmpfs as root: {mounted.stderr.decode().strip()}")
     try:
         yield
     finally:

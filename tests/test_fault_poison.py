@@ -30,20 +30,18 @@ from edge_lstm.daemon.config import Config
 from edge_lstm.daemon.service import Daemon
 from edge_lstm.model.forecaster import Forecaster
 from edge_lstm.model.metadata import ModelMeta
-from tests.faultkit import (
+from edge_lstm.mqttkit.broker import Mosquitto
+from edge_lstm.mqttkit.clients import Publisher, unique_prefix, wait_until
+from edge_lstm.mqttkit.daemon import DaemonProcess, daemon_settings
+from edge_lstm.mqttkit.observer import Observer
+from tests.expected import (
     BASE_TS,
-    DaemonProcess,
-    Observer,
-    Publisher,
-    daemon_settings,
     expected_forecasts,
     iso_of_step,
     mismatches,
     reading_payload,
     series,
-    wait_until,
 )
-from tests.mosquitto import Mosquitto, unique_prefix
 
 pytestmark = pytest.mark.broker
 

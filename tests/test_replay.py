@@ -14,11 +14,12 @@ import pytest
 from typer.testing import CliRunner
 
 from edge_lstm.cli.app import app
+from edge_lstm.mqttkit.broker import Mosquitto
+from edge_lstm.mqttkit.clients import Recorder, unique_prefix, wait_until
+from edge_lstm.mqttkit.daemon import DaemonProcess
+from edge_lstm.mqttkit.observer import Observer
 from edge_lstm.offline.csvdata import load_csv
 from edge_lstm.offline.replay import first_row_at, reading_payload
-
-from .daemon_run import Collector, DaemonProcess
-from .mosquitto import Mosquitto, unique_prefix
 
 ROOT = Path(__file__).resolve().parents[1]
 CLI = [sys.executable, "-m", "edge_lstm"]
@@ -52,7 +53,7 @@ def test_start_picks_the_first_row_at_or_after_it(tmp_path: Path) -> None:
 
 def test_replay_publishes_each_column_as_a_sensor(mosquitto: Mosquitto, tmp_path: Path) -> None:
     prefix = unique_prefix("replay")
-    seen = Collector(mosquitto.host, mosquitto.port, [f"{prefix}/+/t"])
+    seen = Recorder(mosquitto, [f"{prefix}/+/t"]).start()
     try:
         done = CliRunner().invoke(
             app,
@@ -64,7 +65,7 @@ def test_replay_publishes_each_column_as_a_sensor(mosquitto: Mosquitto, tmp_path
         )  # fmt: skip
         assert done.exit_code == 0, done.output
         assert "sent 3 readings (2 rows)" in done.output
-        seen.wait_for(lambda: len(seen.messages) == 3, "3 readings")
+        assert seen.wait_for(3, timeout_s=30), seen.snapshot()
     finally:
         seen.close()
     got = sorted((m.topic, m.payload.decode()) for m in seen.messages)
@@ -160,13 +161,12 @@ def test_replay_reaches_a_daemon_and_warm_forecasts_come_back(
 ) -> None:
     prefix = unique_prefix("rd")
     topic = f"{prefix}/in/{{sensor}}"
-    status = Collector(mosquitto.host, mosquitto.port, [f"{prefix}/status"])
+    observer = Observer(mosquitto, prefix)
     d = DaemonProcess(
-        ["--broker", mosquitto.url, "--topic", topic, "--output-prefix", prefix], tmp_path
-    )
-    forecasts = Collector(mosquitto.host, mosquitto.port, [f"{prefix}/+/forecast"])
+        tmp_path, args=["--broker", mosquitto.url, "--topic", topic, "--output-prefix", prefix]
+    ).start()
     try:
-        status.wait_for(lambda: any(m.payload == b"online" for m in status.messages), "online")
+        observer.wait_online(d)
         done = subprocess.run(
             [
                 *CLI,
@@ -187,14 +187,13 @@ def test_replay_reaches_a_daemon_and_warm_forecasts_come_back(
         assert done.returncode == 0, done.stderr
 
         def warm(sensor: str) -> bool:
-            docs = [m.json() for m in forecasts.on(f"{prefix}/{sensor}/forecast")]
+            with observer.lock:
+                docs = list(observer.forecasts.get(sensor, []))
             return any(doc["status"] == "ok" for doc in docs)
 
-        forecasts.wait_for(
-            lambda: all(warm(s) for s in ("greensboro", "sand_point", "miami")),
-            f"warm forecasts for all three sensors\n{d.log()}",
+        assert wait_until(lambda: all(warm(s) for s in ("greensboro", "sand_point", "miami"))), (
+            f"no warm forecasts for all three sensors\n{d.log()}"
         )
     finally:
-        forecasts.close()
-        status.close()
+        observer.close()
         assert d.terminate() == 0

@@ -18,11 +18,12 @@ from edge_lstm.daemon.status import (
     summary_rows,
 )
 from edge_lstm.model.metadata import ModelMeta
+from edge_lstm.mqttkit.broker import Mosquitto
+from edge_lstm.mqttkit.clients import Publisher, unique_prefix, wait_until
+from edge_lstm.mqttkit.daemon import DaemonProcess
+from edge_lstm.mqttkit.observer import Observer
 from edge_lstm.stream.documents import iso
 from edge_lstm.stream.timestamps import parse_timestamp as parse_time
-
-from .daemon_run import Collector, DaemonProcess, Publisher
-from .mosquitto import Mosquitto, unique_prefix
 
 T0 = 472_222 * 3600.0  # an hour boundary in 2023
 HEALTH = {
@@ -135,23 +136,21 @@ def test_status_of_a_running_then_stopped_daemon(
     mosquitto: Mosquitto, default_model: Path, tmp_path: Path
 ) -> None:
     prefix = unique_prefix("st")
-    online = Collector(mosquitto.host, mosquitto.port, [f"{prefix}/status"])
+    observer = Observer(mosquitto, prefix)
     d = DaemonProcess(
-        [
+        tmp_path,
+        args=[
             "--broker", mosquitto.url, "--model", str(default_model), "--output-prefix", prefix,
             "--topic", f"{prefix}/in/{{sensor}}", "--health-interval-s", "0.5",
         ],
-        tmp_path,
-    )  # fmt: skip
-    health = Collector(mosquitto.host, mosquitto.port, [f"{prefix}/health"])
-    forecasts = Collector(mosquitto.host, mosquitto.port, [f"{prefix}/kitchen/forecast"])
-    pub = Publisher(mosquitto.host, mosquitto.port)
+    ).start()  # fmt: skip
+    pub = Publisher(mosquitto)
     try:
-        online.wait_for(lambda: any(m.payload == b"online" for m in online.messages), "online")
+        observer.wait_online(d)
 
-        def latest() -> dict[str, object]:
-            docs = health.on(f"{prefix}/health")
-            return json.loads(docs[-1].payload) if docs else {}
+        def latest() -> dict[str, Any]:
+            with observer.lock:
+                return dict(observer.health)
 
         actuals: dict[float, float] = {}
 
@@ -160,35 +159,36 @@ def test_status_of_a_running_then_stopped_daemon(
                 value = 20.0 + (hour % 24) / 4
                 actuals[T0 + hour * 3600.0] = value
                 stamp = iso(T0 + hour * 3600.0)
-                pub.send(f"{prefix}/in/kitchen", json.dumps({"value": value, "ts": stamp}))
-            pub.wait_all()
+                pub.publish(f"{prefix}/in/kitchen", json.dumps({"value": value, "ts": stamp}))
+            assert pub.wait_all_acked()
 
         # Warm first (24 steps, then an `ok` forecast), then the hours that score it: health
         # scores only `ok` forecasts, and one batch of many steps publishes only its newest.
         warm = ModelMeta.load(default_model.with_suffix(".json")).warmup_steps
         send_hours(range(warm + 2))
-        health.wait_for(lambda: latest().get("sensors_warm") == 1, f"a warm sensor\n{d.log()}")
+        assert wait_until(lambda: latest().get("sensors_warm") == 1), f"no warm sensor\n{d.log()}"
         send_hours(range(warm + 2, warm + 6))
-        pub.send(f"{prefix}/in/kitchen", "not a number")
-        pub.wait_all()
+        pub.publish(f"{prefix}/in/kitchen", "not a number")
+        assert pub.wait_all_acked()
 
         def ready() -> bool:
             doc = latest()
-            scored = doc.get("accuracy", {}).get("scored_by_step", [0])  # type: ignore[attr-defined]
+            scored = doc.get("accuracy", {}).get("scored_by_step", [0])
             return bool(
                 doc.get("sensors_warm") == 1 and doc.get("readings_rejected_total") and scored[0]
             )
 
-        health.wait_for(ready, f"a warm, scored sensor and a rejection in health\n{d.log()}")
+        assert wait_until(ready), f"no warm, scored sensor and rejection in health\n{d.log()}"
 
         def band_agrees() -> bool:
             band = latest().get("band")
-            published = [json.loads(m.payload) for m in forecasts.messages]
+            with observer.lock:
+                published = list(observer.forecasts.get("kitchen", []))
             return isinstance(band, dict) and band == band_coverage(published, actuals)
 
         # The live coverage in health is that of the bands the daemon published, scored
         # against the actuals of the steps it has closed.
-        forecasts.wait_for(band_agrees, f"health's band coverage = published bands\n{d.log()}")
+        assert wait_until(band_agrees), f"health's band coverage != published bands\n{d.log()}"
         band = latest()["band"]
         assert isinstance(band, dict) and band["scored_by_step"][0] > 0, band
         runner = CliRunner()
@@ -210,9 +210,7 @@ def test_status_of_a_running_then_stopped_daemon(
         assert doc["health"]["accuracy"]["scored_by_step"][0] > 0, doc["health"]
     finally:
         pub.close()
-        forecasts.close()
-        health.close()
-        online.close()
+        observer.close()
         assert d.terminate() == 0
     stopped = CliRunner().invoke(app, ["status", "--broker", mosquitto.url, "--prefix", prefix])
     assert stopped.exit_code == 3  # down: told apart from "could not ask" (1)

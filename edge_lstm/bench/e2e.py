@@ -30,9 +30,10 @@ from typing import Any
 import numpy as np
 
 from ..model.metadata import ModelMeta, sidecar_path
+from ..mqttkit.broker import Address, broker_at
+from ..mqttkit.clients import Message, Recorder
 from ..stream.timestamps import parse_timestamp
-from .clients import Recorder
-from .harness import DaemonProcess, broker_for_bench, future_start, publish
+from .harness import BenchDaemon, future_start, publish
 from .publish import sensor_ids
 from .report import ratio
 
@@ -56,20 +57,18 @@ def run_e2e(
     total = sensors * burst_rounds
     with (
         tempfile.TemporaryDirectory(prefix="edge-lstm-bench-") as tmp,
-        broker_for_bench(broker, Path(tmp)) as (host, port, broker_desc),
+        broker_at(broker, Path(tmp)) as (address, broker_desc),
     ):
         say(f"e2e: bare paho subscriber, backlog of {total} readings")
-        bare = _bare_backlog(host, port, sensors, burst_rounds, start_ts, step_s)
+        bare = _bare_backlog(address, sensors, burst_rounds, start_ts, step_s)
 
         say(f"e2e: edge-lstm run, backlog of {total} readings")
-        daemon = DaemonProcess(
-            model_path, host, port, Path(tmp), ["--max-sensors", str(max(sensors, 1))]
-        )
-        out = Recorder(host, port, [f"{daemon.prefix}/out/+/forecast"]).start()
+        daemon = BenchDaemon(model_path, address, Path(tmp), max_sensors=max(sensors, 1))
+        out = Recorder(address, [f"{daemon.prefix}/out/+/forecast"]).start()
         try:
             daemon.stop()
             topic = daemon.input_topic
-            publish(host, port, topic, sensors, burst_rounds, start_ts, step_s)
+            publish(address, topic, sensors, burst_rounds, start_ts, step_s)
             online_at = daemon.start()
             # The daemon may coalesce several closed steps of one sensor into one forecast (the
             # latest), so "done" is: every sensor's forecast for the last closed step arrived.
@@ -77,14 +76,14 @@ def run_e2e(
             done_at = _wait_all_reached(out, sensors, last_step, timeout_s=300)
             forecasts = out.count()
             daemon_rate = total / (done_at - online_at) if done_at else None
-            health = daemon.health(newer_than=time.time() + 1.0)
+            health = daemon.health(after_s=1.0)
 
             rounds = max(2, math.ceil(latency_s * latency_rate / sensors))
             say(f"e2e: latency at {latency_rate:g} readings/s, {rounds * sensors} readings")
             out.clear()
             times_path = Path(tmp) / "times.npy"
             paced = publish(
-                host, port, topic, sensors, rounds, start_ts, step_s,
+                address, topic, sensors, rounds, start_ts, step_s,
                 first_round=burst_rounds, rate=latency_rate, times=times_path,
             )  # fmt: skip
             final_step = start_ts - step_s / 2 + (burst_rounds + rounds - 2) * step_s
@@ -92,9 +91,9 @@ def run_e2e(
             latencies = _latencies(
                 out.snapshot(), np.load(times_path), start_ts, step_s, burst_rounds
             )
-            final = daemon.health(newer_than=time.time() + 1.0)
+            final = daemon.health(after_s=1.0)
         finally:
-            out.stop()
+            out.close()
             exit_code = daemon.close()
     sent = total + int(paced["sent"])
     accepted = int(final.get("readings_accepted", 0))
@@ -129,18 +128,18 @@ def run_e2e(
 
 
 def _bare_backlog(
-    host: str, port: int, sensors: int, rounds: int, start_ts: float, step_s: float
+    broker: Address, sensors: int, rounds: int, start_ts: float, step_s: float
 ) -> dict[str, Any]:
     total = sensors * rounds
     topic = f"bench-{uuid.uuid4().hex[:8]}/bare"
     client_id = f"{topic.split('/')[0]}-bare"
-    Recorder(host, port, [f"{topic}/#"], client_id=client_id).start().stop()  # session, then away
-    publish(host, port, topic + "/{sensor}", sensors, rounds, start_ts, step_s)
-    bare = Recorder(host, port, [f"{topic}/#"], client_id=client_id).start()
+    Recorder(broker, [f"{topic}/#"], client_id=client_id).start().close()  # session, then away
+    publish(broker, topic + "/{sensor}", sensors, rounds, start_ts, step_s)
+    bare = Recorder(broker, [f"{topic}/#"], client_id=client_id).start()
     bare.wait_for(total, timeout_s=120)
-    bare.stop()
+    bare.close()
     messages = bare.snapshot()
-    last = messages[-1][0] if messages else bare.connected_at
+    last = messages[-1].at if messages else bare.connected_at
     return {
         "readings": total,
         "received": len(messages),
@@ -167,10 +166,10 @@ def _wait_all_reached(
     last_change = time.monotonic()
     while time.monotonic() < deadline and time.monotonic() - last_change < idle_s:
         messages = out.snapshot()
-        for received, _topic, payload in messages[seen:]:
-            parsed = _observed(payload)
+        for message in messages[seen:]:
+            parsed = _observed(message.payload)
             if parsed is not None and parsed[1] >= last_step - 1e-6:
-                reached.setdefault(parsed[0], received)
+                reached.setdefault(parsed[0], message.at)
         if len(messages) > seen:
             seen, last_change = len(messages), time.monotonic()
         if len(reached) >= sensors:
@@ -180,7 +179,7 @@ def _wait_all_reached(
 
 
 def _latencies(
-    messages: Sequence[tuple[float, str, bytes]],
+    messages: Sequence[Message],
     times: np.ndarray[Any, Any],
     start_ts: float,
     step_s: float,
@@ -190,12 +189,12 @@ def _latencies(
     index = {sid: i for i, sid in enumerate(sensor_ids(times.shape[1]))}
     origin = start_ts - step_s / 2
     out = []
-    for received, _topic, payload in messages:
-        parsed = _observed(payload)
+    for message in messages:
+        parsed = _observed(message.payload)
         column = index.get(parsed[0]) if parsed else None
         if parsed is None or column is None:
             continue
         closing = round((parsed[1] - origin) / step_s) + 1 - first_round
         if 0 <= closing < times.shape[0]:
-            out.append(received - times[closing, column])
+            out.append(message.at - times[closing, column])
     return np.asarray(out, dtype=np.float64)

@@ -1,196 +1,94 @@
-"""What the bench runs against: a Mosquitto from the PATH, ``edge-lstm run`` as a child process,
-and the publisher process (``edge_lstm.bench.publish``)."""
+"""How the bench runs ``edge-lstm run`` and its publisher, on the MQTT kit (``edge_lstm.mqttkit``).
+
+Only the bench's choices live here: the daemon's settings, readings dated a year ahead, the
+publisher as its own process (``edge_lstm.bench.publish``) so that it never competes with the
+measured process for a core. Broker, clients and the daemon process are the kit's.
+"""
 
 from __future__ import annotations
 
 import json
 import math
-import shutil
-import signal
-import socket
 import subprocess
 import sys
 import time
-import uuid
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from ..errors import BrokerError
-from ..stream.address import parse_broker
-from .clients import Recorder
+from ..mqttkit.broker import Address
+from ..mqttkit.clients import unique_prefix
+from ..mqttkit.daemon import DaemonProcess, daemon_settings
+from ..mqttkit.observer import Observer
+
+ONLINE_TIMEOUT_S = 60.0
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+class BenchDaemon:
+    """``edge-lstm run`` under its own topic prefix (a persistent session), with an observer of
+    its status and health; started (and online) on construction."""
 
-
-def _accepts(host: str, port: int) -> bool:
-    try:
-        socket.create_connection((host, port), timeout=0.2).close()
-    except OSError:
-        return False
-    return True
-
-
-@contextmanager
-def broker_for_bench(address: str | None, workdir: Path) -> Iterator[tuple[str, int, str]]:
-    """``(host, port, description)`` of ``address``, or of a Mosquitto started from the PATH."""
-    if address:
-        parsed = parse_broker(address)
-        yield parsed.host, parsed.port, f"given: {address}"
-        return
-    binary = shutil.which("mosquitto")
-    if binary is None:
-        raise BrokerError("no --broker given and no mosquitto on the PATH")
-    port = _free_port()
-    conf = workdir / "mosquitto.conf"
-    # Unlimited queues: mosquitto's default (1,000 queued QoS 1 messages per client) would drop
-    # a burst that a slow subscriber has not read yet, and we measure the daemon, not that cap.
-    conf.write_text(
-        f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
-        "max_queued_messages 0\nmax_inflight_messages 0\nlog_type error\n",
-        encoding="utf-8",
-    )
-    version = subprocess.run([binary, "-h"], capture_output=True, text=True).stdout.split("\n")[0]
-    proc = subprocess.Popen(
-        [binary, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
-    try:
-        deadline = time.monotonic() + 10
-        while not _accepts("127.0.0.1", port):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
-                raise BrokerError(f"mosquitto did not start: {err.strip()[:200]}")
-            time.sleep(0.05)
-        yield "127.0.0.1", port, f"started: {version.strip()}"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-def edge_lstm_command() -> list[str]:
-    """How to run the ``edge-lstm`` CLI of this very installation in a child process."""
-    return [
-        sys.executable,
-        "-c",
-        "import sys; from edge_lstm.cli.app import app; sys.argv[0] = 'edge-lstm'; app()",
-    ]
-
-
-class DaemonProcess:
-    """``edge-lstm run`` as a child process, with its own topic prefix and fixed client id."""
-
-    def __init__(
-        self, model: Path, host: str, port: int, workdir: Path, extra: Sequence[str] = ()
-    ) -> None:
-        self.prefix = f"bench-{uuid.uuid4().hex[:8]}"
-        self.input_topic = f"{self.prefix}/in/{{sensor}}"
-        self.log_path = workdir / f"{self.prefix}.log"
-        self._args = [
-            *edge_lstm_command(), "run",
-            "--broker", f"{host}:{port}",
-            "--model", str(model),
-            "--client-id", self.prefix,
-            "--topic", self.input_topic,
-            "--output-prefix", f"{self.prefix}/out",
-            "--health-interval-s", "1",
-            "--log-level", "WARNING",
-            # The bench dates its readings a year ahead (future_start): let them in.
-            "--max-clock-skew-s", str(400 * 86_400),
-            *extra,
-        ]  # fmt: skip
-        self._log = self.log_path.open("ab")
-        self.status = Recorder(
-            host, port, [f"{self.prefix}/out/status", f"{self.prefix}/out/health"]
-        )
-        self.status.start()
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.online_at = 0.0
+    def __init__(self, model: Path, broker: Address, workdir: Path, **settings: object) -> None:
+        self.prefix = unique_prefix("bench")
+        self.input_topic = f"{self.prefix}/s/{{sensor}}"
+        self.process = DaemonProcess(
+            workdir / self.prefix,
+            daemon_settings(
+                broker, model, self.prefix,
+                health_interval_s=1.0,
+                log_level="WARNING",
+                # The bench dates its readings a year ahead (future_start): let them in.
+                max_clock_skew_s=400 * 86_400,
+                **settings,
+            ),
+        )  # fmt: skip
+        self.observer = Observer(broker, f"{self.prefix}/out")
         try:
             self.start()
         except BaseException:
             self.close()
             raise
 
-    def start(self, timeout_s: float = 60.0) -> float:
-        """Start the process; returns the wall time its retained ``online`` arrived."""
-        self.status.clear()
-        self.proc = subprocess.Popen(self._args, stdout=self._log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + timeout_s
-        while True:
-            online = [t for t, topic, p in self.status.snapshot() if p == b"online"]
-            if online:
-                self.online_at = online[0]
-                return self.online_at
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise BrokerError(f"edge-lstm run did not come online: {self.log_tail()}")
-            time.sleep(0.02)
+    def start(self) -> float:
+        """Start the process; the wall time its ``online`` arrived."""
+        self.process.start()
+        try:
+            return self.observer.wait_online(self.process, ONLINE_TIMEOUT_S)
+        except TimeoutError as exc:
+            raise BrokerError(
+                f"edge-lstm run did not come online: {self.process.log_tail()}"
+            ) from exc
 
-    def stop(self, timeout_s: float = 15.0) -> int | None:
+    def stop(self) -> int | None:
         """SIGTERM and wait; the exit code (the MQTT session stays with the broker)."""
-        proc = self.proc
-        if proc is None:
-            return None
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout_s)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        return proc.returncode
+        return self.process.terminate()
 
     def close(self) -> int | None:
-        """Stop the process and the status subscriber."""
+        """Stop the process and the observer."""
         code = self.stop()
-        self.status.stop()
-        self._log.close()
+        self.observer.close()
         return code
 
-    def log_tail(self) -> str:
-        text = self.log_path.read_text(encoding="utf-8", errors="replace")
-        return " | ".join(text.strip().splitlines()[-3:])
-
-    def health(self, newer_than: float = 0.0, timeout_s: float = 10.0) -> dict[str, Any]:
-        """The latest health document received after ``newer_than`` (wall clock)."""
-        deadline = time.monotonic() + timeout_s
-        while True:
-            docs = [
-                (t, p) for t, topic, p in self.status.snapshot()
-                if topic.endswith("/health") and t > newer_than
-            ]  # fmt: skip
-            if docs:
-                doc: dict[str, Any] = json.loads(docs[-1][1])
-                return doc
-            if time.monotonic() > deadline:
-                raise BrokerError(f"no health message from edge-lstm run: {self.log_tail()}")
-            time.sleep(0.1)
+    def health(self, after_s: float = 0.0, timeout_s: float = 10.0) -> dict[str, Any]:
+        """The first health document received ``after_s`` or more from now."""
+        try:
+            return self.observer.fresh_health(timeout_s, after_s)
+        except TimeoutError as exc:
+            raise BrokerError(f"no health from edge-lstm run: {self.process.log_tail()}") from exc
 
     def rss_bytes(self) -> int:
         """Resident memory of the daemon process (Linux /proc)."""
-        assert self.proc is not None
-        for line in Path(f"/proc/{self.proc.pid}/status").read_text(encoding="utf-8").splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-        raise OSError("VmRSS not found")
+        return self.process.rss()
 
 
 def publish(
-    host: str, port: int, topic: str, sensors: int, rounds: int, start_ts: float, step_s: float,
+    broker: Address, topic: str, sensors: int, rounds: int, start_ts: float, step_s: float,
     first_round: int = 0, rate: float = 0.0, times: Path | None = None,
 ) -> dict[str, Any]:  # fmt: skip
     """Run the publisher process to completion; its JSON summary."""
     args = [
         sys.executable, "-m", "edge_lstm.bench.publish",
-        "--host", host, "--port", str(port), "--topic", topic,
+        "--host", broker.host, "--port", str(broker.port), "--topic", topic,
         "--sensors", str(sensors), "--readings", str(rounds), "--first-round", str(first_round),
         "--start-ts", repr(start_ts), "--step-s", repr(step_s), "--rate", repr(rate),
     ] + (["--times", str(times)] if times else [])  # fmt: skip

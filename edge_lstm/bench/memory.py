@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from ..model.metadata import ModelMeta, sidecar_path
-from .harness import DaemonProcess, broker_for_bench, future_start, publish
+from ..mqttkit.broker import broker_at
+from .harness import BenchDaemon, future_start, publish
 
 ROUNDS = 3
 
@@ -32,9 +33,9 @@ def run_memory(
     rows: list[dict[str, Any]] = []
     with (
         tempfile.TemporaryDirectory(prefix="edge-lstm-mem-") as tmp,
-        broker_for_bench(broker, Path(tmp)) as (host, port, broker_desc),
+        broker_at(broker, Path(tmp)) as (address, broker_desc),
     ):
-        daemon = DaemonProcess(model_path, host, port, Path(tmp), ["--max-sensors", str(largest)])
+        daemon = BenchDaemon(model_path, address, Path(tmp), max_sensors=largest)
         try:
             time.sleep(1.0)  # let start-up allocations settle before the idle reading
             idle = daemon.rss_bytes()
@@ -42,7 +43,7 @@ def run_memory(
             for count in sorted(counts):
                 say(f"memory: {count} active sensors")
                 publish(
-                    host, port, daemon.input_topic, count, ROUNDS, start_ts, meta.step_s,
+                    address, daemon.input_topic, count, ROUNDS, start_ts, meta.step_s,
                     first_round=first_round,
                 )  # fmt: skip
                 first_round += ROUNDS
@@ -55,7 +56,7 @@ def run_memory(
                     }
                 )
         finally:
-            daemon.stop()
+            daemon.close()
     for row in rows:
         row["rss_mib"] = row["rss_bytes"] / 2**20
         row["bytes_per_sensor_over_idle"] = (row["rss_bytes"] - idle) / row["sensors"]
@@ -67,9 +68,9 @@ def run_memory(
     }
 
 
-def _wait_active(daemon: DaemonProcess, count: int, timeout_s: float = 120.0) -> dict[str, Any]:
+def _wait_active(daemon: BenchDaemon, count: int, timeout_s: float = 120.0) -> dict[str, Any]:
     deadline = time.monotonic() + timeout_s
     while True:
-        health = daemon.health(newer_than=time.time(), timeout_s=10)
+        health = daemon.health(timeout_s=10)
         if int(health.get("sensors_active", 0)) >= count or time.monotonic() > deadline:
             return health

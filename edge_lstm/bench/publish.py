@@ -18,7 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .clients import Publisher
+from ..mqttkit.clients import Publisher
+from ..stream.address import BrokerAddress
 
 
 def sensor_ids(count: int) -> list[str]:
@@ -49,7 +50,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ids = sensor_ids(args.sensors)
     topics = [args.topic.format(sensor=s) for s in ids]
     times = np.zeros((args.readings, args.sensors), dtype=np.float64)
-    publisher = Publisher(args.host, args.port)
+    publisher = Publisher(BrokerAddress(args.host, args.port))
     interval = 1.0 / args.rate if args.rate > 0 else 0.0
     start = time.time()
     start_mono = time.monotonic()
@@ -69,7 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             publisher.publish(topic, payload, qos=args.qos)
             sent += 1
     sent_at_end = time.time()
-    unacked = publisher.stop()
+    unacked = publisher.close(flush_timeout_s=30.0)
     done = time.time()
     if args.times is not None:
         np.save(args.times, times)

@@ -47,8 +47,8 @@ def replay(
     the daemon's first forecast out in well under a second, and warm ("ok") ones after about
     17 seconds.
     """
-    from ..bench.clients import Publisher
     from ..demo.scoreboard import default_demo_data
+    from ..mqttkit.clients import Publisher
     from ..offline.csvdata import DataError, load_csv
     from ..offline.replay import first_row_at, reading_payload, replay_rows
     from ..stream.documents import iso
@@ -87,7 +87,7 @@ def replay(
     rows = 0
     interrupted = False
     try:
-        publisher = Publisher(address.host, address.port)
+        publisher = Publisher(address)
     except EdgeLstmError as exc:
         fail(str(exc))
     topics = {s: template.topic_for(s) for s in series.columns}
@@ -103,7 +103,7 @@ def replay(
     except KeyboardInterrupt:
         interrupted = True
     finally:
-        unacked = publisher.stop(flush_timeout_s=10.0)
+        unacked = publisher.close(flush_timeout_s=10.0)
     typer.echo(
         f"sent {sent[0]} readings ({rows} rows)"
         + (f", {unacked} not acknowledged by the broker" if unacked else "")

@@ -28,25 +28,25 @@ def status(
     ] = 3.0,
 ) -> None:
     """Show the daemon's retained status and health: up, sensors, rejections, drops, accuracy."""
-    from ..bench.clients import Recorder
     from ..daemon.status import DaemonStatus
+    from ..mqttkit.clients import Recorder
 
     topics = (f"{prefix}/status", f"{prefix}/health")
     try:
         address = client_address(broker)
-        recorder = Recorder(address.host, address.port, topics).start(timeout_s=timeout)
+        recorder = Recorder(address, topics).start(timeout_s=timeout)
     except EdgeLstmError as exc:
         fail(str(exc))
     try:
         # Retained messages come right after the subscription is confirmed; both, or the wait ends.
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if {topic for _, topic, _ in recorder.snapshot()} >= set(topics):
+            if {m.topic for m in recorder.snapshot()} >= set(topics):
                 break
             time.sleep(0.02)
     finally:
-        recorder.stop()
-    latest = {topic: payload for _, topic, payload in recorder.snapshot()}
+        recorder.close()
+    latest = {m.topic: m.payload for m in recorder.snapshot()}
     if not latest:
         fail(
             f"no edge-lstm daemon has published on {address} under {prefix}/ "

@@ -30,10 +30,10 @@ def run_demo(
     """
     import logging
 
-    from ..bench.clients import Publisher, Recorder
     from ..daemon.config import Config
     from ..daemon.service import Daemon
     from ..errors import BrokerError
+    from ..mqttkit.clients import Publisher, Recorder
     from ..offline.csvdata import load_csv
     from ..stream.address import parse_broker
     from .embedded_broker import EmbeddedBroker
@@ -48,9 +48,8 @@ def run_demo(
     result = DemoResult(board, 0, 0.0, f"embedded amqtt at {address}" if embedded else address)
     logging.getLogger("edge_lstm").setLevel(logging.WARNING)
     try:
-        parsed = parse_broker(address)
-        host, port = parsed.host, parsed.port
-        status = Recorder(host, port, [f"{prefix}/status"]).start()
+        endpoint = parse_broker(address)
+        status = Recorder(endpoint, [f"{prefix}/status"]).start()
         clients.append(status)
         overrides: dict[str, object] = {}
         if embedded is not None:
@@ -73,13 +72,17 @@ def run_demo(
         daemon.start()
         result.step_s = daemon.pipeline.meta.step_s
         deadline = time.monotonic() + 15
-        while not any(p == b"online" for _, _, p in status.snapshot()):
+        while not any(m.payload == b"online" for m in status.snapshot()):
             if time.monotonic() > deadline:
                 raise BrokerError(f"the daemon did not come online on {address}")
             time.sleep(0.05)
-        forecasts = Recorder(host, port, [f"{prefix}/+/forecast"], on_message=board.on_message)
+        forecasts = Recorder(
+            endpoint,
+            [f"{prefix}/+/forecast"],
+            on_message=lambda m: board.on_message(m.at, m.topic, m.payload),
+        )
         clients.append(forecasts.start())
-        publisher = Publisher(host, port)
+        publisher = Publisher(endpoint)
         clients.append(publisher)
         last_print = [time.monotonic()]
 
@@ -113,7 +116,7 @@ def run_demo(
     finally:
         for client in reversed(clients):
             with contextlib.suppress(Exception):  # cleanup goes on: the broker must stop
-                client.stop()
+                client.close()
         if daemon is not None:
             daemon.stop()
         if embedded is not None:
