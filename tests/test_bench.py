@@ -168,6 +168,7 @@ def test_engine_times_keras_predict_when_tensorflow_is_there(any_model: Path) ->
 
 
 @pytest.mark.broker
+@pytest.mark.slow
 def test_e2e_and_memory_quick_json(any_model: Path, mosquitto: Mosquitto) -> None:
     doc = bench_json(
         "--only", "e2e,memory", "--model", str(any_model), "--broker",

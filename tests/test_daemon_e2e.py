@@ -248,6 +248,7 @@ def test_sigterm_stops_cleanly_and_leaves_offline(run: Run) -> None:
     assert retained(run.broker, f"{run.prefix}/out/status") == b"offline"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mqtt_version", ["5", "3.1.1"])
 def test_broker_restart_mid_stream_loses_no_reading(
     mosquitto_factory: Callable[..., Mosquitto], golden_model: Path, tmp_path: Path,

@@ -35,7 +35,7 @@ from tests.expected import (
     series,
 )
 
-pytestmark = pytest.mark.broker
+pytestmark = [pytest.mark.broker, pytest.mark.slow]
 
 RECONNECT_MAX_S = 2
 # paho's first retry can wait the full backoff; then the CONNECT round trip and our retained

@@ -38,7 +38,7 @@ from tests.expected import (
     series,
 )
 
-pytestmark = pytest.mark.broker
+pytestmark = [pytest.mark.broker, pytest.mark.slow]
 
 N_SENSORS = 4
 PACE_S = 0.02  # one step for every sensor each PACE_S: ~200 readings/s, well within capacity

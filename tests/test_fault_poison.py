@@ -273,6 +273,7 @@ def test_watchdog_pings_stop_while_the_network_loop_is_stuck(
         observer.close()
 
 
+@pytest.mark.slow
 def test_two_daemons_with_one_client_id_are_diagnosed(
     mosquitto: Mosquitto, golden_model: Path, tmp_path: Path
 ) -> None:
@@ -299,6 +300,7 @@ def test_two_daemons_with_one_client_id_are_diagnosed(
         second.cleanup()
 
 
+@pytest.mark.slow
 def test_home_assistant_birth_flood_is_not_amplified(
     mosquitto: Mosquitto, golden_model: Path, tmp_path: Path
 ) -> None:

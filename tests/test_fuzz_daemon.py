@@ -34,7 +34,7 @@ from tests.expected import (
     series,
 )
 
-pytestmark = pytest.mark.broker
+pytestmark = [pytest.mark.broker, pytest.mark.slow]
 
 GOOD = ["good-0", "good-1", "good-2"]
 ROUNDS = 30

@@ -14,6 +14,7 @@ import json
 import sys
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -103,6 +104,7 @@ def _good(sensor: str, k: int) -> Inbound:
     return Inbound(f"sensors/{sensor}", payload, 1, 1, T0 + k * STEP + 1.0, 0.0)
 
 
+@pytest.mark.slow
 @settings(
     max_examples=25,
     deadline=None,

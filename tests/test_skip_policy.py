@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 HERE = Path(__file__).resolve().parent
+pytestmark = pytest.mark.slow  # three pytest runs of their own
 
 FILES = {
     # Three ways to skip: in the body, by a marker, at import.

@@ -24,7 +24,7 @@ from tests.expected import (
     series,
 )
 
-pytestmark = pytest.mark.broker
+pytestmark = [pytest.mark.broker, pytest.mark.slow]
 
 SOAK_S = float(os.environ.get("EDGE_LSTM_SOAK_S", "40"))
 N_SENSORS = 100
