@@ -23,9 +23,8 @@ import pytest
 
 from edge_lstm.model.metadata import ModelMeta
 from edge_lstm.mqttkit.broker import Mosquitto
-from edge_lstm.mqttkit.clients import Publisher, unique_prefix, wait_until
-from edge_lstm.mqttkit.daemon import DaemonProcess, daemon_settings
-from edge_lstm.mqttkit.observer import Observer
+from edge_lstm.mqttkit.clients import unique_prefix, wait_until
+from edge_lstm.mqttkit.rig import Rig
 from tests.expected import (
     BASE_TS,
     expected_forecasts,
@@ -54,18 +53,14 @@ def test_broker_restarts(
     prefix = unique_prefix("brokerfault")
     ids = [f"s{i}" for i in range(n_sensors)]
     data = series(n_sensors, n_steps, meta.n_features)
-    daemon = DaemonProcess(
-        tmp_path / "daemon",
-        daemon_settings(
-            broker, golden_model, prefix, reconnect_min_s=1, reconnect_max_s=RECONNECT_MAX_S
-        ),
-    )
-    observer = Observer(broker, f"{prefix}/out", client_id=f"{prefix}-obs")
-    publisher = Publisher(broker, f"{prefix}-pub")
+    rig = Rig(
+        broker, golden_model, tmp_path, prefix, observer_id=f"{prefix}-obs",
+        reconnect_min_s=1, reconnect_max_s=RECONNECT_MAX_S,
+    )  # fmt: skip
+    daemon, observer, publisher = rig.daemon, rig.observer, rig.publisher
     reconnect_s: list[float] = []
     try:
-        daemon.start()
-        observer.wait_online(daemon)
+        rig.start()
         for k in range(n_steps):
             for i, sensor in enumerate(ids):
                 payload = reading_payload(data[i, k], BASE_TS + k * meta.step_s)
@@ -96,6 +91,4 @@ def test_broker_restarts(
             assert published - restarts * 20 <= health["readings_accepted"] <= published, health
         assert daemon.terminate() == 0
     finally:
-        daemon.cleanup()
-        publisher.close()
-        observer.close()
+        rig.close()

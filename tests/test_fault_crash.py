@@ -25,9 +25,8 @@ from edge_lstm.daemon.wal import encode_reading, frame
 from edge_lstm.model.forecaster import Forecaster
 from edge_lstm.model.metadata import ModelMeta
 from edge_lstm.mqttkit.broker import Mosquitto
-from edge_lstm.mqttkit.clients import Publisher, unique_prefix, wait_until
-from edge_lstm.mqttkit.daemon import DaemonProcess, daemon_settings
-from edge_lstm.mqttkit.observer import Observer
+from edge_lstm.mqttkit.clients import unique_prefix, wait_until
+from edge_lstm.mqttkit.rig import Rig
 from edge_lstm.stream.resample import Reading
 from tests.expected import (
     BASE_TS,
@@ -60,16 +59,19 @@ def test_wal_crashes_change_no_forecast(
     state = tmp_path / "state"
     ids = [f"s{i}" for i in range(N_SENSORS)]
     data = series(N_SENSORS, n_steps, meta.n_features, seed=seed % 1000)
-    settings = daemon_settings(
-        mosquitto, golden_model, prefix, state_dir=state, durability="wal", snapshot_interval_s=0.7
+    rig = Rig(
+        mosquitto,
+        golden_model,
+        tmp_path,
+        prefix,
+        state_dir=state,
+        durability="wal",
+        snapshot_interval_s=0.7,
     )
-    daemon = DaemonProcess(tmp_path / "daemon", settings)
-    observer = Observer(mosquitto, f"{prefix}/out")
-    publisher = Publisher(mosquitto, f"{prefix}-pub")
+    daemon, observer, publisher = rig.daemon, rig.observer, rig.publisher
     context = f"seed={seed} kills at steps {kills}"
     try:
-        daemon.start()
-        observer.wait_online(daemon)
+        rig.start()
         for k in range(n_steps):
             for i, sensor in enumerate(ids):
                 payload = reading_payload(data[i, k], BASE_TS + k * meta.step_s)
@@ -97,9 +99,7 @@ def test_wal_crashes_change_no_forecast(
         assert daemon.starts == 4
         assert daemon.terminate() == 0
     finally:
-        daemon.cleanup()
-        publisher.close()
-        observer.close()
+        rig.close()
 
 
 def test_snapshot_mode_loss_is_bounded_by_the_interval(
@@ -116,21 +116,19 @@ def test_snapshot_mode_loss_is_bounded_by_the_interval(
     state = tmp_path / "state"
     ids = [f"s{i}" for i in range(N_SENSORS)]
     data = series(N_SENSORS, n_steps, meta.n_features, seed=seed % 1000)
-    settings = daemon_settings(
+    rig = Rig(
         mosquitto,
         golden_model,
+        tmp_path,
         prefix,
         state_dir=state,
         snapshot_interval_s=interval_s,
         max_gap_steps=10_000,
     )
-    daemon = DaemonProcess(tmp_path / "daemon", settings)
-    observer = Observer(mosquitto, f"{prefix}/out")
-    publisher = Publisher(mosquitto, f"{prefix}-pub")
+    daemon, observer, publisher = rig.daemon, rig.observer, rig.publisher
     context = f"seed={seed} kill after step {kill_at}"
     try:
-        daemon.start()
-        observer.wait_online(daemon)
+        rig.start()
         snapshot_steps = -1
         for k in range(n_steps):
             for i, sensor in enumerate(ids):
@@ -148,8 +146,7 @@ def test_snapshot_mode_loss_is_bounded_by_the_interval(
                 tracks = extra["resampler"]["tracks"]
                 last_ts = [float(tracks[s][4]) for s in ids]
                 snapshot_steps = sum(round((t - BASE_TS) / meta.step_s) + 1 for t in last_ts)
-                daemon.start()
-                observer.wait_online(daemon)
+                rig.start()
                 restarted_health = observer.fresh_health()
                 assert restarted_health["sensors_active"] == N_SENSORS, context
             time.sleep(PACE_S)
@@ -167,9 +164,7 @@ def test_snapshot_mode_loss_is_bounded_by_the_interval(
         )
         assert daemon.terminate() == 0
     finally:
-        daemon.cleanup()
-        publisher.close()
-        observer.close()
+        rig.close()
 
 
 def _bucket_means(readings: np.ndarray, per_step: int) -> np.ndarray:
@@ -201,17 +196,20 @@ def test_wal_kills_inside_steps_with_several_readings_a_step(
     prefix = unique_prefix("crash-steps")
     ids = [f"s{i}" for i in range(N_SENSORS)]
     readings = series(N_SENSORS, n_steps * per_step, meta.n_features, seed=seed % 1000)
-    settings = daemon_settings(
-        mosquitto, golden_model, prefix, state_dir=tmp_path / "state", durability="wal",
-        snapshot_interval_s=1.3, grace_s=1.0,
-    )  # fmt: skip
-    daemon = DaemonProcess(tmp_path / "daemon", settings)
-    observer = Observer(mosquitto, f"{prefix}/out")
-    publisher = Publisher(mosquitto, f"{prefix}-pub")
+    rig = Rig(
+        mosquitto,
+        golden_model,
+        tmp_path,
+        prefix,
+        state_dir=tmp_path / "state",
+        durability="wal",
+        snapshot_interval_s=1.3,
+        grace_s=1.0,
+    )
+    daemon, observer, publisher = rig.daemon, rig.observer, rig.publisher
     context = f"seed={seed} kills at (step, reading) {sorted(kills)}"
     try:
-        daemon.start()
-        observer.wait_online(daemon)
+        rig.start()
         for k in range(n_steps):
             for j in range(per_step):
                 # `ts` 2024: years behind the wall clock, as a backfill or a lagging gateway.
@@ -222,8 +220,7 @@ def test_wal_kills_inside_steps_with_several_readings_a_step(
                 if (k, j) in kills:
                     time.sleep(rng.uniform(0.05, 0.3))  # journaled, maybe not yet snapshotted
                     daemon.kill9()
-                    daemon.start()
-                    observer.wait_online(daemon)
+                    rig.start()
                 time.sleep(PACE_S)
         assert publisher.wait_all_acked(), context
         last = iso_of_step(n_steps - 2, meta.step_s)
@@ -235,6 +232,4 @@ def test_wal_kills_inside_steps_with_several_readings_a_step(
         assert daemon.starts == 1 + len(kills)
         assert daemon.terminate() == 0
     finally:
-        daemon.cleanup()
-        publisher.close()
-        observer.close()
+        rig.close()

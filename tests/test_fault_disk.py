@@ -19,9 +19,8 @@ import pytest
 
 from edge_lstm.model.metadata import ModelMeta
 from edge_lstm.mqttkit.broker import Mosquitto
-from edge_lstm.mqttkit.clients import Publisher, unique_prefix, wait_until
-from edge_lstm.mqttkit.daemon import DaemonProcess
-from edge_lstm.mqttkit.observer import Observer
+from edge_lstm.mqttkit.clients import unique_prefix, wait_until
+from edge_lstm.mqttkit.rig import Rig
 from tests.expected import (
     BASE_TS,
     expected_forecasts,
@@ -101,30 +100,20 @@ def fill(directory: Path) -> Path:
     return filler
 
 
-class Stream:
-    """A daemon, an observer and a publisher for one test, plus the expected forecasts."""
+class Stream(Rig):
+    """The kit's daemon, observer and publisher for one test, plus the expected forecasts."""
 
     def __init__(
         self, broker: Mosquitto, model: Path, tmp: Path, n_steps: int = 60, **settings: object
     ) -> None:
         self.meta = ModelMeta.load(model.with_suffix(".json"))
-        self.prefix = unique_prefix("disk")
         self.data = series(len(IDS), n_steps, self.meta.n_features)
         self.expected = expected_forecasts(model, IDS, self.data)
         self.state = Path(str(settings.pop("state_dir", tmp / "state")))
-        base = {
-            "broker": broker.url,
-            "model": model,
-            "topics": [f"{self.prefix}/s/{{sensor}}"],
-            "output_prefix": f"{self.prefix}/out",
-            "client_id": f"{self.prefix}-daemon",
-            "state_dir": self.state,
-            "health_interval_s": 0.3,
-            "snapshot_interval_s": 0.3,
-        }
-        self.daemon = DaemonProcess(tmp / "daemon", {**base, **settings})
-        self.observer = Observer(broker, f"{self.prefix}/out")
-        self.publisher = Publisher(broker, f"{self.prefix}-pub")
+        quick = {"health_interval_s": 0.3, "snapshot_interval_s": 0.3}
+        super().__init__(
+            broker, model, tmp, unique_prefix("disk"), state_dir=self.state, **{**quick, **settings}
+        )
         self.next_step = 0
 
     def steps(self, n: int) -> None:
@@ -132,7 +121,7 @@ class Stream:
         for k in range(self.next_step, self.next_step + n):
             for i, sensor in enumerate(IDS):
                 payload = reading_payload(self.data[i, k], BASE_TS + k * self.meta.step_s)
-                self.publisher.publish(f"{self.prefix}/s/{sensor}", payload)
+                self.send(sensor, payload)
         self.next_step += n
         last = iso_of_step(self.next_step - 2, self.meta.step_s)
         ok = wait_until(lambda: all(self.observer.has_forecast_for(s, last) for s in IDS))
@@ -153,12 +142,6 @@ class Stream:
         assert wait_until(check, timeout_s, 0.0), {k: doc.get(k) for k in keys}
         return doc
 
-    def close(self) -> None:
-        """Stop everything this stream started."""
-        self.daemon.cleanup()
-        self.publisher.close()
-        self.observer.close()
-
 
 @pytest.mark.parametrize("durability", ["snapshot", "wal"])
 def test_read_only_state_dir_keeps_forecasting(
@@ -168,8 +151,7 @@ def test_read_only_state_dir_keeps_forecasting(
     stream.state.mkdir()
     try:
         with unwritable(stream.state):
-            stream.daemon.start()
-            stream.observer.wait_online(stream.daemon)
+            stream.start()
             stream.steps(10)
             doc = stream.health_where(lambda d: d["snapshot_errors"] > 0)
             assert "snapshot" in doc["state"]["error"], doc["state"]
@@ -194,8 +176,7 @@ def test_full_state_dir_keeps_forecasting(
     with small_filesystem(state, size_kib=256):
         stream = Stream(mosquitto, golden_model, tmp_path, state_dir=state, durability="wal")
         try:
-            stream.daemon.start()
-            stream.observer.wait_online(stream.daemon)
+            stream.start()
             stream.steps(5)
             stream.health_where(lambda d: d["snapshots"] > 0)
             filler = fill(state)
@@ -237,8 +218,7 @@ def test_log_cannot_wedge_a_small_disk(
             snapshot_interval_s=3600.0, n_steps=520,
         )  # fmt: skip
         try:
-            stream.daemon.start()
-            stream.observer.wait_online(stream.daemon)
+            stream.start()
             stream.steps(5)
             for _ in range(5):  # 515 steps x 3 sensors x ~90 bytes: ~1.1 x the file system
                 stream.steps(102)
@@ -249,8 +229,7 @@ def test_log_cannot_wedge_a_small_disk(
             assert doc["journal_errors"] == 0, log
             # Nothing was lost either: after a kill -9 the restarted daemon goes on exactly.
             stream.daemon.kill9()
-            stream.daemon.start()
-            stream.observer.wait_online(stream.daemon)
+            stream.start()
             stream.steps(3)
             assert stream.daemon.terminate() == 0
         finally:
@@ -266,8 +245,7 @@ def test_a_reading_that_cannot_be_journaled_is_not_acknowledged(
     with small_filesystem(state, size_kib=256):
         stream = Stream(mosquitto, golden_model, tmp_path, state_dir=state, durability="wal")
         try:
-            stream.daemon.start()
-            stream.observer.wait_online(stream.daemon)
+            stream.start()
             stream.steps(5)
             stream.health_where(lambda d: d["snapshots"] > 0)
             filler = fill(state)
@@ -275,8 +253,7 @@ def test_a_reading_that_cannot_be_journaled_is_not_acknowledged(
             stream.health_where(lambda d: d["journal_errors"] > 0)
             stream.daemon.kill9()
             filler.unlink()
-            stream.daemon.start()
-            stream.observer.wait_online(stream.daemon)
+            stream.start()
             # Redelivered by the broker and applied: the forecasts go on as if nothing happened
             # (with the readings lost, the 10-step gap would reset every sensor).
             stream.steps(5)
@@ -307,15 +284,13 @@ def test_corrupt_snapshot_is_set_aside(
 ) -> None:
     stream = Stream(mosquitto, golden_model, tmp_path, snapshot_interval_s=60.0)
     try:
-        stream.daemon.start()
-        stream.observer.wait_online(stream.daemon)
+        stream.start()
         stream.steps(8)
         assert stream.daemon.terminate() == 0  # final snapshot at shutdown
         snapshot = stream.state / "state.snapshot"
         assert snapshot.exists()
         _corrupt(snapshot, how)
-        stream.daemon.start()
-        stream.observer.wait_online(stream.daemon)
+        stream.start()
         doc = stream.observer.fresh_health()
         assert doc["sensors_active"] == 0, "a corrupt snapshot was loaded"
         log = stream.daemon.log()

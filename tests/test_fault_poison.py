@@ -34,6 +34,7 @@ from edge_lstm.mqttkit.broker import Mosquitto
 from edge_lstm.mqttkit.clients import Publisher, unique_prefix, wait_until
 from edge_lstm.mqttkit.daemon import DaemonProcess, daemon_settings
 from edge_lstm.mqttkit.observer import Observer
+from edge_lstm.mqttkit.rig import Rig
 from tests.expected import (
     BASE_TS,
     expected_forecasts,
@@ -56,12 +57,8 @@ def test_poison_integers_are_refused_and_the_daemon_lives(
     ids = ["good", "victim"]
     n = 8
     data = series(len(ids), n, meta.n_features)
-    daemon = DaemonProcess(
-        tmp_path / "daemon",
-        daemon_settings(mosquitto, golden_model, prefix, state_dir=tmp_path / "state"),
-    )
-    observer = Observer(mosquitto, f"{prefix}/out")
-    publisher = Publisher(mosquitto, f"{prefix}-pub")
+    rig = Rig(mosquitto, golden_model, tmp_path, prefix, state_dir=tmp_path / "state")
+    daemon, observer, publisher = rig.daemon, rig.observer, rig.publisher
     poison = [
         f'{{"value": [{HUGE}, 1]}}',
         f'{{"value": [20, 50], "ts": {HUGE}}}',
@@ -69,8 +66,7 @@ def test_poison_integers_are_refused_and_the_daemon_lives(
         f'{{"temperature": {HUGE}, "humidity": 50}}',
     ]
     try:
-        daemon.start()
-        observer.wait_online(daemon)
+        rig.start()
         for k in range(n):
             for i, sensor in enumerate(ids):
                 ts = BASE_TS + k * meta.step_s
@@ -93,9 +89,7 @@ def test_poison_integers_are_refused_and_the_daemon_lives(
         assert "Traceback" not in daemon.log()
         assert daemon.terminate() == 0
     finally:
-        daemon.cleanup()
-        publisher.close()
-        observer.close()
+        rig.close()
 
 
 def test_a_reading_from_2099_does_not_silence_the_sensor(
@@ -107,15 +101,10 @@ def test_a_reading_from_2099_does_not_silence_the_sensor(
     prefix = unique_prefix("future")
     n = 10
     data = series(1, n, meta.n_features)
-    daemon = DaemonProcess(
-        tmp_path / "daemon",
-        daemon_settings(mosquitto, golden_model, prefix, state_dir=tmp_path / "state"),
-    )
-    observer = Observer(mosquitto, f"{prefix}/out")
-    publisher = Publisher(mosquitto, f"{prefix}-pub")
+    rig = Rig(mosquitto, golden_model, tmp_path, prefix, state_dir=tmp_path / "state")
+    daemon, observer, publisher = rig.daemon, rig.observer, rig.publisher
     try:
-        daemon.start()
-        observer.wait_online(daemon)
+        rig.start()
         for k in range(n):
             ts = BASE_TS + k * meta.step_s
             publisher.publish(f"{prefix}/s/a", reading_payload(data[0, k], ts))
@@ -132,9 +121,7 @@ def test_a_reading_from_2099_does_not_silence_the_sensor(
         assert health["readings_rejected"] == {"future": 1}, health["readings_rejected"]
         assert daemon.terminate() == 0
     finally:
-        daemon.cleanup()
-        publisher.close()
-        observer.close()
+        rig.close()
 
 
 def _in_process(broker: Mosquitto, model: Path, prefix: str, **more: object) -> Config:
@@ -307,14 +294,11 @@ def test_home_assistant_birth_flood_is_not_amplified(
     meta = ModelMeta.load(golden_model.with_suffix(".json"))
     prefix = unique_prefix("haflood")
     ha = f"{prefix}/ha"
-    daemon = DaemonProcess(
-        tmp_path / "daemon",
-        daemon_settings(mosquitto, golden_model, prefix, homeassistant=True,
-                        homeassistant_prefix=ha),
-    )  # fmt: skip
-    observer = Observer(mosquitto, f"{prefix}/out")
+    rig = Rig(
+        mosquitto, golden_model, tmp_path, prefix, homeassistant=True, homeassistant_prefix=ha
+    )
+    daemon, observer, publisher = rig.daemon, rig.observer, rig.publisher
     configs = Observer(mosquitto, ha)
-    publisher = Publisher(mosquitto, f"{prefix}-pub")
     ids = ["a", "b", "c"]
 
     def announced_configs() -> int:
@@ -322,8 +306,7 @@ def test_home_assistant_birth_flood_is_not_amplified(
             return sum(1 for raw in configs.raw if raw.split(b" ", 1)[0].endswith(b"/config"))
 
     try:
-        daemon.start()
-        observer.wait_online(daemon)
+        rig.start()
         for k in range(2):
             for sensor in ids:
                 payload = reading_payload([20.0, 50.0], BASE_TS + k * meta.step_s)
@@ -347,10 +330,8 @@ def test_home_assistant_birth_flood_is_not_amplified(
         assert announced <= 2 * per_round, f"{announced} configs for 500 births"
         assert daemon.alive and daemon.terminate() == 0
     finally:
-        daemon.cleanup()
-        publisher.close()
+        rig.close()
         configs.close()
-        observer.close()
 
 
 def test_a_network_thread_that_will_not_stop_does_not_hang_the_shutdown(

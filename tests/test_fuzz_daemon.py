@@ -22,9 +22,10 @@ from hypothesis import strategies as st
 
 from edge_lstm.model.metadata import ModelMeta
 from edge_lstm.mqttkit.broker import Mosquitto
-from edge_lstm.mqttkit.clients import Publisher, unique_prefix, wait_until
+from edge_lstm.mqttkit.clients import unique_prefix, wait_until
 from edge_lstm.mqttkit.daemon import DaemonProcess, daemon_settings
 from edge_lstm.mqttkit.observer import Observer
+from edge_lstm.mqttkit.rig import Rig
 from tests.expected import (
     BASE_TS,
     expected_forecasts,
@@ -105,27 +106,23 @@ def test_hostile_traffic_changes_nothing_for_good_sensors(
     meta = ModelMeta.load(golden_model.with_suffix(".json"))
     prefix = unique_prefix("fuzz")
     data = series(len(GOOD), ROUNDS, meta.n_features)
-    daemon = DaemonProcess(
-        tmp_path / "daemon",
-        daemon_settings(
-            mosquitto,
-            golden_model,
-            prefix,
-            state_dir=tmp_path / "state",
-            health_interval_s=0.3,
-            max_sensors=MAX_SENSORS,
-            max_payload_bytes=MAX_PAYLOAD_BYTES,
-            queue_size=QUEUE_SIZE,
-            log_level="WARNING",
-        ),
+    rig = Rig(
+        mosquitto,
+        golden_model,
+        tmp_path,
+        prefix,
+        state_dir=tmp_path / "state",
+        health_interval_s=0.3,
+        max_sensors=MAX_SENSORS,
+        max_payload_bytes=MAX_PAYLOAD_BYTES,
+        queue_size=QUEUE_SIZE,
+        log_level="WARNING",
     )
-    observer = Observer(mosquitto, f"{prefix}/out")
-    publisher = Publisher(mosquitto, f"{prefix}-pub")
+    daemon, observer, publisher = rig.daemon, rig.observer, rig.publisher
     sent = [0]
     step = [0]
     try:
-        daemon.start()
-        observer.wait_online(daemon)
+        rig.start()
         rss_start = daemon.rss()
 
         @settings(
@@ -188,9 +185,7 @@ def test_hostile_traffic_changes_nothing_for_good_sensors(
         assert daemon.terminate() == 0
         print(json.dumps({"sent": sent[0], **health["readings_rejected"]}))
     finally:
-        daemon.cleanup()
-        publisher.close()
-        observer.close()
+        rig.close()
 
 
 def _packet(kind: int, body: bytes) -> bytes:

@@ -25,6 +25,7 @@ from edge_lstm.mqttkit.clients import Publisher, unique_prefix, wait_until
 from edge_lstm.mqttkit.daemon import DaemonProcess, daemon_settings
 from edge_lstm.mqttkit.observer import Observer
 from edge_lstm.mqttkit.pki import Pki
+from edge_lstm.mqttkit.rig import Rig
 from tests.expected import (
     BASE_TS,
     iso_of_step,
@@ -176,27 +177,17 @@ def test_sensor_ids_never_reach_the_file_system(
     meta = ModelMeta.load(golden_model.with_suffix(".json"))
     prefix = unique_prefix("ids")
     state = tmp_path / "state"
-    daemon = DaemonProcess(
-        tmp_path / "daemon",
-        daemon_settings(
-            mosquitto,
-            golden_model,
-            prefix,
-            state_dir=state,
-            durability="wal",
-            health_interval_s=0.3,
-            snapshot_interval_s=0.3,
-        ),
-    )
+    rig = Rig(
+        mosquitto, golden_model, tmp_path, prefix, state_dir=state, durability="wal",
+        health_interval_s=0.3, snapshot_interval_s=0.3,
+    )  # fmt: skip
+    daemon, observer, publisher = rig.daemon, rig.observer, rig.publisher
     hostile_but_valid = ["..", ".", "~", "..%2F..%2Fetc", "con", "a\\b", "state.snapshot", "é漢"]
     # Bidi override and line/paragraph separators (Cf, Zl, Zp) pass MQTT but not the daemon.
     rejected = ["$SYS", " padded ", "gnp.\u202eexe", "line\u2028two", "para\u2029x", "zw\u200bj"]
-    observer = Observer(mosquitto, f"{prefix}/out")
-    publisher = Publisher(mosquitto, f"{prefix}-pub")
     before = set()
     try:
-        daemon.start()
-        observer.wait_online(daemon)
+        rig.start()
         before = {p.name for p in state.iterdir()}
         for k in range(3):
             for sensor in hostile_but_valid + rejected:
@@ -211,9 +202,7 @@ def test_sensor_ids_never_reach_the_file_system(
         time.sleep(0.5)  # a few more snapshots
         assert daemon.terminate() == 0
     finally:
-        daemon.cleanup()
-        publisher.close()
-        observer.close()
+        rig.close()
     after = {p.name for p in state.iterdir()}
     assert after <= {"state.snapshot", "readings.wal"}, after
     # Listed while the daemon runs, so a snapshot's temporary file may be there: its name is

@@ -15,9 +15,8 @@ import pytest
 
 from edge_lstm.model.metadata import ModelMeta
 from edge_lstm.mqttkit.broker import Mosquitto
-from edge_lstm.mqttkit.clients import Publisher, unique_prefix
-from edge_lstm.mqttkit.daemon import DaemonProcess, daemon_settings
-from edge_lstm.mqttkit.observer import Observer
+from edge_lstm.mqttkit.clients import unique_prefix
+from edge_lstm.mqttkit.rig import Rig
 from tests.expected import (
     BASE_TS,
     reading_payload,
@@ -43,25 +42,21 @@ def test_memory_and_queue_stay_flat(
     prefix = unique_prefix("soak")
     ids = [f"soak-{i:03d}" for i in range(N_SENSORS)]
     pattern = series(N_SENSORS, 64, meta.n_features)
-    daemon = DaemonProcess(
-        tmp_path / "daemon",
-        daemon_settings(
-            mosquitto,
-            golden_model,
-            prefix,
-            state_dir=tmp_path / "state",
-            durability="wal",
-            snapshot_interval_s=5.0,
-            health_interval_s=SAMPLE_S,
-            log_level="WARNING",
-        ),
+    rig = Rig(
+        mosquitto,
+        golden_model,
+        tmp_path,
+        prefix,
+        state_dir=tmp_path / "state",
+        durability="wal",
+        snapshot_interval_s=5.0,
+        health_interval_s=SAMPLE_S,
+        log_level="WARNING",
     )
-    observer = Observer(mosquitto, f"{prefix}/out")
-    publisher = Publisher(mosquitto, f"{prefix}-pub")
+    daemon, observer, publisher = rig.daemon, rig.observer, rig.publisher
     samples: list[tuple[float, int, int]] = []  # (elapsed s, rss bytes, queue depth)
     try:
-        daemon.start()
-        observer.wait_online(daemon)
+        rig.start()
         start = time.monotonic()
         next_sample = start
         rounds = int(SOAK_S * ROUNDS_PER_S)
@@ -85,9 +80,7 @@ def test_memory_and_queue_stay_flat(
         assert health["forecasts_published"] > N_SENSORS * rounds / 2, health
         assert daemon.terminate() == 0
     finally:
-        daemon.cleanup()
-        publisher.close()
-        observer.close()
+        rig.close()
 
     steady = samples[len(samples) // 4 :]  # after warm-up
     third = max(1, len(steady) // 3)

@@ -5,7 +5,8 @@
 - ``clients``: a recording subscriber, a QoS 1 publisher, the retained message of a topic.
 - ``observer``: the daemon's output topics as a test or the bench reads them.
 - ``daemon``: ``edge-lstm run`` as a child process.
-- ``fake``: ``FakeLink``, the daemon's broker link in process (no broker, no paho).
+- ``rig``: a daemon process with its observer and publisher, for a test.
+- ``fake``: ``FakeLink``, the daemon's broker link in process (no broker, no network).
 
 Nothing here imports the daemon's internals except ``daemon.link`` (for the fake): the kit
 drives the daemon through its public surface, so the daemon can be refactored under it.

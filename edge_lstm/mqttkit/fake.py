@@ -18,7 +18,6 @@ from typing import Any
 
 from paho.mqtt.client import topic_matches_sub
 
-from ..daemon.config import Config
 from ..daemon.link import Link, LinkFactory
 from ..stream.readings import Inbound
 from .clients import WAIT_S, Message, wait_until
@@ -29,7 +28,7 @@ class FakeLink:
 
     def __init__(
         self,
-        config: Config,
+        config: object,  # the daemon's Config; a fake has no use for it
         subscriptions: list[str],
         status_topic: str,
         intake: queue.Queue[Inbound],
