@@ -60,14 +60,9 @@ def test_wal_crashes_change_no_forecast(
     ids = [f"s{i}" for i in range(N_SENSORS)]
     data = series(N_SENSORS, n_steps, meta.n_features, seed=seed % 1000)
     rig = Rig(
-        mosquitto,
-        golden_model,
-        tmp_path,
-        prefix,
-        state_dir=state,
-        durability="wal",
+        mosquitto, golden_model, tmp_path, prefix, state_dir=state, durability="wal",
         snapshot_interval_s=0.7,
-    )
+    )  # fmt: skip
     daemon, observer, publisher = rig.daemon, rig.observer, rig.publisher
     context = f"seed={seed} kills at steps {kills}"
     try:
@@ -117,14 +112,9 @@ def test_snapshot_mode_loss_is_bounded_by_the_interval(
     ids = [f"s{i}" for i in range(N_SENSORS)]
     data = series(N_SENSORS, n_steps, meta.n_features, seed=seed % 1000)
     rig = Rig(
-        mosquitto,
-        golden_model,
-        tmp_path,
-        prefix,
-        state_dir=state,
-        snapshot_interval_s=interval_s,
+        mosquitto, golden_model, tmp_path, prefix, state_dir=state, snapshot_interval_s=interval_s,
         max_gap_steps=10_000,
-    )
+    )  # fmt: skip
     daemon, observer, publisher = rig.daemon, rig.observer, rig.publisher
     context = f"seed={seed} kill after step {kill_at}"
     try:
@@ -197,15 +187,9 @@ def test_wal_kills_inside_steps_with_several_readings_a_step(
     ids = [f"s{i}" for i in range(N_SENSORS)]
     readings = series(N_SENSORS, n_steps * per_step, meta.n_features, seed=seed % 1000)
     rig = Rig(
-        mosquitto,
-        golden_model,
-        tmp_path,
-        prefix,
-        state_dir=tmp_path / "state",
-        durability="wal",
-        snapshot_interval_s=1.3,
-        grace_s=1.0,
-    )
+        mosquitto, golden_model, tmp_path, prefix, state_dir=tmp_path / "state", durability="wal",
+        snapshot_interval_s=1.3, grace_s=1.0,
+    )  # fmt: skip
     daemon, observer, publisher = rig.daemon, rig.observer, rig.publisher
     context = f"seed={seed} kills at (step, reading) {sorted(kills)}"
     try:

@@ -107,17 +107,10 @@ def test_hostile_traffic_changes_nothing_for_good_sensors(
     prefix = unique_prefix("fuzz")
     data = series(len(GOOD), ROUNDS, meta.n_features)
     rig = Rig(
-        mosquitto,
-        golden_model,
-        tmp_path,
-        prefix,
-        state_dir=tmp_path / "state",
-        health_interval_s=0.3,
-        max_sensors=MAX_SENSORS,
-        max_payload_bytes=MAX_PAYLOAD_BYTES,
-        queue_size=QUEUE_SIZE,
-        log_level="WARNING",
-    )
+        mosquitto, golden_model, tmp_path, prefix, state_dir=tmp_path / "state",
+        health_interval_s=0.3, max_sensors=MAX_SENSORS, max_payload_bytes=MAX_PAYLOAD_BYTES,
+        queue_size=QUEUE_SIZE, log_level="WARNING",
+    )  # fmt: skip
     daemon, observer, publisher = rig.daemon, rig.observer, rig.publisher
     sent = [0]
     step = [0]

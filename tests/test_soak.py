@@ -43,16 +43,9 @@ def test_memory_and_queue_stay_flat(
     ids = [f"soak-{i:03d}" for i in range(N_SENSORS)]
     pattern = series(N_SENSORS, 64, meta.n_features)
     rig = Rig(
-        mosquitto,
-        golden_model,
-        tmp_path,
-        prefix,
-        state_dir=tmp_path / "state",
-        durability="wal",
-        snapshot_interval_s=5.0,
-        health_interval_s=SAMPLE_S,
-        log_level="WARNING",
-    )
+        mosquitto, golden_model, tmp_path, prefix, state_dir=tmp_path / "state", durability="wal",
+        snapshot_interval_s=5.0, health_interval_s=SAMPLE_S, log_level="WARNING",
+    )  # fmt: skip
     daemon, observer, publisher = rig.daemon, rig.observer, rig.publisher
     samples: list[tuple[float, int, int]] = []  # (elapsed s, rss bytes, queue depth)
     try:
