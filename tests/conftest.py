@@ -96,6 +96,7 @@ def broker_pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
 # -- what a missing extra or tool means -------------------------------------------------------
 
 
+@pytest.hookimpl(trylast=True)  # after -m/-k deselected: count only the tests that will run
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     missing = []
     if mosquitto_binary() is None:
@@ -134,7 +135,7 @@ def _strict() -> bool:
 
 def _allowed(config: pytest.Config, reason: str) -> bool:
     patterns: list[str] = config.getoption("--allow-skip")
-    return any(re.search(p, reason) for p in patterns)
+    return any(re.search(p, reason, re.IGNORECASE) for p in patterns)
 
 
 def _skip_reason(report: pytest.TestReport | pytest.CollectReport) -> str:
