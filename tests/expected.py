@@ -16,6 +16,7 @@ import numpy as np
 
 from edge_lstm.mqttkit.daemon import DaemonProcess
 from edge_lstm.mqttkit.observer import Observer
+from edge_lstm.stream.timestamps import parse_timestamp
 
 # 2024-01-01T00:00:00Z: inside messages.MIN_TS..MAX_TS and aligned to any step that divides a day.
 BASE_TS = 1_704_067_200.0
@@ -64,10 +65,7 @@ def doc_values(doc: Mapping[str, Any], features: Sequence[str]) -> np.ndarray:
 
 def step_index(doc: Mapping[str, Any], step_s: float) -> int:
     """Which step of the series (0-based from ``BASE_TS``) a forecast document follows."""
-    from datetime import datetime
-
-    t = datetime.fromisoformat(doc["last_obs_at"].replace("Z", "+00:00")).timestamp()
-    return round((t - BASE_TS) / step_s)
+    return round((parse_timestamp(doc["last_obs_at"]) - BASE_TS) / step_s)
 
 
 def iso_of_step(k: int, step_s: float) -> str:

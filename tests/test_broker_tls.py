@@ -12,8 +12,11 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 import pytest
 
-from tests.faultkit import DaemonProcess, Observer, daemon_settings
-from tests.mosquitto import Mosquitto, Pki, unique_prefix
+from edge_lstm.mqttkit.broker import Mosquitto
+from edge_lstm.mqttkit.clients import unique_prefix
+from edge_lstm.mqttkit.daemon import DaemonProcess, daemon_settings
+from edge_lstm.mqttkit.observer import Observer
+from edge_lstm.mqttkit.pki import Pki
 
 
 @pytest.mark.broker

@@ -8,7 +8,8 @@
 - ``rig``: a daemon process with its observer and publisher, for a test.
 - ``fake``: ``FakeLink``, the daemon's broker link in process (no broker, no network).
 
-Nothing here imports the daemon's internals except ``daemon.link`` (for the fake): the kit
-drives the daemon through its public surface, so the daemon can be refactored under it.
+Of the daemon the kit imports only ``daemon.link`` (for the fake) and the config file writer
+(``daemon.config_parse.to_toml``): it drives the daemon through its public surface, so the
+daemon can be refactored under it.
 Import the submodules; this package imports nothing, so ``edge-lstm status`` stays light.
 """

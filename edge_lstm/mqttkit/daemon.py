@@ -7,7 +7,6 @@ talk to the caller's systemd). Output (stdout and stderr) goes to a log file.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -16,6 +15,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from ..daemon.config_parse import to_toml  # the one writer of the config file
 from .broker import Address
 from .clients import WAIT_S
 
@@ -27,17 +27,6 @@ def edge_lstm_command() -> list[str]:
         "-c",
         "import sys; from edge_lstm.cli.app import app; sys.argv[0] = 'edge-lstm'; app()",
     ]
-
-
-def toml_value(value: object) -> str:
-    """A Python value as a TOML literal (str, bool, int, float, Path, list of str)."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(toml_value(v) for v in value) + "]"
-    return json.dumps(str(value))  # a JSON string is a valid TOML basic string
 
 
 def daemon_settings(broker: Address, model: Path, prefix: str, **more: object) -> dict[str, object]:
@@ -81,9 +70,7 @@ class DaemonProcess:
         self.args = list(args)
         if settings is not None:
             self.config_path: Path | None = workdir / f"{name}.toml"
-            self.config_path.write_text(
-                "".join(f"{k} = {toml_value(v)}\n" for k, v in self.settings.items())
-            )
+            self.config_path.write_text(to_toml(self.settings))
             self.args[:0] = ["--config", str(self.config_path)]
         else:
             self.config_path = None
