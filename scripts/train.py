@@ -40,6 +40,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 # reason (float rounding differs by ~1e-7, far inside the export's parity tolerance).
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # seed_ensemble, when loaded by path
+
+from seed_ensemble import merge_seeds
 
 from edge_lstm.errors import EdgeLstmError
 from edge_lstm.export.options import parse_duration, parse_names
@@ -74,7 +77,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--test-fraction", type=float, default=0.25, help="held-out tail")
     p.add_argument("--val-fraction", type=float, default=0.15, help="early stopping and band")
     p.add_argument("--learning-rate", type=float, default=3e-3)
+    p.add_argument(
+        "--stride", type=int, help="steps between training windows (default: a sixth of a day)"
+    )
     p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--seeds", type=int, default=3, help="models averaged (one wider LSTM)")
     p.add_argument("--no-peer", action="store_true", help="skip MSTL in the report")
     p.add_argument(
         "--out", type=Path, required=True, help="output stem: writes .keras/.tflite/.json"
@@ -172,8 +179,9 @@ def windows(
 class Progress:
     """One line on stderr redrawn each epoch: a bar, the losses and the elapsed time."""
 
-    def __init__(self, epochs: int, enabled: bool) -> None:
+    def __init__(self, epochs: int, enabled: bool, label: str = "") -> None:
         self.epochs, self.enabled, self.start = epochs, enabled, time.monotonic()
+        self.label = label
 
     def update(self, epoch: int, loss: float, val: float, stopping: bool = False) -> None:
         if not self.enabled:
@@ -181,7 +189,7 @@ class Progress:
         done = round(20 * epoch / self.epochs) if not stopping else 20
         bar = "#" * done + "." * (20 - done)
         sys.stderr.write(
-            f"\rtraining [{bar}] epoch {epoch}/{self.epochs} loss {loss:.4f} "
+            f"\rtraining {self.label}[{bar}] epoch {epoch}/{self.epochs} loss {loss:.4f} "
             f"val {val:.4f} {time.monotonic() - self.start:4.0f}s"
         )
         sys.stderr.flush()
@@ -191,17 +199,24 @@ class Progress:
             sys.stderr.write("\n")
 
 
-def train(
-    args: argparse.Namespace, spec: InputSpec, grid: Grid, scaler: Scaler, split: tuple[int, int]
-) -> Any:
-    """Fit on windows of the training part; keep the weights of the best validation loss."""
-    import keras
+@dataclass(frozen=True)
+class Windows:
+    """Training and validation windows ``(n, width, D)`` inputs and ``(n, width, 1)`` targets."""
 
-    keras.utils.set_random_seed(args.seed)
+    x: np.ndarray
+    y: np.ndarray
+    val_x: np.ndarray
+    val_y: np.ndarray
+
+
+def training_windows(
+    args: argparse.Namespace, spec: InputSpec, grid: Grid, scaler: Scaler, split: tuple[int, int]
+) -> Windows:
+    """Overlapping windows of the training part; the validation part's for early stopping."""
     n_train, n_val_end = split
     day = max(2, round(DAY_S / grid.step_s))
     width = args.window or 4 * day
-    stride = max(1, width // 24)
+    stride = args.stride or max(1, width // 24)
     tx, ty, vx, vy = [], [], [], []
     for series in grid.values:
         x, y, _ = training_inputs(series[:n_val_end], grid.times_s[:n_val_end], spec, scaler)
@@ -214,10 +229,17 @@ def train(
         vy += d
     if not tx or not vx:
         raise DataError(f"{args.data}: too short for training windows of {width} steps")
-    n_inputs = spec.width(1)
+    return Windows(np.stack(tx), np.stack(ty), np.stack(vx), np.stack(vy))
+
+
+def fit_one(args: argparse.Namespace, data: Windows, seed: int, label: str) -> tuple[Any, int]:
+    """One ``LSTM(units)`` + ``Dense`` fitted from ``seed``; the best validation weights."""
+    import keras
+
+    keras.utils.set_random_seed(seed)
     model = keras.Sequential(
         [
-            keras.Input(shape=(None, n_inputs)),
+            keras.Input(shape=(None, data.x.shape[2])),
             keras.layers.LSTM(args.units, return_sequences=True),
             keras.layers.Dense(1),
         ]
@@ -225,7 +247,7 @@ def train(
     # MAE, the figure the model is judged by: measured better than MSE on the shipped series
     # (electricity 0.64 vs 0.67 of seasonal naive, freeway occupancy 0.61 vs 0.77).
     model.compile(optimizer=keras.optimizers.Adam(args.learning_rate, clipnorm=1.0), loss="mae")
-    progress = Progress(args.epochs, args.verbose > 0)
+    progress = Progress(args.epochs, args.verbose > 0, label)
 
     class Report(keras.callbacks.Callback):  # type: ignore[misc]
         def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
@@ -238,9 +260,9 @@ def train(
         Report(),
     ]
     history = model.fit(
-        np.stack(tx),
-        np.stack(ty),
-        validation_data=(np.stack(vx), np.stack(vy)),
+        data.x,
+        data.y,
+        validation_data=(data.val_x, data.val_y),
         epochs=args.epochs,
         batch_size=64,
         shuffle=True,
@@ -249,6 +271,21 @@ def train(
     )
     progress.close()
     return model, len(history.history["loss"])
+
+
+def train(
+    args: argparse.Namespace, spec: InputSpec, grid: Grid, scaler: Scaler, split: tuple[int, int]
+) -> tuple[Any, list[int]]:
+    """``--seeds`` models fitted from consecutive seeds, merged into one LSTM (their mean).
+
+    Averaging seeds was measured on validation parts (inside the first 75%): on the half-hourly
+    demand check series 3 seeds gave 0.196 of seasonal naive against 0.192..0.215 for each one.
+    """
+    data = training_windows(args, spec, grid, scaler, split)
+    fitted = [
+        fit_one(args, data, args.seed + i, f"seed {i + 1}/{args.seeds} ") for i in range(args.seeds)
+    ]
+    return merge_seeds([model for model, _ in fitted]), [epochs for _, epochs in fitted]
 
 
 def origin_stride(n_steps: int, day: int) -> int:
@@ -292,6 +329,7 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> None:
         f"calendar {list(spec.calendar)} in {spec.timezone}, level over {spec.level_window} steps"
     )
     model, epochs = train(args, spec, grid, scaler, (n_train, n_val_end))
+    seeds_note = f" = mean of {args.seeds} LSTM({args.units})" if args.seeds > 1 else ""
     train_s = time.monotonic() - started
     args.out.parent.mkdir(parents=True, exist_ok=True)
     keras_path = args.out.with_suffix(".keras")
@@ -308,7 +346,8 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> None:
         inputs=spec,
         info={
             "source_model": keras_path.name,
-            "trained_with": f"1x LSTM({args.units}), {epochs} epochs, data {args.data.name} "
+            "trained_with": f"1x LSTM({args.units * args.seeds}){seeds_note}, epochs "
+            f"{'+'.join(map(str, epochs))}, data {args.data.name} "
             f"columns {','.join(columns)}",
             "command": command,
         },
@@ -389,7 +428,8 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> None:
         f"wrote {keras_path}, {tflite} ({result.size_bytes / 1024:.1f} KiB), {sidecar_path(tflite)}"
     )
     print(
-        f"trained in {train_s:.0f} s ({epochs} epochs), exported in {export_s:.0f} s (parity max "
+        f"trained in {train_s:.0f} s ({'+'.join(map(str, epochs))} epochs), exported in "
+        f"{export_s:.0f} s (parity max "
         f"abs error {result.parity.max_abs_error:.2e} over {result.parity.steps} steps with the "
         f"inputs), scored in {report_s:.0f} s"
     )
