@@ -53,6 +53,8 @@ from edge_lstm.offline.csvdata import DataError, Series, load_csv
 DAY_S = 86_400.0
 #: Rolling-origin forecasts scored per series on the held-out part (MSTL refits at each one).
 ORIGINS_PER_SERIES = 100
+#: Training windows per epoch at most (see training_windows).
+MAX_WINDOWS = 1500
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -69,8 +71,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--level-window", type=int, help="per-sensor level steps (default: a day)")
     p.add_argument("--units", type=int, default=32)
-    p.add_argument("--epochs", type=int, default=40)
-    p.add_argument("--patience", type=int, default=5, help="early stopping patience (epochs)")
+    p.add_argument("--epochs", type=int, default=150, help="at most, per seed")
+    p.add_argument("--patience", type=int, default=10, help="early stopping patience (epochs)")
+    p.add_argument(
+        "--time-budget", type=float, default=360.0, help="seconds of training for all seeds"
+    )
     p.add_argument("--window", type=int, help="steps per training window (default: 4 days)")
     p.add_argument("--horizon", type=int, default=12)
     p.add_argument("--warmup", type=int, default=24)
@@ -216,7 +221,10 @@ def training_windows(
     n_train, n_val_end = split
     day = max(2, round(DAY_S / grid.step_s))
     width = args.window or 4 * day
-    stride = args.stride or max(1, width // 24)
+    # Windows overlap (a new one every hour of a day-long step grid), but no more than
+    # MAX_WINDOWS per epoch: longer data gets a wider stride, so an epoch's cost stays bounded.
+    rows = grid.values.shape[0] * n_train
+    stride = args.stride or max(1, width // 24, math.ceil(rows / MAX_WINDOWS))
     tx, ty, vx, vy = [], [], [], []
     for series in grid.values:
         x, y, _ = training_inputs(series[:n_val_end], grid.times_s[:n_val_end], spec, scaler)
@@ -232,8 +240,14 @@ def training_windows(
     return Windows(np.stack(tx), np.stack(ty), np.stack(vx), np.stack(vy))
 
 
-def fit_one(args: argparse.Namespace, data: Windows, seed: int, label: str) -> tuple[Any, int]:
-    """One ``LSTM(units)`` + ``Dense`` fitted from ``seed``; the best validation weights."""
+def fit_one(
+    args: argparse.Namespace, data: Windows, seed: int, label: str, deadline: float
+) -> tuple[Any, int]:
+    """One ``LSTM(units)`` + ``Dense`` fitted from ``seed``; the best validation weights.
+
+    Training ends at early stopping, ``--epochs``, or at ``deadline`` (``time.monotonic()``;
+    the weights are then still those of the best validation epoch so far).
+    """
     import keras
 
     keras.utils.set_random_seed(seed)
@@ -253,6 +267,8 @@ def fit_one(args: argparse.Namespace, data: Windows, seed: int, label: str) -> t
         def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
             logs = logs or {}
             progress.update(epoch + 1, float(logs.get("loss", math.nan)), logs.get("val_loss", 0))
+            if time.monotonic() > deadline:
+                self.model.stop_training = True
 
     callbacks = [
         keras.callbacks.EarlyStopping(patience=args.patience, restore_best_weights=True),
@@ -282,9 +298,13 @@ def train(
     demand check series 3 seeds gave 0.196 of seasonal naive against 0.192..0.215 for each one.
     """
     data = training_windows(args, spec, grid, scaler, split)
-    fitted = [
-        fit_one(args, data, args.seed + i, f"seed {i + 1}/{args.seeds} ") for i in range(args.seeds)
-    ]
+    # Seed i may train until (i + 1)/seeds of the budget: time a seed leaves is the next one's.
+    start = time.monotonic()
+    fitted = []
+    for i in range(args.seeds):
+        deadline = start + args.time_budget * (i + 1) / args.seeds
+        label = f"seed {i + 1}/{args.seeds} "
+        fitted.append(fit_one(args, data, args.seed + i, label, deadline))
     return merge_seeds([model for model, _ in fitted]), [epochs for _, epochs in fitted]
 
 

@@ -54,7 +54,9 @@ def test_train_writes_keras_tflite_and_metadata(trained: Path) -> None:
     assert meta.features == ("temperature",)
     assert meta.step_s == 7200.0 and meta.horizon == 6
     assert meta.parity is not None and meta.parity.max_abs_error <= meta.parity.tolerance
-    assert meta.info["trained_with"].startswith("1x LSTM(4)")
+    # Three seeds (the default) of LSTM(4), merged into one LSTM(12) that the export proved.
+    assert meta.info["trained_with"].startswith("1x LSTM(12) = mean of 3 LSTM(4)")
+    assert [layer.units for layer in meta.layers] == [12]
 
 
 def test_default_inputs_follow_the_step_and_the_data(trained: Path) -> None:
@@ -137,3 +139,31 @@ def test_default_inputs_follow_the_step(
     args = train.parse_args(["--data", "x.csv", "--out", "m", "--step", step])  # type: ignore[attr-defined]
     spec = train.choose_inputs(args, n_steps, train.parse_duration(step))  # type: ignore[attr-defined]
     assert spec.lags == lags and spec.calendar == calendar
+
+
+def test_merged_seeds_compute_exactly_the_mean_of_their_models() -> None:
+    """The block-diagonal LSTM(kU) is the k models side by side, over a whole sequence."""
+    import keras
+
+    spec = importlib.util.spec_from_file_location("seeds", ROOT / "scripts" / "seed_ensemble.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    models = []
+    for seed in range(3):
+        keras.utils.set_random_seed(seed)
+        models.append(
+            keras.Sequential(
+                [
+                    keras.Input(shape=(None, 5)),
+                    keras.layers.LSTM(6, return_sequences=True),
+                    keras.layers.Dense(1),
+                ]
+            )
+        )
+    x = np.random.default_rng(0).normal(size=(4, 30, 5)).astype(np.float32)
+    merged = module.merge_seeds(models)
+    assert merged.layers[0].units == 18
+    mean = np.mean([m.predict(x, verbose=0) for m in models], axis=0)
+    np.testing.assert_allclose(merged.predict(x, verbose=0), mean, atol=1e-5)
+    assert np.ptp([m.predict(x, verbose=0) for m in models], axis=0).max() > 1e-2
