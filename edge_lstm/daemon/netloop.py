@@ -1,0 +1,219 @@
+"""The daemon's MQTT network thread: paho's external-loop API driven by our own selector.
+
+paho documents two ways to run its network side: ``loop_start()`` (its own thread) or an
+external loop that waits on ``socket()`` and calls ``loop_read``/``loop_write``/``loop_misc``
+(how Home Assistant and aiomqtt drive it). The external loop is used because it lets the worker
+batch its wake-ups: paho announces pending output through ``on_socket_register_write`` once per
+burst of queued packets, and between ``hold()`` and ``release()`` that announcement from the
+worker wakes this thread once per batch instead of once per packet. It also lets this thread
+read every complete packet in the socket before it waits again (``loop_read`` reads one packet
+per call), and reconnect with our own backoff, and know for certain whether it is alive.
+
+No paho import here: the client is used through the small public surface below.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import selectors
+import socket
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, Protocol
+
+log = logging.getLogger(__name__)
+
+TURN_S = 1.0
+"""Longest wait for the socket: ``loop_misc`` (keepalive pings) runs at least this often."""
+READ_BURST_PACKETS = 256
+"""Packets read per wake-up at most, so that writes (acknowledgements) are not starved."""
+
+
+class ExternalLoopClient(Protocol):
+    """The documented external-loop surface of ``paho.mqtt.client.Client`` (2.x)."""
+
+    def socket(self) -> Any: ...
+    def loop_read(self, max_packets: int = 1) -> int: ...
+    def loop_write(self) -> int: ...
+    def loop_misc(self) -> int: ...
+    def want_write(self) -> bool: ...
+    def reconnect(self) -> int: ...
+
+
+class NetworkLoop(threading.Thread):
+    """Connects, reads, writes and keeps the connection alive until ``stop()``.
+
+    ``delivered()`` counts what the client handed to the application (its message callback);
+    a read that delivered nothing new ends a read burst (paho's ``loop_read`` reports no
+    difference between "read a packet" and "nothing to read").
+    """
+
+    def __init__(
+        self,
+        client: ExternalLoopClient,
+        delivered: Callable[[], int],
+        on_connect_error: Callable[[BaseException], None],
+        backoff_s: tuple[float, float],
+    ) -> None:
+        super().__init__(name="edge-lstm-mqtt", daemon=True)
+        self.client = client
+        self.delivered = delivered
+        self.on_connect_error = on_connect_error
+        self.backoff_min_s, self.backoff_max_s = backoff_s
+        self.delay_s = self.backoff_min_s
+        self.turned_at = time.monotonic()
+        """Monotonic time of the loop's latest turn (the watchdog's "network alive" signal)."""
+        self.error: BaseException | None = None
+        """What ended the thread, if something did."""
+        self._stopping = threading.Event()
+        self._stop_by = 0.0
+        self._held_by: int | None = None
+        self._wake_pending = False
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+        self._selector = selectors.DefaultSelector()
+        self._selector.register(self._wake_r, selectors.EVENT_READ)
+        self._sock: Any = None
+        self._events = 0
+
+    # -- any thread ----------------------------------------------------------------------------
+
+    def on_register_write(self, *_args: object) -> None:
+        """paho's ``on_socket_register_write``: output is queued (called from any thread)."""
+        if self._held_by is not None and self._held_by == threading.get_ident():
+            self._wake_pending = True
+        else:
+            self.wake()
+
+    def wake(self) -> None:
+        with contextlib.suppress(OSError):  # full: a wake-up is already pending; or closed
+            self._wake_w.send(b"\0")
+
+    def hold(self) -> None:
+        """Until ``release()``, this thread's queued packets wake the loop once."""
+        self._held_by = threading.get_ident()
+
+    def release(self) -> None:
+        self._held_by = None
+        if self._wake_pending:
+            self._wake_pending = False
+            self.wake()
+
+    def set_backoff(self, min_s: float, max_s: float) -> None:
+        """Reconnect delays from now on (the next one is ``min_s``)."""
+        self.backoff_min_s, self.backoff_max_s = min_s, max(min_s, max_s)
+        self.delay_s = min_s
+
+    def reset_backoff(self) -> None:
+        """A connection was accepted: the next reconnect waits the shortest delay again."""
+        self.delay_s = self.backoff_min_s
+
+    def stop(self, timeout_s: float) -> bool:
+        """Let queued output (a DISCONNECT) go out, end the thread; False if it did not end."""
+        self._stop_by = time.monotonic() + timeout_s
+        self._stopping.set()
+        self.wake()
+        if self.is_alive():
+            self.join(timeout_s)
+        if self.is_alive():
+            return False
+        for sock in (self._wake_r, self._wake_w):
+            sock.close()
+        self._selector.close()
+        return True
+
+    # -- the network thread --------------------------------------------------------------------
+
+    def beat(self) -> None:
+        """The loop turned (the watchdog's signal that the network side makes progress)."""
+        self.turned_at = time.monotonic()
+
+    def run(self) -> None:
+        try:
+            self._run()
+        except BaseException as exc:  # kept for network_problem, then re-raised
+            self.error = exc
+            log.error("the MQTT network thread died: %r", exc, exc_info=True)
+            raise
+
+    def _run(self) -> None:
+        client = self.client
+        first = True
+        while True:
+            self.beat()
+            sock = client.socket()
+            self._track(sock)
+            stopping = self._stopping.is_set()
+            if stopping and (sock is None or time.monotonic() >= self._stop_by):
+                return
+            if sock is None:
+                if not first:
+                    if not self._sleep(self.delay_s):
+                        return
+                    self.delay_s = min(self.backoff_max_s, self.delay_s * 2)
+                first = False
+                self._connect()
+                continue
+            self._turn(client, sock)
+
+    def _turn(self, client: ExternalLoopClient, sock: Any) -> None:
+        want = selectors.EVENT_READ | (selectors.EVENT_WRITE if client.want_write() else 0)
+        if want != self._events:
+            self._selector.modify(sock, want)
+            self._events = want
+        # TLS: bytes already decrypted into the SSL object's buffer do not wake select().
+        pending = sock.pending() if hasattr(sock, "pending") else 0
+        ready = 0
+        for key, mask in self._selector.select(0.0 if pending else TURN_S):
+            if key.fileobj is self._wake_r:
+                with contextlib.suppress(BlockingIOError):
+                    self._wake_r.recv(4096)
+            else:
+                ready |= mask
+        if (ready & selectors.EVENT_READ or pending) and not self._read_burst(client):
+            return  # connection lost: paho has called on_disconnect and closed the socket
+        if client.want_write() and client.loop_write() != 0:
+            return  # connection lost: paho has called on_disconnect and closed the socket
+        client.loop_misc()
+
+    def _read_burst(self, client: ExternalLoopClient) -> bool:
+        """Read packets until one call delivers nothing; False when the connection was lost."""
+        before = self.delivered()
+        for _ in range(READ_BURST_PACKETS):
+            if client.loop_read() != 0:
+                return False
+            after = self.delivered()
+            if after == before:
+                break
+            before = after
+        return True
+
+    def _track(self, sock: Any) -> None:
+        """Keep the selector watching the client's current socket."""
+        if sock is self._sock:
+            return
+        if self._sock is not None:
+            with contextlib.suppress(KeyError, ValueError, OSError):
+                self._selector.unregister(self._sock)
+        self._sock, self._events = sock, 0
+        if sock is not None:
+            self._selector.register(sock, selectors.EVENT_READ)
+            self._events = selectors.EVENT_READ
+
+    def _connect(self) -> None:
+        try:
+            self.client.reconnect()
+        except OSError as exc:  # refused, DNS, TLS (ssl.SSLError is an OSError)
+            self.on_connect_error(exc)
+
+    def _sleep(self, seconds: float) -> bool:
+        """Wait for a reconnect (turning every ``TURN_S``); False if asked to stop meanwhile."""
+        until = time.monotonic() + seconds
+        while (left := until - time.monotonic()) > 0:
+            if self._stopping.wait(min(left, TURN_S)):
+                return False
+            self.beat()
+        return True
