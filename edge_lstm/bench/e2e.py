@@ -69,6 +69,7 @@ def run_e2e(
             daemon.stop()
             topic = daemon.input_topic
             publish(address, topic, sensors, burst_rounds, start_ts, step_s)
+            spawned_at = time.time()
             online_at = daemon.start()
             # The daemon may coalesce several closed steps of one sensor into one forecast (the
             # latest), so "done" is: every sensor's forecast for the last closed step arrived.
@@ -110,6 +111,9 @@ def run_e2e(
             "rate_per_s": daemon_rate,
         },
         "daemon_vs_bare": ratio(daemon_rate, bare["rate_per_s"]),
+        # Process start to its retained ``online`` (sent once connected and subscribed, when
+        # systemd is told READY=1 too), with a backlog waiting in its session.
+        "start_to_online_s": online_at - spawned_at,
         "latency": {
             "target_rate_per_s": latency_rate,
             "achieved_rate_per_s": paced["rate"],

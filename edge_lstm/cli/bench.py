@@ -233,6 +233,7 @@ def format_report(report: dict[str, Any]) -> str:
             f"  latency at {_num(lat['achieved_rate_per_s'])} readings/s: "
             f"p50 {_num(lat['p50_ms'], '.1f')} ms, p99 {_num(lat['p99_ms'], '.1f')} ms",
             f"  readings lost: {e2e['readings_lost']} of {e2e['readings_sent']}",
+            f"  start to online (READY): {_num(e2e.get('start_to_online_s'), '.2f')} s",
         ]
     memory = report.get("memory")
     if memory:
