@@ -214,8 +214,8 @@ class MqttLink:
         self._loop.hold()
 
     def release_wakeups(self) -> None:
-        """Wake the network thread for the packets queued since ``hold_wakeups()``."""
-        self._loop.release()
+        """Send the packets queued since ``hold_wakeups()``, and read what has arrived."""
+        self._loop.release(read_max=self.config.batch_max)
 
     def ack(self, mid: int, qos: int) -> None:
         """Acknowledge a handled QoS 1 message."""

@@ -69,6 +69,8 @@ class NetworkLoop(threading.Thread):
         """What ended the thread, if something did."""
         self._stopping = threading.Event()
         self._stop_by = 0.0
+        self._io = threading.Lock()
+        """Serialises paho's loop calls between this thread and a releasing worker."""
         self._held_by: int | None = None
         self._wake_pending = False
         self._wake_r, self._wake_w = socket.socketpair()
@@ -96,11 +98,32 @@ class NetworkLoop(threading.Thread):
         """Until ``release()``, this thread's queued packets wake the loop once."""
         self._held_by = threading.get_ident()
 
-    def release(self) -> None:
+    def release(self, read_max: int = 0) -> None:
+        """End a ``hold()``: send what it queued and read up to ``read_max`` packets, here.
+
+        The caller's thread does the socket work itself when the network thread is not at it:
+        no thread switch for its output, and the messages that arrived while it was busy are
+        read in one go, without a GIL hand-over per recv() to a busy thread. Otherwise the
+        network thread is woken to do it.
+        """
         self._held_by = None
-        if self._wake_pending:
-            self._wake_pending = False
-            self.wake()
+        queued, self._wake_pending = self._wake_pending, False
+        if not (queued or read_max):
+            return
+        if not self._io.acquire(blocking=False):
+            if queued:
+                self.wake()
+            return
+        try:
+            client = self.client
+            if client.socket() is None:
+                return  # offline: paho keeps QoS 1 output for after the reconnect
+            if client.want_write() and client.loop_write() != 0:
+                return
+            if read_max:
+                self._read_burst(client, read_max)
+        finally:
+            self._io.release()
 
     def set_backoff(self, min_s: float, max_s: float) -> None:
         """Reconnect delays from now on (the next one is ``min_s``)."""
@@ -160,29 +183,40 @@ class NetworkLoop(threading.Thread):
             self._turn(client, sock)
 
     def _turn(self, client: ExternalLoopClient, sock: Any) -> None:
-        want = selectors.EVENT_READ | (selectors.EVENT_WRITE if client.want_write() else 0)
-        if want != self._events:
-            self._selector.modify(sock, want)
-            self._events = want
-        # TLS: bytes already decrypted into the SSL object's buffer do not wake select().
-        pending = sock.pending() if hasattr(sock, "pending") else 0
+        try:
+            want = selectors.EVENT_READ | (selectors.EVENT_WRITE if client.want_write() else 0)
+            if want != self._events:
+                self._selector.modify(sock, want)
+                self._events = want
+            # TLS: bytes already decrypted into the SSL object's buffer do not wake select().
+            pending = sock.pending() if hasattr(sock, "pending") else 0
+            events = self._selector.select(0.0 if pending else TURN_S)
+        except (KeyError, ValueError, OSError):
+            # Closed by a worker's read meanwhile: the next turn sees the new state (never a
+            # hot spin, whatever the cause).
+            self._stopping.wait(0.01)
+            return
         ready = 0
-        for key, mask in self._selector.select(0.0 if pending else TURN_S):
+        for key, mask in events:
             if key.fileobj is self._wake_r:
                 with contextlib.suppress(BlockingIOError):
                     self._wake_r.recv(4096)
             else:
                 ready |= mask
-        if (ready & selectors.EVENT_READ or pending) and not self._read_burst(client):
-            return  # connection lost: paho has called on_disconnect and closed the socket
-        if client.want_write() and client.loop_write() != 0:
-            return  # connection lost: paho has called on_disconnect and closed the socket
-        client.loop_misc()
+        with self._io:
+            if client.socket() is not sock:
+                return  # a worker's read lost the connection meanwhile
+            readable = ready & selectors.EVENT_READ or pending
+            if readable and not self._read_burst(client, READ_BURST_PACKETS):
+                return  # connection lost: paho has called on_disconnect and closed the socket
+            if client.want_write() and client.loop_write() != 0:
+                return
+            client.loop_misc()
 
-    def _read_burst(self, client: ExternalLoopClient) -> bool:
+    def _read_burst(self, client: ExternalLoopClient, limit: int) -> bool:
         """Read packets until one call delivers nothing; False when the connection was lost."""
         before = self.delivered()
-        for _ in range(READ_BURST_PACKETS):
+        for _ in range(limit):
             if client.loop_read() != 0:
                 return False
             after = self.delivered()
@@ -200,12 +234,14 @@ class NetworkLoop(threading.Thread):
                 self._selector.unregister(self._sock)
         self._sock, self._events = sock, 0
         if sock is not None:
-            self._selector.register(sock, selectors.EVENT_READ)
-            self._events = selectors.EVENT_READ
+            with contextlib.suppress(ValueError, OSError):  # closed again already
+                self._selector.register(sock, selectors.EVENT_READ)
+                self._events = selectors.EVENT_READ
 
     def _connect(self) -> None:
         try:
-            self.client.reconnect()
+            with self._io:
+                self.client.reconnect()
         except OSError as exc:  # refused, DNS, TLS (ssl.SSLError is an OSError)
             self.on_connect_error(exc)
 
