@@ -88,6 +88,7 @@ class MqttLink:
             delivered=lambda: self._delivered,
             on_connect_error=self._on_connect_error,
             backoff_s=(config.reconnect_min_s, config.reconnect_max_s),
+            worker_reads=True,
         )
         self._client.on_socket_register_write = self._loop.on_register_write
 

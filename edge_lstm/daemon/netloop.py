@@ -29,6 +29,8 @@ TURN_S = 1.0
 """Longest wait for the socket: ``loop_misc`` (keepalive pings) runs at least this often."""
 READ_BURST_PACKETS = 256
 """Packets read per wake-up at most, so that writes (acknowledgements) are not starved."""
+IO_WAIT_S = 0.1
+"""How long ``release()`` waits for the network thread's read burst (never for a connect)."""
 
 
 class ExternalLoopClient(Protocol):
@@ -56,10 +58,14 @@ class NetworkLoop(threading.Thread):
         delivered: Callable[[], int],
         on_connect_error: Callable[[BaseException], None],
         backoff_s: tuple[float, float],
+        worker_reads: bool = False,
     ) -> None:
         super().__init__(name="edge-lstm-mqtt", daemon=True)
         self.client = client
         self.delivered = delivered
+        self.worker_reads = worker_reads
+        """The worker calls ``release(read_max > 0)`` after every batch (and at least every
+        few seconds): this thread then leaves reading to it while it has messages."""
         self.on_connect_error = on_connect_error
         self.backoff_min_s, self.backoff_max_s = backoff_s
         self.delay_s = self.backoff_min_s
@@ -71,6 +77,8 @@ class NetworkLoop(threading.Thread):
         self._stop_by = 0.0
         self._io = threading.Lock()
         """Serialises paho's loop calls between this thread and a releasing worker."""
+        self._released = 0
+        """``delivered()`` at the worker's latest reading ``release()``."""
         self._held_by: int | None = None
         self._wake_pending = False
         self._wake_r, self._wake_w = socket.socketpair()
@@ -101,16 +109,16 @@ class NetworkLoop(threading.Thread):
     def release(self, read_max: int = 0) -> None:
         """End a ``hold()``: send what it queued and read up to ``read_max`` packets, here.
 
-        The caller's thread does the socket work itself when the network thread is not at it:
-        no thread switch for its output, and the messages that arrived while it was busy are
-        read in one go, without a GIL hand-over per recv() to a busy thread. Otherwise the
-        network thread is woken to do it.
+        The caller's thread does the socket work itself once the network thread's read burst
+        is over: no thread switch for its output, and the messages that arrived while it was
+        busy are read in one go, without a GIL hand-over per recv() to a busy thread. If the
+        network thread is busy longer (connecting), it is woken to do it.
         """
         self._held_by = None
         queued, self._wake_pending = self._wake_pending, False
         if not (queued or read_max):
             return
-        if not self._io.acquire(blocking=False):
+        if not self._io.acquire(timeout=IO_WAIT_S):
             if queued:
                 self.wake()
             return
@@ -121,9 +129,12 @@ class NetworkLoop(threading.Thread):
             if client.want_write() and client.loop_write() != 0:
                 return
             if read_max:
+                self._released = self.delivered()
                 self._read_burst(client, read_max)
         finally:
             self._io.release()
+        if read_max and not self._worker_has_messages():
+            self.wake()  # nothing for the caller: the network thread reads again
 
     def set_backoff(self, min_s: float, max_s: float) -> None:
         """Reconnect delays from now on (the next one is ``min_s``)."""
@@ -183,10 +194,21 @@ class NetworkLoop(threading.Thread):
             self._turn(client, sock)
 
     def _turn(self, client: ExternalLoopClient, sock: Any) -> None:
+        # One reader at a time: while the worker has messages this thread delivered (or read
+        # itself) and not yet released, it reads the next ones at its release; this thread
+        # reading meanwhile would trade the GIL with it at every recv().
+        reading = not self._worker_has_messages()
         try:
-            want = selectors.EVENT_READ | (selectors.EVENT_WRITE if client.want_write() else 0)
+            want = (selectors.EVENT_READ if reading else 0) | (
+                selectors.EVENT_WRITE if client.want_write() else 0
+            )
             if want != self._events:
-                self._selector.modify(sock, want)
+                if not want:
+                    self._selector.unregister(sock)
+                elif not self._events:
+                    self._selector.register(sock, want)
+                else:
+                    self._selector.modify(sock, want)
                 self._events = want
             # TLS: bytes already decrypted into the SSL object's buffer do not wake select().
             pending = sock.pending() if hasattr(sock, "pending") else 0
@@ -206,12 +228,15 @@ class NetworkLoop(threading.Thread):
         with self._io:
             if client.socket() is not sock:
                 return  # a worker's read lost the connection meanwhile
-            readable = ready & selectors.EVENT_READ or pending
+            readable = reading and (ready & selectors.EVENT_READ or pending)
             if readable and not self._read_burst(client, READ_BURST_PACKETS):
                 return  # connection lost: paho has called on_disconnect and closed the socket
             if client.want_write() and client.loop_write() != 0:
                 return
             client.loop_misc()
+
+    def _worker_has_messages(self) -> bool:
+        return self.worker_reads and self.delivered() > self._released
 
     def _read_burst(self, client: ExternalLoopClient, limit: int) -> bool:
         """Read packets until one call delivers nothing; False when the connection was lost."""
