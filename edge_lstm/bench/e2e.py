@@ -116,8 +116,9 @@ def run_e2e(
         },
         "daemon_vs_bare": ratio(daemon_rate, bare["rate_per_s"]),
         "daemon_vs_bare_mqtt5": ratio(daemon_rate, bare5["rate_per_s"]),
-        # Process start to its retained ``online`` (sent once connected and subscribed, when
-        # systemd is told READY=1 too), with a backlog waiting in its session.
+        # Process start to its retained ``online`` (connected and subscribed), with a backlog
+        # waiting in its session: an upper bound of start to READY=1 (told to systemd once the
+        # model is loaded and connecting has begun).
         "start_to_online_s": online_at - spawned_at,
         "latency": {
             "target_rate_per_s": latency_rate,

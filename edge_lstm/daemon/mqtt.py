@@ -182,10 +182,11 @@ class MqttLink:
     def pause_intake(self) -> None:
         """Stop taking new messages (they stay unacknowledged and are redelivered later)."""
         self._paused = True
+        self._loop.reading_alone()  # acknowledgements of our own publishes still come in
 
     def stop(self, timeout_s: float = 3.0) -> None:
         """Publish ``offline`` (retained), disconnect cleanly and stop the network thread."""
-        self._paused = True
+        self.pause_intake()
         if self.connected.is_set():
             info = self._client.publish(self.status_topic, OFFLINE, qos=1, retain=True)
             try:

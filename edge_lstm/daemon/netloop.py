@@ -136,6 +136,11 @@ class NetworkLoop(threading.Thread):
         if read_max and not self._worker_has_messages():
             self.wake()  # nothing for the caller: the network thread reads again
 
+    def reading_alone(self) -> None:
+        """From now on this thread reads whatever arrives (the worker has stopped reading)."""
+        self.worker_reads = False
+        self.wake()
+
     def set_backoff(self, min_s: float, max_s: float) -> None:
         """Reconnect delays from now on (the next one is ``min_s``)."""
         self.backoff_min_s, self.backoff_max_s = min_s, max(min_s, max_s)
@@ -228,6 +233,7 @@ class NetworkLoop(threading.Thread):
         with self._io:
             if client.socket() is not sock:
                 return  # a worker's read lost the connection meanwhile
+            reading = reading and not self._worker_has_messages()  # it may have read meanwhile
             readable = reading and (ready & selectors.EVENT_READ or pending)
             if readable and not self._read_burst(client, READ_BURST_PACKETS):
                 return  # connection lost: paho has called on_disconnect and closed the socket
