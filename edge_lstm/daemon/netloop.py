@@ -2,12 +2,17 @@
 
 paho documents two ways to run its network side: ``loop_start()`` (its own thread) or an
 external loop that waits on ``socket()`` and calls ``loop_read``/``loop_write``/``loop_misc``
-(how Home Assistant and aiomqtt drive it). The external loop is used because it lets the worker
-batch its wake-ups: paho announces pending output through ``on_socket_register_write`` once per
-burst of queued packets, and between ``hold()`` and ``release()`` that announcement from the
-worker wakes this thread once per batch instead of once per packet. It also lets this thread
-read every complete packet in the socket before it waits again (``loop_read`` reads one packet
-per call), and reconnect with our own backoff, and know for certain whether it is alive.
+(how Home Assistant and aiomqtt drive it). The external loop is used because:
+
+- the worker's batch wakes the network side once: paho announces queued output through
+  ``on_socket_register_write``, and between ``hold()`` and ``release()`` the worker sends it
+  itself when it releases;
+- one thread reads at a time: paho reads a packet with three ``recv()`` calls, each a GIL
+  hand-over, which against a busy worker cost a switch interval each. While the worker holds
+  messages, it reads the next ones itself when it releases (every batch, and at least every few
+  seconds); this thread reads while the worker waits, writes, pings, and reconnects with our
+  own backoff;
+- it is our thread, so whether it is alive or stuck is known without paho's internals.
 
 No paho import here: the client is used through the small public surface below.
 """
