@@ -224,6 +224,8 @@ class Counters:
         self.accepted = 0
         self.rejected: Counter[str] = Counter()
         self.forecasts = 0
+        self.other_shard = 0
+        """Readings of sensors another shard owns: skipped and acknowledged, not rejected."""
         self.queue_dropped = 0
         self.reconnects = 0
         self.snapshots = 0
@@ -239,6 +241,7 @@ class Counters:
             "readings_accepted": self.accepted,
             "readings_rejected": dict(sorted(self.rejected.items())),
             "readings_rejected_total": sum(self.rejected.values()),
+            "readings_other_shard": self.other_shard,
             "forecasts_published": self.forecasts,
             "queue_dropped": self.queue_dropped,
             "reconnects": self.reconnects,

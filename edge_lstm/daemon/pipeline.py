@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol, cast
+
+import numpy as np
 
 from ..errors import PayloadError
 from ..model.forecaster import Forecaster
@@ -21,6 +23,7 @@ from ..stream.resample import Reading, Resampler, StepEvent, apply_events
 from ..stream.topics import OutputTopics, TopicRouter
 from .config import Config
 from .health import AccuracyTracker, Counters, LatencyRing, RateLimitedLog
+from .sensors import Row, daemon_layout, fits, track_fields, track_of
 from .wal import JournalFull
 
 log = logging.getLogger(__name__)
@@ -104,9 +107,16 @@ class Pipeline:
     """Owns the forecaster and the resampler; used by exactly one thread."""
 
     def __init__(
-        self, forecaster: Forecaster, config: Config, journal: Journal | None = None
+        self,
+        forecaster: Forecaster,
+        config: Config,
+        journal: Journal | None = None,
+        owns: Callable[[str], bool] | None = None,
     ) -> None:
         self.config = config
+        # The intake filter of a shard: a reading of a sensor another daemon owns is skipped
+        # before any state is touched, counted (other_shard) and acknowledged.
+        self.owns = owns
         self.router = TopicRouter(config.templates())
         self.out = OutputTopics(config.output_prefix)
         self.journal: Journal = journal or NullJournal()
@@ -159,9 +169,13 @@ class Pipeline:
         features = self.meta.features
         max_bytes = self.config.max_payload_bytes
         max_ahead_s = self.config.max_clock_skew_s
+        owns = self.owns
         for msg in messages:
             try:
                 sensor_id = self.router.sensor_for(msg.topic)
+                if owns is not None and not owns(sensor_id):
+                    self.counters.other_shard += 1
+                    continue
                 reading = parse_payload(
                     msg.payload, sensor_id, features, msg.arrival_ts, max_bytes, max_ahead_s
                 )
@@ -206,6 +220,51 @@ class Pipeline:
                 "sensors; new sensor rejected",
             )
         self.heard_at.pop(oldest, None)
+
+    # -- moving a sensor between daemons ---------------------------------------------------------
+
+    def _row_layout(self) -> dict[str, tuple[tuple[int, ...], np.dtype[Any]]]:
+        return {**self.forecaster.store.layout(), **daemon_layout(self.meta.n_features)}
+
+    def export_sensor(self, sensor_id: str) -> Row | None:
+        """Every field that resumes the sensor warm elsewhere, as named arrays (None: unknown).
+
+        The model's columns (LSTM state, steps seen, history ring and level, band calibration),
+        the sensor's clock (offset, last heard) and its open bucket. Nothing here changes.
+        """
+        store = self.forecaster.store
+        track = self.resampler.track(sensor_id)
+        if track is None and sensor_id not in store:
+            return None
+        fields = store.row(sensor_id)
+        fields.update(track_fields(track, self.meta.n_features))
+        fields["clock_offset_s"] = np.array(self.clock_offset_s.get(sensor_id, 0.0))
+        fields["heard_at"] = np.array(self.heard_at.get(sensor_id, self.started_at))
+        return fields
+
+    def import_sensor(self, sensor_id: str, fields: Mapping[str, object]) -> bool:
+        """Resume a sensor from ``export_sensor``'s fields; False, nothing changed, when the
+        sensor already has state here, a field's name, shape or dtype does not fit this model,
+        or the table is full of live sensors (the ``max_sensors`` rule of new readings).
+        """
+        store = self.forecaster.store
+        if sensor_id in self.resampler or sensor_id in store:
+            return False
+        if not fits(fields, self._row_layout()):
+            return False
+        rows = cast("Row", fields)
+        try:
+            self._admit(sensor_id, time.time())
+        except PayloadError:
+            return False
+        track = track_of(rows)
+        if track is not None:
+            self.resampler.put_track(sensor_id, track)
+        if int(rows["steps"]) > 0:  # a sensor that never closed a step has no slot
+            store.put_row(sensor_id, rows)
+        self.clock_offset_s[sensor_id] = float(rows["clock_offset_s"])
+        self.heard_at[sensor_id] = float(rows["heard_at"])
+        return True
 
     def journal_readings(
         self,

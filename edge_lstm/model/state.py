@@ -172,6 +172,28 @@ class StateStore:
         self.remove(sensor_id)
         return sensor_id
 
+    # -- one sensor's row (moving a sensor between processes) ---------------------------------
+
+    def layout(self) -> dict[str, tuple[tuple[int, ...], np.dtype[Any]]]:
+        """Each column's per-sensor ``(shape, dtype)``: what ``row``/``put_row`` exchange."""
+        return {n: (c.array.shape[1:], c.array.dtype) for n, c in self._columns.items()}
+
+    def row(self, sensor_id: str) -> dict[str, np.ndarray[Any, Any]]:
+        """Copies of every column of a sensor (a fresh slot's values if it is unknown)."""
+        slot = self._slots.get(sensor_id)
+        if slot is not None:
+            return {name: np.array(c.array[slot]) for name, c in self._columns.items()}
+        return {
+            name: np.full(c.array.shape[1:], c.fill, dtype=c.array.dtype)
+            for name, c in self._columns.items()
+        }
+
+    def put_row(self, sensor_id: str, fields: Mapping[str, np.ndarray[Any, Any]]) -> None:
+        """Give a sensor a slot holding ``fields`` (each column's per-sensor array, ``layout``)."""
+        (slot,), _ = self.acquire([sensor_id])
+        for name, column in self._columns.items():
+            column.array[slot] = fields[name]
+
     # -- snapshots -------------------------------------------------------------------------
 
     def save(self, path: Path, model_sha256: str, extra: Mapping[str, Any] | None = None) -> None:

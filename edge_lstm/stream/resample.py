@@ -59,6 +59,17 @@ class StepEvent:
     values: tuple[float, ...] | None = None
 
 
+@dataclass(frozen=True)
+class Track:
+    """One sensor's bucketing progress, as plain values (``_Track``'s fields in order)."""
+
+    open_bucket: int | None
+    sums: list[float]
+    count: int
+    last_closed: int | None
+    last_ts: float
+
+
 @dataclass
 class _Track:
     open_bucket: int | None = None
@@ -182,6 +193,22 @@ class Resampler:
 
     def forget(self, sensor_id: str) -> None:
         self._tracks.pop(sensor_id, None)
+
+    def track(self, sensor_id: str) -> Track | None:
+        """A copy of a sensor's bucketing progress (None if unknown)."""
+        t = self._tracks.get(sensor_id)
+        if t is None:
+            return None
+        return Track(t.open_bucket, list(t.sums), t.count, t.last_closed, t.last_ts)
+
+    def put_track(self, sensor_id: str, track: Track) -> None:
+        """Resume a sensor from ``track``; it counts as the most recently updated."""
+        if sensor_id not in self._tracks and len(self._tracks) >= self.max_sensors:
+            self._tracks.popitem(last=False)
+        self._tracks[sensor_id] = _Track(
+            track.open_bucket, list(track.sums), track.count, track.last_closed, track.last_ts
+        )
+        self._tracks.move_to_end(sensor_id)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able snapshot of every sensor's open bucket and progress."""
