@@ -318,10 +318,10 @@ def test_snapshot_and_journal_replay_equal_an_uninterrupted_daemon(
     config = Config.load(overrides={})
     straight = Pipeline(fresh(model_path), config)
     for t in range(120):
-        straight.process([message(t)], TIMES[t] + 60.0)
+        straight.handle([message(t)], TIMES[t] + 60.0)
     crashed = Pipeline(fresh(model_path), config)
     for t in range(70):
-        crashed.process([message(t)], TIMES[t] + 60.0)
+        crashed.handle([message(t)], TIMES[t] + 60.0)
     SnapshotKeeper(tmp_path).save(crashed)
     restarted = Pipeline(fresh(model_path), config)
     SnapshotKeeper(tmp_path).restore(restarted)

@@ -47,7 +47,7 @@ def test_an_exported_sensor_resumes_warm_and_identical_elsewhere(default_model: 
     _feed(origin, [_msg("s", 40, 0)])  # a half-filled step travels as the open bucket
     fields = origin.export_sensor("s")
     assert fields is not None and int(fields["steps"]) == 40
-    assert float(fields["clock_offset_s"]) == LAG and int(fields["bucket_count"]) == 1
+    assert float(fields["clock_offset_s"]) == LAG and int(fields["track_count"]) == 1
     assert target.import_sensor("s", fields)
     assert target.forecaster.steps_seen("s") == 40
     # Both go on with the same readings: the same forecasts and bands, bit for bit.
@@ -55,12 +55,12 @@ def test_an_exported_sensor_resumes_warm_and_identical_elsewhere(default_model: 
         tail = [_msg("s", k, 1)] if k == 40 else [_msg("s", k, 0), _msg("s", k, 1)]
         assert _forecasts(_feed(target, tail)) == _forecasts(_feed(origin, tail))
     wall = T0 + 45 * STEP + LAG  # the wall-clock close uses the imported clock offset
-    closed = target.close_due(wall)
-    assert closed and _forecasts(closed) == _forecasts(origin.close_due(wall))
+    closed = target.tick(wall)
+    assert closed and _forecasts(closed) == _forecasts(origin.tick(wall))
     exported, again = origin.export_sensor("s"), target.export_sensor("s")
     assert exported is not None and again is not None
     for name, value in exported.items():
-        if name != "heard_at":
+        if name not in ("heard_at", "announced"):
             np.testing.assert_array_equal(again[name], value, err_msg=name)
 
 
@@ -73,7 +73,7 @@ def test_import_refuses_what_does_not_fit_and_changes_nothing(
     assert fields is not None and origin.export_sensor("unknown") is None
     bad_dtype = {**fields, "history": fields["history"].astype(np.float16)}
     bad_shape = {**fields, "state": fields["state"][:-1]}
-    missing = {k: v for k, v in fields.items() if k != "last_ts"}
+    missing = {k: v for k, v in fields.items() if k != "track_last_ts"}
     extra = {**fields, "surprise": np.array(1.0)}
     for bad in (bad_dtype, bad_shape, missing, extra):
         assert not target.import_sensor("s", bad)
@@ -95,5 +95,5 @@ def test_readings_of_other_shards_are_skipped_counted_and_touch_nothing(
     _, readings = p.accept([_msg("mine", 0), _msg("theirs", 0), _msg("theirs", 1)], T0)
     assert [r.sensor_id for r in readings] == ["mine"]
     assert p.counters.other_shard == 2 and p.counters.rejected == {}
-    assert p.export_sensor("theirs") is None and "theirs" not in p.clock_offset_s
+    assert p.export_sensor("theirs") is None and "theirs" not in p.table
     assert p.counters.as_dict()["readings_other_shard"] == 2

@@ -70,7 +70,7 @@ class Track:
     last_ts: float
 
 
-@dataclass
+@dataclass(slots=True)
 class _Track:
     open_bucket: int | None = None
     sums: list[float] = field(default_factory=list)
@@ -166,15 +166,18 @@ class Resampler:
         ``clock_offset_s`` gives a sensor's own clock as ``now - offset`` (arrival time minus
         reading time), so a replay of old data with timestamps is not cut into one-reading steps.
         """
+        return [self._close(s, self._tracks[s]) for s in self.due(now, clock_offset_s)]
+
+    def due(self, now: float, clock_offset_s: Mapping[str, float] | None = None) -> list[str]:
+        """The sensors ``close_due`` would close now (nothing changes)."""
         offsets = clock_offset_s or {}
-        events = []
-        for sensor_id, track in self._tracks.items():
-            if track.open_bucket is None:
-                continue
-            end = (track.open_bucket + 1) * self.step_s
-            if end + self.grace_s <= now - offsets.get(sensor_id, 0.0):
-                events.append(self._close(sensor_id, track))
-        return events
+        step_s, grace_s = self.step_s, self.grace_s
+        return [
+            sensor_id
+            for sensor_id, track in self._tracks.items()
+            if track.open_bucket is not None
+            and (track.open_bucket + 1) * step_s + grace_s <= now - offsets.get(sensor_id, 0.0)
+        ]
 
     def __contains__(self, sensor_id: object) -> bool:
         return sensor_id in self._tracks
@@ -193,6 +196,14 @@ class Resampler:
 
     def forget(self, sensor_id: str) -> None:
         self._tracks.pop(sensor_id, None)
+
+    def clear(self) -> None:
+        """Forget every sensor."""
+        self._tracks.clear()
+
+    def ids(self) -> list[str]:
+        """Sensors with a track, least recently updated first."""
+        return list(self._tracks)
 
     def track(self, sensor_id: str) -> Track | None:
         """A copy of a sensor's bucketing progress (None if unknown)."""
