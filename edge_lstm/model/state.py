@@ -176,7 +176,8 @@ class StateStore:
                 slot = self._free.pop()
                 self._slots[sensor_id] = slot
                 self._ids[slot] = sensor_id
-                self._clear(slot)
+                # Free slots hold each column's fill already (new, or cleared by remove): not
+                # writing it again leaves the pages a young sensor never uses untouched.
                 self._touched[slot] = self._clock
             out[i] = slot
         return out, evicted
