@@ -330,6 +330,12 @@ def test_snapshot_and_journal_replay_equal_an_uninterrupted_daemon(
     np.testing.assert_array_equal(
         restarted.forecaster.forecast_batch(ids), straight.forecaster.forecast_batch(ids)
     )
+    # Everything the live path keeps comes back: band calibration, pending bands, accuracy.
+    live, replayed = straight.export_sensor("s"), restarted.export_sensor("s")
+    assert live is not None and replayed is not None
+    assert live["band_scored"].any() and live["acc_error_count"].any()
+    for name in set(live) - {"heard_at", "announced"}:
+        np.testing.assert_array_equal(replayed[name], live[name], err_msg=name)
 
 
 OTHER_SPECS = {

@@ -294,22 +294,24 @@ class Pipeline:
     def replay(self, records: Iterable[tuple[Reading, float | None]]) -> int:
         """Feed journaled readings through the live path without publishing; returns count.
 
-        In batches of ``batch_max`` as the worker takes them: each reading is admitted,
-        bucketed and stepped, and a forecast is issued (unpublished) after each batch's closed
-        steps, so the clock offsets, the band calibration and the running accuracy come back
-        as the live path had them. Records of older versions carry no offset: the
-        snapshot's stays.
+        Each reading is admitted, bucketed and stepped, and a forecast is issued (unpublished)
+        after each closed step, batched across sensors: a batch ends where a sensor would
+        close a second step. So the clock offsets, the band calibration and the running
+        accuracy come back as the live path had them (the live path forecasts a sensor once
+        per batch: the same unless a batch held a backlog of several steps of one sensor).
+        Records of older versions carry no offset: the snapshot's stays.
         """
         n = 0
         events: list[StepEvent] = []
+        closing: set[str] = set()
         table = self.table
-        for i, (reading, offset) in enumerate(records, start=1):
+        for reading, offset in records:
             sensor_id = reading.sensor_id
             heard = reading.ts + (offset or 0.0)
             admitted = False
             try:
                 admitted = table.admit(sensor_id, heard)
-                events += table.resampler.add(reading)
+                new = table.resampler.add(reading)
             except PayloadError:
                 if admitted:
                     table.forget(sensor_id)
@@ -317,9 +319,12 @@ class Pipeline:
             if offset is not None:
                 table.set_clock(sensor_id, offset, heard)
             n += 1
-            if i % self.config.batch_max == 0:
+            if new and sensor_id in closing:
                 self._step_and_forecast(events, heard, publish=False)
-                events = []
+                events, closing = [], set()
+            events += new
+            if new:
+                closing.add(sensor_id)
         self._step_and_forecast(events, time.time(), publish=False)
         return n
 
