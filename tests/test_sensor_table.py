@@ -149,3 +149,14 @@ def test_a_batch_that_crashes_half_way_is_undone(
     monkeypatch.undo()
     handled = p.handle(batch, batch[-1].arrival_ts)  # the broker's redelivery: not a duplicate
     assert p.counters.rejected == {} and len(handled.acks) == 2
+    # The same for steps the wall clock closes.
+    before = p.export_sensor("s")
+    monkeypatch.setattr(p.forecaster, "forecast_batch", broken)
+    wall = batch[-1].arrival_ts + 2 * STEP
+    with pytest.raises(MemoryError):
+        p.tick(wall)
+    after = p.export_sensor("s")
+    assert before is not None and after is not None
+    _same_rows(before, after, set())
+    monkeypatch.undo()
+    assert {o.sensor_id for o in p.tick(wall)} == {"s", "new"}

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,7 @@ import numpy as np
 from ..errors import PayloadError
 from ..model.forecaster import Forecaster
 from ..model.state import StateStore
-from ..stream.resample import Resampler, Track
+from ..stream.resample import Resampler, Track, TrackState
 from .accuracy import Accuracy
 from .config import Config
 
@@ -55,14 +55,17 @@ class _Offsets(Mapping[str, float]):
         return len(self._store)
 
 
-@dataclass(frozen=True)
-class Checkpoint:
-    """Sensors as they were before a batch (see ``SensorTable.checkpoint``)."""
+@dataclass
+class Undo:
+    """How to put back what a batch changed (``SensorTable.remember``, ``keep_rows``)."""
 
-    ids: list[str]
-    rows: dict[str, np.ndarray[Any, Any]]
-    tracks: list[Track | None]
-    new: set[str]
+    before: dict[str, tuple[TrackState | None, float, float]] = field(default_factory=dict)
+    """Each known sensor's bucket, clock offset and last-heard time before the batch."""
+    new: dict[str, None] = field(default_factory=dict)
+    """Sensors the batch admitted."""
+    ids: list[str] = field(default_factory=list)
+    rows: dict[str, np.ndarray[Any, Any]] = field(default_factory=dict)
+    """Every column of the sensors the batch steps, before it steps them."""
 
 
 class SensorTable:
@@ -153,36 +156,46 @@ class SensorTable:
 
     # -- a batch either applies whole or not at all ---------------------------------------------
 
-    def checkpoint(self, sensor_ids: Iterable[str]) -> Checkpoint:
-        """What ``rollback`` needs to undo a batch touching ``sensor_ids`` (one gather per
-        column for the known ones, a copy of each one's bucket)."""
-        store = self.store
-        wanted = set(sensor_ids)
-        known = [s for s in wanted if s in store]
-        slots = store.slots(known)
-        tracks = [self.resampler.track(s) for s in known]
-        return Checkpoint(known, store.take(slots), tracks, wanted.difference(known))
+    def remember(self, undo: Undo, sensor_id: str) -> None:
+        """Before a batch first changes a sensor: its bucket and clock (cheap, per reading)."""
+        if sensor_id in undo.before or sensor_id in undo.new:
+            return
+        slot = self.store.slot(sensor_id)
+        if slot is None:
+            undo.new[sensor_id] = None
+            return
+        undo.before[sensor_id] = (
+            self.resampler.state_of(sensor_id),
+            float(self.clock_offset[slot]),
+            float(self.heard_at[slot]),
+        )
 
-    def rollback(self, cp: Checkpoint) -> None:
-        """Put every sensor of a checkpoint back as it was; the newcomers since leave again.
+    def keep_rows(self, undo: Undo, sensor_ids: Iterable[str]) -> None:
+        """Before the model steps: the rows of the sensors it will step (one gather a column)."""
+        store = self.store
+        undo.ids = [s for s in dict.fromkeys(sensor_ids) if s in store]
+        if undo.ids:
+            undo.rows = store.take(store.slots(undo.ids))
+
+    def rollback(self, undo: Undo) -> None:
+        """Put every sensor a batch touched back as it was; the newcomers leave again.
 
         A sensor evicted in between (a stale one, for a newcomer) stays evicted.
         """
-        for sensor_id in cp.new:
-            if sensor_id in self.store:
+        store = self.store
+        for sensor_id in undo.new:
+            if sensor_id in store:
                 self.forget(sensor_id)
-        back = [i for i, s in enumerate(cp.ids) if s in self.store]
-        if not back:
-            return
-        ids = [cp.ids[i] for i in back]
-        rows = {name: saved[back] for name, saved in cp.rows.items()}
-        self.store.put(self.store.slots(ids), rows)
-        for i in back:
-            track = cp.tracks[i]
-            if track is None:
-                self.resampler.forget(cp.ids[i])
-            else:
-                self.resampler.put_track(cp.ids[i], track)
+        back = [i for i, s in enumerate(undo.ids) if s in store]
+        if back:
+            rows = {name: saved[back] for name, saved in undo.rows.items()}
+            store.put(store.slots([undo.ids[i] for i in back]), rows)
+        for sensor_id, (track, clock, heard) in undo.before.items():
+            slot = store.slot(sensor_id)
+            if slot is not None:
+                self.resampler.set_state(sensor_id, track)
+                self.clock_offset[slot] = clock
+                self.heard_at[slot] = heard
 
     # -- rows: snapshots and moves -----------------------------------------------------------
 

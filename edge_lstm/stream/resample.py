@@ -70,6 +70,10 @@ class Track:
     last_ts: float
 
 
+TrackState = tuple[int | None, list[float], int, int | None, float]
+"""``_Track``'s fields in order."""
+
+
 @dataclass(slots=True)
 class _Track:
     open_bucket: int | None = None
@@ -166,7 +170,11 @@ class Resampler:
         ``clock_offset_s`` gives a sensor's own clock as ``now - offset`` (arrival time minus
         reading time), so a replay of old data with timestamps is not cut into one-reading steps.
         """
-        return [self._close(s, self._tracks[s]) for s in self.due(now, clock_offset_s)]
+        return self.close(self.due(now, clock_offset_s))
+
+    def close(self, sensor_ids: Sequence[str]) -> list[StepEvent]:
+        """Close the open buckets of ``sensor_ids`` (each one from ``due``)."""
+        return [self._close(s, self._tracks[s]) for s in sensor_ids]
 
     def due(self, now: float, clock_offset_s: Mapping[str, float] | None = None) -> list[str]:
         """The sensors ``close_due`` would close now (nothing changes)."""
@@ -211,6 +219,19 @@ class Resampler:
         if t is None:
             return None
         return Track(t.open_bucket, list(t.sums), t.count, t.last_closed, t.last_ts)
+
+    def state_of(self, sensor_id: str) -> TrackState | None:
+        """A sensor's progress as a plain tuple, cheaply (``set_state`` puts it back)."""
+        t = self._tracks.get(sensor_id)
+        # sums is replaced, never changed in place, by add and _close: no copy needed
+        return None if t is None else (t.open_bucket, t.sums, t.count, t.last_closed, t.last_ts)
+
+    def set_state(self, sensor_id: str, state: TrackState | None) -> None:
+        """Put back what ``state_of`` returned (None: the sensor had no track)."""
+        if state is None:
+            self._tracks.pop(sensor_id, None)
+        else:
+            self._tracks[sensor_id] = _Track(*state)
 
     def put_track(self, sensor_id: str, track: Track) -> None:
         """Resume a sensor from ``track``; it counts as the most recently updated."""
