@@ -213,7 +213,7 @@ def test_running_accuracy_scores_ok_forecasts_only(golden_model: Path) -> None:
     for k in range(n):
         ts = T0 + k * step
         pipeline.handle([_reading("s", 20.0 + np.sin(k), ts, ts)], ts)
-    summary = pipeline.accuracy.summary()
+    summary = pipeline.table.accuracy.summary()
     assert summary["scores"] == "ok_forecasts"
     # Forecasts after steps warmup..n-2 have their next step observed; earlier ones are not
     # scored although they were published (status warming_up).

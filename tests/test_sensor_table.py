@@ -70,7 +70,7 @@ def test_eviction_frees_every_per_sensor_field(default_model: Path) -> None:
     _steps(p, ["b"], range(30, 34))
     _steps(p, ["c"], range(33, 34), js=(0,))
     assert "a" not in p.table and p.resampler.track("a") is None
-    assert p.export_sensor("a") is None and p.accuracy.sensor_summary("a") is None
+    assert p.export_sensor("a") is None and p.table.accuracy.sensor_summary("a") is None
     fresh = p.table.store.row("never-seen")
     c = p.export_sensor("c")
     assert c is not None
@@ -96,7 +96,7 @@ def test_a_full_row_survives_a_snapshot(default_model: Path, tmp_path: Path) -> 
     assert again is not None
     # Restored sensors count as heard at start and are announced again when HA is there.
     _same_rows(row, again, {"heard_at", "announced"})
-    assert restored.accuracy.sensor_summary("s") == live.accuracy.sensor_summary("s")
+    assert restored.table.accuracy.sensor_summary("s") == live.table.accuracy.sensor_summary("s")
     tail = range(warmup + 6, warmup + 10)
     assert _steps(restored, ["s", "t"], tail) == _steps(live, ["s", "t"], tail)
 

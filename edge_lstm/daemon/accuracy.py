@@ -16,10 +16,10 @@ from collections.abc import Sequence
 import numpy as np
 import numpy.typing as npt
 
+from ..model.arrays import FloatArray
 from ..model.state import StateStore
 
 IntArray = npt.NDArray[np.intp]
-FloatArray = npt.NDArray[np.float32]
 Float64Array = npt.NDArray[np.float64]
 
 SCORES = "ok_forecasts"

@@ -21,7 +21,6 @@ from ..stream.documents import ForecastFormatter
 from ..stream.readings import Inbound, parse_payload
 from ..stream.resample import Reading, Resampler, StepEvent, apply_events
 from ..stream.topics import OutputTopics, TopicRouter
-from .accuracy import Accuracy
 from .config import Config
 from .health import Counters, LatencyRing, RateLimitedLog
 from .homeassistant import discovery_messages
@@ -95,11 +94,6 @@ class Pipeline:
     def resampler(self) -> Resampler:
         """The sensor table's bucketing."""
         return self.table.resampler
-
-    @property
-    def accuracy(self) -> Accuracy:
-        """The sensor table's running accuracy."""
-        return self.table.accuracy
 
     def replace_forecaster_model(self, forecaster: Forecaster, kept: bool) -> None:
         """After a model reload: the table goes on if the states were kept, else restarts."""
@@ -362,7 +356,7 @@ class Pipeline:
         ok = [i for i, status in enumerate(statuses) if status == "ok"]
         if ok:
             slots = self.table.store.slots([ids[i] for i in ok])
-            self.accuracy.issued(slots, [buckets[i] for i in ok], forecasts[ok])
+            self.table.accuracy.issued(slots, [buckets[i] for i in ok], forecasts[ok])
         if not publish:
             return []
         payloads = self.formatter.format_batch(
@@ -390,7 +384,7 @@ class Pipeline:
         if known:
             slots = store.slots([e.sensor_id for e in known])
             values = np.asarray([e.values for e in known], dtype=np.float64)
-            self.accuracy.actual(slots, [e.bucket_start for e in known], values)
+            self.table.accuracy.actual(slots, [e.bucket_start for e in known], values)
 
     # -- Home Assistant --------------------------------------------------------------------------
 

@@ -351,8 +351,8 @@ class Daemon:
         doc = self._health_doc()
         self._last_health = doc
         self.link.publish(self.pipeline.out.health, _json(doc), qos=1, retain=True)
-        for sensor_id in self.pipeline.accuracy.take_dirty():
-            summary = self.pipeline.accuracy.sensor_summary(sensor_id)
+        for sensor_id in self.pipeline.table.accuracy.take_dirty():
+            summary = self.pipeline.table.accuracy.sensor_summary(sensor_id)
             if summary is not None:
                 topic = self.pipeline.out.accuracy(sensor_id)
                 self.link.publish(topic, _json({"sensor": sensor_id, **summary}), retain=True)
@@ -399,7 +399,7 @@ class Daemon:
                 "reconnects": link.reconnects,
             },
             latency_ms=(p.latency.percentiles(), p.lag.percentiles()),
-            accuracy=p.accuracy.summary(),
+            accuracy=p.table.accuracy.summary(),
             band=forecaster.coverage() if forecaster.has_bands else None,
             journal_errors=p.journal_errors,
             state={
