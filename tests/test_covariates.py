@@ -318,10 +318,10 @@ def test_snapshot_and_journal_replay_equal_an_uninterrupted_daemon(
     config = Config.load(overrides={})
     straight = Pipeline(fresh(model_path), config)
     for t in range(120):
-        straight.process([message(t)], TIMES[t] + 60.0)
+        straight.handle([message(t)], TIMES[t] + 60.0)
     crashed = Pipeline(fresh(model_path), config)
     for t in range(70):
-        crashed.process([message(t)], TIMES[t] + 60.0)
+        crashed.handle([message(t)], TIMES[t] + 60.0)
     SnapshotKeeper(tmp_path).save(crashed)
     restarted = Pipeline(fresh(model_path), config)
     SnapshotKeeper(tmp_path).restore(restarted)
@@ -330,6 +330,12 @@ def test_snapshot_and_journal_replay_equal_an_uninterrupted_daemon(
     np.testing.assert_array_equal(
         restarted.forecaster.forecast_batch(ids), straight.forecaster.forecast_batch(ids)
     )
+    # Everything the live path keeps comes back: band calibration, pending bands, accuracy.
+    live, replayed = straight.export_sensor("s"), restarted.export_sensor("s")
+    assert live is not None and replayed is not None
+    assert live["band_scored"].any() and live["acc_error_count"].any()
+    for name in set(live) - {"heard_at", "announced"}:
+        np.testing.assert_array_equal(replayed[name], live[name], err_msg=name)
 
 
 OTHER_SPECS = {

@@ -21,6 +21,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from edge_lstm.daemon.config import Config
+from edge_lstm.daemon.pipeline import Pipeline
 from edge_lstm.daemon.wal import encode_reading, frame
 from edge_lstm.model.forecaster import Forecaster
 from edge_lstm.model.metadata import ModelMeta
@@ -129,12 +131,13 @@ def test_snapshot_mode_loss_is_bounded_by_the_interval(
                 killed_at = time.time()
                 copy = tmp_path / "at-kill.snapshot"
                 shutil.copy(state / "state.snapshot", copy)
-                extra = Forecaster.load(golden_model).load_state(copy)
+                on_disk = Pipeline(Forecaster.load(golden_model), Config.load())
+                extra = on_disk.table.load(copy, on_disk.forecaster.model.sha256, killed_at)
                 age_s = killed_at - float(extra["saved_at"])
                 # The bound the README states: the state on disk is at most one interval old.
                 assert age_s <= interval_s + slack_s, f"{context}: snapshot {age_s:.2f}s old"
-                tracks = extra["resampler"]["tracks"]
-                last_ts = [float(tracks[s][4]) for s in ids]
+                tracks = [on_disk.resampler.track(s) for s in ids]
+                last_ts = [t.last_ts if t is not None else BASE_TS - meta.step_s for t in tracks]
                 snapshot_steps = sum(round((t - BASE_TS) / meta.step_s) + 1 for t in last_ts)
                 rig.start()
                 restarted_health = observer.fresh_health()

@@ -27,7 +27,9 @@ from paho.mqtt.enums import MQTTErrorCode
 
 from edge_lstm.daemon import mqtt as mqtt_module
 from edge_lstm.daemon.config import Config
+from edge_lstm.daemon.pipeline import Pipeline
 from edge_lstm.daemon.service import Daemon
+from edge_lstm.daemon.snapshots import SnapshotKeeper
 from edge_lstm.model.forecaster import Forecaster
 from edge_lstm.model.metadata import ModelMeta
 from edge_lstm.mqttkit.broker import Mosquitto
@@ -159,9 +161,13 @@ def test_a_dying_worker_saves_state_and_exits_non_zero(
             code = daemon.wait()  # what run_forever returns: the process's exit code
         assert code == 1
         assert "worker crashed" in caplog.text
-        # The state up to the crash was saved on the way out.
-        extra = Forecaster.load(golden_model).load_state(state / "state.snapshot")
-        assert extra["resampler"]["tracks"]["a"][4] == BASE_TS + 4 * 60.0
+        # The state up to the crash was saved on the way out, without the crashed batch
+        # (half applied: bucketed, never stepped); unacknowledged, the broker redelivers it.
+        restored = Pipeline(Forecaster.load(golden_model), config)
+        SnapshotKeeper(state).restore(restored)
+        track = restored.resampler.track("a")
+        assert track is not None and track.last_ts == BASE_TS + 3 * 60.0
+        assert restored.forecaster.steps_seen("a") == 3
     finally:
         daemon.request_stop()
         daemon.stop()

@@ -122,9 +122,9 @@ def test_junk_never_raises_and_never_touches_good_sensors(
         bad = [Inbound(f"sensors/{s}", p, 2, 1, arrival, 0.0) for s, p in round_junk]
         # Junk before, between and after the good readings of the same batch.
         batch = bad[: len(bad) // 2] + good[:1] + bad[len(bad) // 2 :] + good[1:]
-        _, out = dirty.process(batch, arrival)  # must not raise, whatever the junk
+        out = dirty.handle(batch, arrival).publish  # must not raise, whatever the junk
         dirty_out += [o for o in out if o.sensor_id in GOOD]
-        clean_out += [o for o in clean.process(good, arrival)[1]]
+        clean_out += [o for o in clean.handle(good, arrival).publish]
     assert [(o.topic, o.payload) for o in dirty_out] == [(o.topic, o.payload) for o in clean_out]
     assert len(clean_out) == len(GOOD) * (N_STEPS - 1)
     received = dirty.counters.accepted + sum(dirty.counters.rejected.values())

@@ -7,7 +7,9 @@ import logging
 import numpy as np
 import pytest
 
-from edge_lstm.daemon.health import AccuracyTracker, Counters, LatencyRing, RateLimitedLog
+from edge_lstm.daemon.accuracy import Accuracy
+from edge_lstm.daemon.health import Counters, LatencyRing, RateLimitedLog
+from edge_lstm.model.state import StateStore
 
 
 def test_rate_limited_log(caplog: pytest.LogCaptureFixture) -> None:
@@ -30,13 +32,20 @@ def test_latency_ring_percentiles_and_bound() -> None:
     assert p["p50"] == pytest.approx(949.5) and p["p99"] == pytest.approx(998.01)
 
 
+def _accuracy(step_s: float, horizon: int, n_features: int = 1) -> tuple[Accuracy, StateStore]:
+    store = StateStore(state_size=2, n_features=n_features, capacity=8)
+    return Accuracy(store, step_s, horizon), store
+
+
 def test_accuracy_scores_each_horizon_step() -> None:
-    acc = AccuracyTracker(step_s=60.0, horizon=3)
+    acc, store = _accuracy(step_s=60.0, horizon=3)
+    s_slot, _ = store.acquire(["s"])
     # Forecast issued after bucket 0 for buckets 60, 120, 180.
-    acc.issued("s", 0.0, np.array([[1.0], [2.0], [3.0]], dtype=np.float32))
-    acc.issued("s", 60.0, np.array([[10.0], [20.0], [30.0]], dtype=np.float32))
-    assert acc.actual("s", 60.0, [1.5]) == 1  # step 1 of the first forecast
-    assert acc.actual("s", 120.0, [2.0]) == 2  # step 2 of the first, step 1 of the second
+    # The pipeline's order: a step's actual is scored before the forecast issued after it.
+    acc.issued(s_slot, [0.0], np.array([[[1.0], [2.0], [3.0]]], dtype=np.float32))
+    acc.actual(s_slot, [60.0], np.array([[1.5]]))  # step 1 of the first forecast
+    acc.issued(s_slot, [60.0], np.array([[[10.0], [20.0], [30.0]]], dtype=np.float32))
+    acc.actual(s_slot, [120.0], np.array([[2.0]]))  # step 2 of the first, step 1 of the second
     s = acc.summary()
     assert s["mae_by_step"] == [pytest.approx(4.25), pytest.approx(0.0), None]  # (0.5 + 8) / 2
     assert s["scored_by_step"] == [2, 1, 0]
@@ -45,24 +54,32 @@ def test_accuracy_scores_each_horizon_step() -> None:
     assert acc.take_dirty() == ["s"] and acc.take_dirty() == []
 
 
-def test_accuracy_multi_feature_mean_and_forget() -> None:
-    acc = AccuracyTracker(step_s=1.0, horizon=2)
-    acc.issued("s", 0.0, np.array([[1.0, 10.0], [0.0, 0.0]], dtype=np.float32))
-    acc.forget("s")
-    assert acc.actual("s", 1.0, [0.0, 0.0]) == 0
-    acc.issued("s", 0.0, np.array([[1.0, 10.0], [0.0, 0.0]], dtype=np.float32))
-    assert acc.actual("s", 1.0, [2.0, 13.0]) == 1
+def test_accuracy_multi_feature_mean_and_reset() -> None:
+    acc, store = _accuracy(step_s=1.0, horizon=2, n_features=2)
+    slots, _ = store.acquire(["s"])
+    forecast = np.array([[[1.0, 10.0], [0.0, 0.0]]], dtype=np.float32)
+    acc.issued(slots, [0.0], forecast)
+    store.remove("s")  # evicted: its pending forecasts go with its slot
+    slots, _ = store.acquire(["s"])
+    acc.actual(slots, [1.0], np.array([[0.0, 0.0]]))
+    assert acc.summary()["scored_by_step"] == [0, 0]
+    acc.issued(slots, [0.0], forecast)
+    acc.actual(slots, [1.0], np.array([[2.0, 13.0]]))
     assert acc.summary()["mae_by_step"] == [pytest.approx(2.0), None]
 
 
-def test_accuracy_memory_is_bounded() -> None:
-    acc = AccuracyTracker(step_s=1.0, horizon=4, max_sensors=5)
+def test_accuracy_memory_is_a_fixed_row_per_sensor() -> None:
+    """Pending forecasts are a ring of H target rows: nothing grows with time."""
+    acc, store = _accuracy(step_s=1.0, horizon=4)
+    slots, _ = store.acquire([f"s{s}" for s in range(5)])
+    before = store.nbytes_per_sensor()
     for t in range(100):
-        for s in range(20):
-            acc.actual(f"s{s}", float(t), [0.0])
-            acc.issued(f"s{s}", float(t), np.zeros((4, 1), dtype=np.float32))
-    assert len(acc._pending) <= 5 and len(acc._per_sensor) <= 5
-    assert all(len(q) <= 4 for q in acc._pending.values())
+        acc.actual(slots, [float(t)] * 5, np.zeros((5, 1)))
+        acc.issued(slots, [float(t)] * 5, np.full((5, 4, 1), 1.0, dtype=np.float32))
+    assert store.nbytes_per_sensor() == before
+    # Every step of every forecast issued before t=99 has been scored: 1.0 off each time.
+    assert acc.summary()["mae_by_step"] == [1.0] * 4
+    assert acc.summary()["scored_by_step"] == [5 * 99, 5 * 98, 5 * 97, 5 * 96]
 
 
 def test_counters() -> None:

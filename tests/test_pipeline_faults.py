@@ -83,7 +83,7 @@ def test_any_exception_costs_one_message_not_the_batch(
     pipeline = _pipeline(golden_model)
     good = pipeline.resampler
     boom = _Boom(good.step_s, good.n_features, good.max_gap_steps, good.grace_s, good.max_sensors)
-    pipeline.resampler = boom
+    pipeline.table.resampler = boom
     batch = [
         _reading("a", 20.0, T0, T0),
         _reading("boom-1", 20.0, T0, T0),
@@ -107,11 +107,11 @@ def test_future_reading_is_refused_and_touches_no_state(golden_model: Path) -> N
     now = T0 + 10_000
     pipeline.accept([_reading("s", 20.0, now - 5, now)], now)
     before = pipeline.resampler.to_dict()
-    offsets = dict(pipeline.clock_offset_s)
+    offsets = dict(pipeline.table.offsets)
     # 2099: inside the accepted 2000..2100, far ahead of its arrival.
     _, readings = pipeline.accept([_reading("s", 99.0, 4_070_908_800.0, now + 1)], now + 1)
     assert readings == [] and pipeline.counters.rejected["future"] == 1
-    assert pipeline.resampler.to_dict() == before and pipeline.clock_offset_s == offsets
+    assert pipeline.resampler.to_dict() == before and dict(pipeline.table.offsets) == offsets
     # Real readings after it are still accepted (before the fix: `late` until 2100).
     _, readings = pipeline.accept([_reading("s", 21.0, now + 55, now + 60)], now + 60)
     assert len(readings) == 1
@@ -132,7 +132,7 @@ def test_sensor_clock_behind_keeps_working_and_a_corrected_clock_recovers(
         arrival = now + k * step
         _, readings = pipeline.accept([_reading("s", 20.0 + k, T0 + k * step, arrival)], arrival)
         assert len(readings) == 1
-        published += len(pipeline.close_due(arrival + 0.5))
+        published += len(pipeline.tick(arrival + 0.5))
     # Its buckets are closed by its readings, not cut short by our wall clock.
     assert published == 0 and pipeline.counters.rejected == {}
     # The clock is corrected (jumps a month ahead): the first reading already counts; the
@@ -140,7 +140,7 @@ def test_sensor_clock_behind_keeps_working_and_a_corrected_clock_recovers(
     arrival = now + 6 * step
     _, readings = pipeline.accept([_reading("s", 30.0, arrival, arrival)], arrival)
     assert len(readings) == 1
-    assert pipeline.clock_offset_s["s"] == 0.0
+    assert pipeline.table.clock_of("s") == 0.0
 
 
 def test_clock_ahead_then_corrected_recovers_within_the_skew(golden_model: Path) -> None:
@@ -191,15 +191,15 @@ def test_replay_restores_clock_offsets_and_closes_steps_like_the_live_run(
     restarted = _pipeline(golden_model)
     replayed = restarted.replay(WriteAheadLog(tmp_path / "readings.wal").replay_records())
     assert replayed == 11
-    assert restarted.clock_offset_s == live.clock_offset_s
+    assert dict(restarted.table.offsets) == dict(live.table.offsets)
     # The restarted daemon's first wall-clock check (a little later): nothing to close yet.
     wall = arrivals[10] + 5
-    assert restarted.close_due(wall) == live.close_due(wall) == []
+    assert restarted.tick(wall) == live.tick(wall) == []
     # The rest of the step arrives: accepted by both, and both close the step the same way.
     tail = messages[11:]
-    out_live = live.process(tail, arrivals[-1])[1] + live.close_due(arrivals[-1] + step + 2)
-    out_restarted = restarted.process(tail, arrivals[-1])[1]
-    out_restarted += restarted.close_due(arrivals[-1] + step + 2)
+    out_live = live.handle(tail, arrivals[-1]).publish + live.tick(arrivals[-1] + step + 2)
+    out_restarted = restarted.handle(tail, arrivals[-1]).publish
+    out_restarted += restarted.tick(arrivals[-1] + step + 2)
     assert restarted.counters.rejected == live.counters.rejected == {}
     assert _forecasts(out_restarted) == _forecasts(out_live) != []
 
@@ -212,8 +212,8 @@ def test_running_accuracy_scores_ok_forecasts_only(golden_model: Path) -> None:
     n = warmup + 3
     for k in range(n):
         ts = T0 + k * step
-        pipeline.process([_reading("s", 20.0 + np.sin(k), ts, ts)], ts)
-    summary = pipeline.accuracy.summary()
+        pipeline.handle([_reading("s", 20.0 + np.sin(k), ts, ts)], ts)
+    summary = pipeline.table.accuracy.summary()
     assert summary["scores"] == "ok_forecasts"
     # Forecasts after steps warmup..n-2 have their next step observed; earlier ones are not
     # scored although they were published (status warming_up).

@@ -29,13 +29,13 @@ def test_flood_of_new_ids_cannot_evict_live_sensors(golden_model: Path) -> None:
     _, accepted = pipeline.accept(flood, T0 + 1)
     assert accepted == []
     assert pipeline.counters.rejected["sensor_limit"] == 50
-    assert len(pipeline.resampler) == 3 and all(s in pipeline.resampler for s in live)
+    assert len(pipeline.table) == 3 and all(s in pipeline.table for s in live)
     # "a" falls silent for longer than max_gap_steps + 1 steps plus grace: it may be replaced.
     later = T0 + (2 + 1) * step + 1.0 + 5
     pipeline.accept([_msg(s, T0 + step, later) for s in ["b", "c"]], later)
     _, accepted = pipeline.accept([_msg("newcomer", T0, later)], later)
     assert [r.sensor_id for r in accepted] == ["newcomer"]
-    assert len(pipeline.resampler) == 3 and "a" not in pipeline.resampler
-    assert all(s in pipeline.resampler for s in ["b", "c", "newcomer"])
+    assert len(pipeline.table) == 3 and "a" not in pipeline.table
+    assert all(s in pipeline.table for s in ["b", "c", "newcomer"])
     _, accepted = pipeline.accept([_msg("another", T0, later)], later)
     assert accepted == [] and pipeline.counters.rejected["sensor_limit"] == 51

@@ -1,7 +1,8 @@
 """Resident memory of ``edge-lstm run`` idle and with N active sensors (Linux ``/proc``).
 
 One daemon process; sensors are added in increasing counts (each gets three readings, so it has
-a state and has been forecast), and RSS is read once the daemon reports them all active.
+a state and has been forecast), and RSS is read once the daemon reports them all active. Also
+the size of one row of the sensor table: a warm sensor's steady state.
 """
 
 from __future__ import annotations
@@ -65,7 +66,21 @@ def run_memory(
         "idle_rss_bytes": idle,
         "idle_rss_mib": idle / 2**20,
         "rows": rows,
+        "table_bytes_per_sensor": table_bytes_per_sensor(model_path),
     }
+
+
+def table_bytes_per_sensor(model_path: Path) -> int:
+    """Bytes of one sensor's row in the daemon's sensor table with this model: what a warm
+    sensor holds for good (the rows above measure young sensors, whose unused pages stay
+    untouched)."""
+    from ..daemon.config import Config
+    from ..daemon.pipeline import Pipeline
+    from ..model.forecaster import Forecaster
+
+    config = Config.load(overrides={"max_sensors": 1})
+    pipeline = Pipeline(Forecaster.load(model_path, max_sensors=1), config)
+    return pipeline.table.store.nbytes_per_sensor()
 
 
 def _wait_active(daemon: BenchDaemon, count: int, timeout_s: float = 120.0) -> dict[str, Any]:

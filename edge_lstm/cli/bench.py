@@ -7,13 +7,15 @@ import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from ..errors import EdgeLstmError
 from .common import BackendOption, ModelOption, broker_or, client_address, fail, json_safe
-from .progress import SectionProgress, section_progress
+
+if TYPE_CHECKING:  # Rich is imported when a bar is shown: not in every command's process
+    from .progress import SectionProgress
 
 SECTIONS = ("engine", "inputs", "e2e", "memory")
 LOCAL_SECTIONS = ("engine", "inputs")  # the others need a broker
@@ -74,7 +76,11 @@ def bench(
         for s in needs_broker:
             skipped[s] = "no --broker given and no mosquitto on the PATH"
         sections = [s for s in sections if s not in needs_broker]
-    bar = section_progress(len(sections)) if not as_json and sys.stderr.isatty() else None
+    bar = None
+    if not as_json and sys.stderr.isatty():
+        from .progress import section_progress
+
+        bar = section_progress(len(sections))
     if bar is not None:
         say = bar.say
     try:

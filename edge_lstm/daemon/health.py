@@ -1,18 +1,18 @@
-"""Health bookkeeping for the daemon: counters, rate-limited logs, latency, running accuracy.
+"""Health bookkeeping for the daemon: counters, rate-limited logs, latency, the health document.
 
-Pure (the caller passes clocks in); memory is bounded by the number of sensors and the horizon.
+Pure (the caller passes clocks and values in). The running accuracy is in ``accuracy.py``.
 """
 
 from __future__ import annotations
 
 import logging
-import math
-from collections import Counter, OrderedDict, deque
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import numpy.typing as npt
+
+from ..model.bands import TAIL
 
 
 class RateLimitedLog:
@@ -79,144 +79,6 @@ class LatencyRing:
         return {"p50": round(float(p50), 3), "p99": round(float(p99), 3)}
 
 
-@dataclass
-class _Errors:
-    sum: list[float]
-    count: list[int]
-
-    @classmethod
-    def zeros(cls, horizon: int) -> _Errors:
-        return cls([0.0] * horizon, [0] * horizon)
-
-    def mae(self) -> list[float | None]:
-        return [round(s / c, 6) if c else None for s, c in zip(self.sum, self.count, strict=True)]
-
-
-SCORES = "ok_forecasts"
-"""What the running accuracy scores: forecasts published with ``"status": "ok"`` (past the
-model's warm-up), the rule ``edge-lstm demo`` uses too; ``warming_up`` forecasts are not scored."""
-
-
-class AccuracyTracker:
-    """Scores published forecasts against the actual bucket means as they arrive.
-
-    Forecast step ``k`` issued after bucket ``b`` is for bucket start ``b + k*step_s``. For each
-    sensor only the last ``horizon`` forecasts can still be scored, so that is all it keeps.
-    The error of one step is the mean absolute error over features, in original units.
-    """
-
-    def __init__(self, step_s: float, horizon: int, max_sensors: int = 10_000) -> None:
-        self.step_s = step_s
-        self.horizon = horizon
-        self.max_sensors = max_sensors
-        self.overall = _Errors.zeros(horizon)
-        self._pending: OrderedDict[str, deque[tuple[float, list[list[float]]]]] = OrderedDict()
-        self._per_sensor: OrderedDict[str, _Errors] = OrderedDict()
-        self._dirty: set[str] = set()
-
-    def issued(
-        self, sensor_id: str, bucket_start: float, forecast: npt.NDArray[np.float32]
-    ) -> None:
-        """Remember a published forecast ``(H, F)`` issued after ``bucket_start``."""
-        queue = self._pending.get(sensor_id)
-        if queue is None:
-            if len(self._pending) >= self.max_sensors:
-                self._pending.popitem(last=False)
-            queue = self._pending[sensor_id] = deque(maxlen=self.horizon)
-        self._pending.move_to_end(sensor_id)
-        # Plain lists: scoring touches a handful of numbers, where numpy's overhead dominates.
-        queue.append((bucket_start, forecast[: self.horizon].tolist()))
-
-    def issued_many(
-        self,
-        sensor_ids: Sequence[str],
-        bucket_starts: Sequence[float],
-        forecasts: npt.NDArray[np.float32],
-    ) -> None:
-        """``issued`` for a batch (``forecasts`` is ``(N, H, F)``): one ``tolist`` for all."""
-        rows_all = forecasts[:, : self.horizon].tolist()
-        pending = self._pending
-        for sensor_id, bucket_start, rows in zip(sensor_ids, bucket_starts, rows_all, strict=True):
-            queue = pending.get(sensor_id)
-            if queue is None:
-                if len(pending) >= self.max_sensors:
-                    pending.popitem(last=False)
-                queue = pending[sensor_id] = deque(maxlen=self.horizon)
-            pending.move_to_end(sensor_id)
-            queue.append((bucket_start, rows))
-
-    def actual(self, sensor_id: str, bucket_start: float, values: Sequence[float]) -> int:
-        """Score every pending forecast of ``sensor_id`` that covers ``bucket_start``."""
-        queue = self._pending.get(sensor_id)
-        if not queue:
-            return 0
-        scored = 0
-        errors = None
-        n = len(values)
-        single = values[0] if n == 1 else None
-        inv_step = 1.0 / self.step_s
-        overall = self.overall
-        for issued_at, rows in queue:
-            k = round((bucket_start - issued_at) * inv_step)
-            if 1 <= k <= len(rows):
-                row = rows[k - 1]
-                if single is not None:
-                    err = abs(row[0] - single)
-                else:
-                    err = sum(abs(p - a) for p, a in zip(row, values, strict=True)) / n
-                if not math.isfinite(err):
-                    continue
-                if errors is None:
-                    errors = self._sensor_errors(sensor_id)
-                overall.sum[k - 1] += err
-                overall.count[k - 1] += 1
-                errors.sum[k - 1] += err
-                errors.count[k - 1] += 1
-                scored += 1
-        # Forecasts whose last step is now in the past can never be scored again.
-        while queue and bucket_start - queue[0][0] >= len(queue[0][1]) * self.step_s:
-            queue.popleft()
-        return scored
-
-    def forget(self, sensor_id: str) -> None:
-        """Drop pending forecasts (after a reset: they were issued from a discarded state)."""
-        self._pending.pop(sensor_id, None)
-
-    def _sensor_errors(self, sensor_id: str) -> _Errors:
-        errors = self._per_sensor.get(sensor_id)
-        if errors is None:
-            if len(self._per_sensor) >= self.max_sensors:
-                self._per_sensor.popitem(last=False)
-            errors = self._per_sensor[sensor_id] = _Errors.zeros(self.horizon)
-        self._per_sensor.move_to_end(sensor_id)
-        self._dirty.add(sensor_id)
-        return errors
-
-    def summary(self) -> dict[str, object]:
-        """Overall MAE and sample count per horizon step."""
-        return {
-            "scores": SCORES,
-            "mae_by_step": self.overall.mae(),
-            "scored_by_step": list(self.overall.count),
-        }
-
-    def sensor_summary(self, sensor_id: str) -> dict[str, object] | None:
-        """One sensor's MAE and count per horizon step (None if never scored)."""
-        errors = self._per_sensor.get(sensor_id)
-        if errors is None:
-            return None
-        return {
-            "scores": SCORES,
-            "mae_by_step": errors.mae(),
-            "scored_by_step": list(errors.count),
-        }
-
-    def take_dirty(self) -> list[str]:
-        """Sensors scored since the last call (to republish their accuracy)."""
-        dirty, self._dirty = sorted(self._dirty), set()
-        return dirty
-
-
 class Counters:
     """Monotonic counters of the daemon, with rejections kept by reason."""
 
@@ -224,8 +86,8 @@ class Counters:
         self.accepted = 0
         self.rejected: Counter[str] = Counter()
         self.forecasts = 0
-        self.queue_dropped = 0
-        self.reconnects = 0
+        self.other_shard = 0
+        """Readings of sensors another shard owns: skipped and acknowledged, not rejected."""
         self.snapshots = 0
         self.snapshot_errors = 0
 
@@ -239,9 +101,59 @@ class Counters:
             "readings_accepted": self.accepted,
             "readings_rejected": dict(sorted(self.rejected.items())),
             "readings_rejected_total": sum(self.rejected.values()),
+            "readings_other_shard": self.other_shard,
             "forecasts_published": self.forecasts,
-            "queue_dropped": self.queue_dropped,
-            "reconnects": self.reconnects,
             "snapshots": self.snapshots,
             "snapshot_errors": self.snapshot_errors,
         }
+
+
+def health_document(
+    *,
+    version: str,
+    uptime_s: float,
+    link: Mapping[str, object],
+    model: Mapping[str, object],
+    sensors: tuple[int, int],
+    counters: Mapping[str, object],
+    queue: Mapping[str, object],
+    latency_ms: tuple[Mapping[str, object], Mapping[str, object]],
+    accuracy: Mapping[str, object],
+    band: Mapping[str, Sequence[object]] | None,
+    journal_errors: int,
+    state: Mapping[str, object],
+) -> dict[str, object]:
+    """The document published on ``PREFIX/health`` (see docs/daemon.md), from plain values.
+
+    ``sensors``: (with a model state, past warm-up); ``latency_ms``: percentiles of the batch
+    time and of receipt to handled; ``band``: ``Forecaster.coverage()`` (None: no band).
+    """
+    step, lag = latency_ms
+    return {
+        "version": version,
+        "uptime_s": round(uptime_s, 1),
+        **link,
+        "model": dict(model),
+        "sensors_active": sensors[0],
+        "sensors_warm": sensors[1],
+        **counters,
+        **queue,
+        "step_latency_ms": dict(step),
+        "receive_to_publish_ms": dict(lag),
+        "accuracy": dict(accuracy),
+        "band": None if band is None else _band_health(band),
+        "journal_errors": journal_errors,
+        "state": dict(state),
+    }
+
+
+def _band_health(live: Mapping[str, Sequence[object]]) -> dict[str, object]:
+    """Live coverage of the published 80% band per horizon step.
+
+    Every band issued since start that the actuals have scored, evicted sensors included.
+    """
+    return {
+        "nominal": round(1.0 - 2.0 * TAIL, 6),
+        "coverage_by_step": list(live["coverage"]),
+        "scored_by_step": list(live["scored"]),
+    }

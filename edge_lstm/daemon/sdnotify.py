@@ -52,7 +52,3 @@ class Notifier:
     def stopping(self) -> bool:
         """Shutting down."""
         return self.notify("STOPPING=1")
-
-    def status(self, text: str) -> bool:
-        """A one-line status shown by ``systemctl status``."""
-        return self.notify(f"STATUS={text}")

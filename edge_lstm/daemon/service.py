@@ -18,19 +18,18 @@ from pathlib import Path
 from types import FrameType
 
 from .. import __version__
-from ..model.bands import TAIL
 from ..model.forecaster import Forecaster
 from ..model.paths import default_model_path
 from ..stream.readings import Inbound
-from ..stream.resample import Reading
 from .config import Config
-from .homeassistant import discovery_messages
+from .health import health_document
 from .homeassistant import status_topic as ha_status_topic
 from .link import Link, LinkFactory
 from .mqtt import MqttLink
-from .pipeline import Journal, NullJournal, Outgoing, Pipeline
+from .pipeline import Outgoing, Pipeline
 from .sdnotify import Notifier
 from .snapshots import SnapshotKeeper, open_journal
+from .wal import Journal, NullJournal
 
 __all__ = ["Daemon", "Journal", "NullJournal"]
 
@@ -73,13 +72,7 @@ class Daemon:
         self._ha_online = threading.Event()
         self._worker: threading.Thread | None = None
         self._worker_error: BaseException | None = None
-        self._announced: set[str] = set()
         self._next_announce_mono = 0.0
-        # Readings accepted but not yet durable (durability=wal with a failing journal): their
-        # messages stay unacknowledged, so the broker keeps them, until a journal write or a
-        # snapshot covers them. Bounded by the broker's receive window.
-        self._unjournaled: list[Reading] = []
-        self._unacked: list[tuple[int, int]] = []
         self._next_forced_snapshot_mono = 0.0
         self._network_stuck = False
         self._started_mono = time.monotonic()
@@ -218,7 +211,7 @@ class Daemon:
                 self._handle(batch)
             now = time.monotonic()
             if now >= next_close:
-                self._publish(self.pipeline.close_due(time.time()))
+                self._publish(self.pipeline.tick(time.time()))
                 next_close = now + CLOSE_CHECK_S
             if self._reload.is_set():
                 self._reload.clear()
@@ -226,7 +219,7 @@ class Daemon:
             if self._ha_online.is_set() and now >= self._next_announce_mono:
                 self._ha_online.clear()
                 self._next_announce_mono = now + HA_ANNOUNCE_MIN_S
-                self._announce(self.pipeline.forecaster.sensors(), force=True)
+                self._publish(self.pipeline.announce_all())
             if now >= next_health:
                 self._publish_health()
                 next_health = now + c.health_interval_s
@@ -264,29 +257,13 @@ class Daemon:
         return batch
 
     def _handle(self, batch: list[Inbound]) -> None:
-        started = time.monotonic()
-        now = time.time()
-        pipeline = self.pipeline
-        events, readings = pipeline.accept(batch, now)
-        outgoing = pipeline.advance(events, now)
-        # Journaled after the events are applied: a snapshot that makes room for the journal
-        # then holds this batch too. Readings left over from a failed write go first, so the
-        # log keeps each sensor's order.
-        pending = self._unjournaled + readings if self._unjournaled else readings
-        if pipeline.journal_readings(pending, now, make_room=self._make_room):
-            acks = [(m.mid, m.qos) for m in batch]
-            if self._unacked:
-                acks, self._unacked, self._unjournaled = self._unacked + acks, [], []
-            self._ack(acks)  # handled and durable: the broker may forget them
-        else:
-            # Not journaled: not acknowledged. The broker keeps them until a snapshot (which
-            # holds their effect, see _snapshot_due) or a later journal write covers them.
-            self._unjournaled = pending
-            self._unacked += [(m.mid, m.qos) for m in batch]
-        self._publish(outgoing)
-        pipeline.record_latency(started, batch)
+        handled = self.pipeline.handle(batch, time.time(), make_room=self._make_room)
+        self._ack(handled.acks)
+        self._publish(handled.publish)
 
     def _ack(self, acks: list[tuple[int, int]]) -> None:
+        if not acks:
+            return
         link = self.link
         link.hold_wakeups()  # one wake-up of paho's network thread for the batch's acks
         try:
@@ -297,7 +274,7 @@ class Daemon:
 
     def _snapshot_due(self, now: float) -> bool:
         """A snapshot before the log passes ``wal_max_bytes``, or to cover unjournaled ones."""
-        if self._unacked and now >= self._next_forced_snapshot_mono:
+        if self.pipeline.has_unacked and now >= self._next_forced_snapshot_mono:
             return True
         journal = self.pipeline.journal
         return journal.size_bytes() > self.config.wal_max_bytes // 2 and (
@@ -313,9 +290,7 @@ class Daemon:
         saved = self.keeper.save(self.pipeline)
         if saved:
             self.pipeline.journal.keep_free(2 * self.keeper.last_size_bytes + SNAPSHOT_SLACK_BYTES)
-            if self._unacked:
-                acks, self._unacked, self._unjournaled = self._unacked, [], []
-                self._ack(acks)
+            self._ack(self.pipeline.durable())
         else:
             # A failing disk is not hammered with snapshot attempts once per batch.
             self._next_forced_snapshot_mono = time.monotonic() + FORCED_SNAPSHOT_RETRY_S
@@ -340,30 +315,10 @@ class Daemon:
         link.hold_wakeups()  # and one for its forecasts
         try:
             for item in outgoing:
-                publish(item.topic, item.payload, qos, item.retain)
+                item_qos = qos if item.qos is None else item.qos
+                publish(item.topic, item.payload, item_qos, item.retain)
         finally:
             link.release_wakeups()
-        if self.config.homeassistant and outgoing:
-            self._announce([o.sensor_id for o in outgoing if o.sensor_id], force=False)
-
-    def _announce(self, sensor_ids: list[str], force: bool) -> None:
-        c = self.config
-        if force:  # evicted or forgotten sensors leave the announced set
-            self._announced.intersection_update(sensor_ids)
-        elif len(self._announced) > 2 * max(len(self.pipeline.resampler), 1):
-            self._announced.intersection_update(self.pipeline.forecaster.sensors())
-        for sensor_id in sensor_ids:
-            if sensor_id in self._announced and not force:
-                continue
-            self._announced.add(sensor_id)
-            for topic, payload in discovery_messages(
-                c.homeassistant_prefix,
-                self.pipeline.out,
-                self.pipeline.meta,
-                sensor_id,
-                c.client_id,
-            ):
-                self.link.publish(topic, payload, qos=1, retain=True)
 
     def _reload_model(self) -> None:
         try:
@@ -376,7 +331,6 @@ class Daemon:
         forecaster = self.pipeline.forecaster
         kept = forecaster.replace_model(model)
         self.pipeline.replace_forecaster_model(forecaster, kept)
-        self._announced.clear()
         log.info(
             "reloaded model %s (sha256 %s…); sensor states %s",
             model.meta.name,
@@ -397,8 +351,8 @@ class Daemon:
         doc = self._health_doc()
         self._last_health = doc
         self.link.publish(self.pipeline.out.health, _json(doc), qos=1, retain=True)
-        for sensor_id in self.pipeline.accuracy.take_dirty():
-            summary = self.pipeline.accuracy.sensor_summary(sensor_id)
+        for sensor_id in self.pipeline.table.accuracy.take_dirty():
+            summary = self.pipeline.table.accuracy.sensor_summary(sensor_id)
             if summary is not None:
                 topic = self.pipeline.out.accuracy(sensor_id)
                 self.link.publish(topic, _json({"sensor": sensor_id, **summary}), retain=True)
@@ -417,35 +371,38 @@ class Daemon:
 
     def _health_doc(self) -> dict[str, object]:
         p = self.pipeline
-        active, warm = p.sensors_warm()
         meta = p.meta
-        return {
-            "version": __version__,
-            "uptime_s": round(time.monotonic() - self._started_mono, 1),
-            "connected": self.link.connected.is_set(),
-            "broker": self.config.broker,
-            "broker_error": self.link.last_error or None,
-            "model": {
+        link = self.link
+        forecaster = p.forecaster
+        return health_document(
+            version=__version__,
+            uptime_s=time.monotonic() - self._started_mono,
+            link={
+                "connected": link.connected.is_set(),
+                "broker": self.config.broker,
+                "broker_error": link.last_error or None,
+            },
+            model={
                 "name": meta.name,
                 "sha256": meta.tflite_sha256,
                 "step_s": meta.step_s,
                 "horizon": p.horizon,
-                "backend": p.forecaster.model.backend,
+                "backend": forecaster.model.backend,
             },
-            "sensors_active": active,
-            "sensors_warm": warm,
-            **p.counters.as_dict(),
-            "queue_depth": self._intake.qsize(),
-            "queue_size": self.config.queue_size,
-            "queue_dropped": self.link.dropped,
-            "publish_dropped": self.link.publish_dropped,
-            "reconnects": self.link.reconnects,
-            "step_latency_ms": p.latency.percentiles(),
-            "receive_to_publish_ms": p.lag.percentiles(),
-            "accuracy": p.accuracy.summary(),
-            "band": _band_health(p.forecaster),
-            "journal_errors": p.journal_errors,
-            "state": {
+            sensors=p.sensors_warm(),
+            counters=p.counters.as_dict(),
+            queue={
+                "queue_depth": self._intake.qsize(),
+                "queue_size": self.config.queue_size,
+                "queue_dropped": link.dropped,
+                "publish_dropped": link.publish_dropped,
+                "reconnects": link.reconnects,
+            },
+            latency_ms=(p.latency.percentiles(), p.lag.percentiles()),
+            accuracy=p.table.accuracy.summary(),
+            band=forecaster.coverage() if forecaster.has_bands else None,
+            journal_errors=p.journal_errors,
+            state={
                 "dir": str(self.config.state_dir) if self.config.state_dir else None,
                 "durability": self.config.durability,
                 "last_snapshot_at": self.keeper.last_saved_at,
@@ -453,22 +410,7 @@ class Daemon:
                 # The write-ahead log's latest failure (durability=wal), e.g. a full disk.
                 "journal_error": getattr(p.journal, "error", "") or None,
             },
-        }
-
-
-def _band_health(forecaster: Forecaster) -> dict[str, object] | None:
-    """Live coverage of the published 80% band per horizon step (None: the model has no band).
-
-    Every band issued since start that the actuals have scored, evicted sensors included.
-    """
-    if not forecaster.has_bands:
-        return None
-    live = forecaster.coverage()
-    return {
-        "nominal": round(1.0 - 2.0 * TAIL, 6),
-        "coverage_by_step": live["coverage"],
-        "scored_by_step": live["scored"],
-    }
+        )
 
 
 def _json(doc: Mapping[str, object]) -> bytes:

@@ -1,4 +1,4 @@
-"""Daemon state on disk: the snapshot (sensor states + resampler) and the write-ahead journal.
+"""Daemon state on disk: the snapshot (the sensor table) and the write-ahead journal.
 
 Failures here are reported (logs, health), never fatal: a Pi with a full SD card should keep
 forecasting from memory.
@@ -14,7 +14,8 @@ from pathlib import Path
 from ..errors import StateFileError
 from ..model.state import set_aside
 from .config import Config
-from .pipeline import Journal, NullJournal, Pipeline
+from .pipeline import Pipeline
+from .wal import Journal, NullJournal
 
 log = logging.getLogger(__name__)
 
@@ -42,23 +43,12 @@ class SnapshotKeeper:
         with contextlib.suppress(OSError):
             self.last_size_bytes = self.path.stat().st_size
         try:
-            extra = pipeline.forecaster.load_state(self.path)
+            pipeline.table.load(self.path, pipeline.forecaster.model.sha256, time.time())
         except StateFileError as exc:
             log.warning("discarding state snapshot: %s", exc)
             set_aside(self.path, str(exc))
             return
-        resampler = extra.get("resampler")
-        if isinstance(resampler, dict):
-            try:
-                pipeline.resampler.restore(resampler)
-            except (KeyError, TypeError, ValueError) as exc:
-                log.warning("state snapshot: resampler part unusable (%s); buckets restart", exc)
-        offsets = extra.get("clock_offset_s")
-        if isinstance(offsets, dict):
-            pipeline.clock_offset_s = {
-                str(k): float(v) for k, v in offsets.items() if isinstance(v, (int, float))
-            }
-        self.restored_sensors = len(pipeline.forecaster.sensors())
+        self.restored_sensors = len(pipeline.table)
         log.info("restored %d sensor state(s) from %s", self.restored_sensors, self.path)
 
     def _remove_stale_temporaries(self) -> None:
@@ -81,13 +71,10 @@ class SnapshotKeeper:
         """Snapshot now, then truncate the journal; False (logged, counted) on failure."""
         if self.path is None:
             return False
-        extra = {
-            "resampler": pipeline.resampler.to_dict(),
-            "clock_offset_s": pipeline.clock_offset_s,
-            "saved_at": time.time(),
-        }
         try:
-            pipeline.forecaster.save_state(self.path, extra=extra)
+            pipeline.table.save(
+                self.path, pipeline.forecaster.model.sha256, {"saved_at": time.time()}
+            )
         except (OSError, StateFileError) as exc:
             pipeline.counters.snapshot_errors += 1
             self.last_error = f"snapshot to {self.path} failed: {exc}"

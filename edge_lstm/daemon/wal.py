@@ -30,6 +30,7 @@ import time
 import zlib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Protocol
 
 from ..errors import StateFileError
 from ..stream.resample import Reading
@@ -105,6 +106,69 @@ def scan(data: bytes) -> tuple[list[bytes], int, str]:
 
 class JournalFull(StateFileError):
     """The log may not grow now (its size limit, or the room kept for the next snapshot)."""
+
+
+class Journal(Protocol):
+    """Durability hook: accepted readings are journaled before they are acknowledged."""
+
+    def append(self, reading: Reading) -> None:
+        """Record one reading durably."""
+
+    def append_many(
+        self, readings: Iterable[Reading], clock_offsets_s: Iterable[float] | None = None
+    ) -> None:
+        """Record several readings (each with its sensor's clock offset) with one write."""
+
+    def replay(self) -> Iterable[Reading]:
+        """Readings recorded since the last truncate, oldest first."""
+
+    def replay_records(self) -> Iterable[tuple[Reading, float | None]]:
+        """``(reading, clock offset or None)`` recorded since the last truncate, oldest first."""
+
+    def truncate(self) -> None:
+        """Forget everything (called right after a successful snapshot)."""
+
+    def size_bytes(self) -> int:
+        """How many bytes the journal holds now."""
+
+    def keep_free(self, reserve_bytes: int) -> None:
+        """Refuse appends that would leave less than this free (room for the next snapshot)."""
+
+    def close(self) -> None:
+        """Release the file."""
+
+
+class NullJournal:
+    """``durability = "snapshot"``: nothing is journaled."""
+
+    def append(self, reading: Reading) -> None:
+        """Do nothing."""
+
+    def append_many(
+        self, readings: Iterable[Reading], clock_offsets_s: Iterable[float] | None = None
+    ) -> None:
+        """Do nothing."""
+
+    def replay(self) -> Iterable[Reading]:
+        """Nothing to replay."""
+        return ()
+
+    def replay_records(self) -> Iterable[tuple[Reading, float | None]]:
+        """Nothing to replay."""
+        return ()
+
+    def truncate(self) -> None:
+        """Do nothing."""
+
+    def size_bytes(self) -> int:
+        """Always empty."""
+        return 0
+
+    def keep_free(self, reserve_bytes: int) -> None:
+        """Do nothing."""
+
+    def close(self) -> None:
+        """Do nothing."""
 
 
 class WriteAheadLog:
@@ -308,6 +372,7 @@ class WriteAheadLog:
                 os.fsync(fd)
         except OSError as exc:
             raise StateFileError(f"cannot truncate write-ahead log {self.path}: {exc}") from exc
+        self.error = ""  # a full log is empty again: the snapshot holds what it would have
 
     def keep_free(self, reserve_bytes: int) -> None:
         """Refuse appends that would leave less than ``reserve_bytes`` free on the disk."""

@@ -15,6 +15,8 @@ whatever its noise, and a noisy sensor gets a wider band than a quiet one.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 import numpy.typing as npt
 
@@ -51,12 +53,14 @@ class BandCalibrator:
         self.log_hi = store.add_column("band_log_hi", (h, n_features), np.float32)
         self.tick = store.add_column("band_tick", (), np.int64)
         # pending[slot, target % H, k-1]: the band issued k steps before the target step.
+        # Every step (observed or filled) clears its row after scoring it, so a row only ever
+        # holds bands for the next step of its residue: a flag says which were issued.
         self.pending_lo = store.add_column("band_pending_lo", (h, h, n_features), np.float32)
         self.pending_hi = store.add_column("band_pending_hi", (h, h, n_features), np.float32)
-        # int32: a tick passes 2**31 after 68 years of 1 s steps
-        self.pending_at = store.add_column("band_pending_tick", (h, h), np.int32, fill=-1)
-        self.scored = store.add_column("band_scored", (h,), np.int64)
-        self.covered = store.add_column("band_covered", (h,), np.int64)
+        self.pending = store.add_column("band_pending", (h, h), np.bool_, upgrade=_pending)
+        # int32: 2**31 bands scored is 68 years of 1 s steps
+        self.scored = store.add_column("band_scored", (h,), np.int32)
+        self.covered = store.add_column("band_covered", (h,), np.int32)
         self.total_scored = np.zeros(h, dtype=np.int64)
         self.total_covered = np.zeros(h, dtype=np.int64)
         self._k = np.arange(h)
@@ -98,7 +102,7 @@ class BandCalibrator:
         where = (slots[:, None], rows, cols)
         self.pending_lo[where] = lo[:, :steps]
         self.pending_hi[where] = hi[:, :steps]
-        self.pending_at[where] = targets
+        self.pending[where] = True
 
     def score(self, slots: IntArray, actual: Float64Array | None) -> None:
         """Advance one step; score the bands issued for it against ``actual`` ``(B, F)``.
@@ -109,10 +113,10 @@ class BandCalibrator:
         self.tick[slots] = target
         row = target % self.horizon
         if actual is not None:
-            due = self.pending_at[slots, row] == target[:, None]  # (B, H)
+            due = self.pending[slots, row]  # (B, H)
             if due.any():
                 self._update(slots, row, due, actual)
-        self.pending_at[slots, row] = -1
+        self.pending[slots, row] = False
 
     def _update(
         self,
@@ -151,3 +155,12 @@ class BandCalibrator:
         with np.errstate(invalid="ignore", divide="ignore"):
             rate = np.where(scored > 0, covered / np.maximum(scored, 1), np.nan)
         return rate, scored.astype(np.int64)
+
+
+def _pending(saved: Mapping[str, npt.NDArray[np.int64]]) -> npt.NDArray[np.bool_] | None:
+    """The flags from the previous release's target ticks (-1: none; a past one: scored)."""
+    ticks, tick = saved.get("col_band_pending_tick"), saved.get("col_band_tick")
+    if ticks is None or tick is None:
+        return None
+    flags: npt.NDArray[np.bool_] = ticks > tick[:, None, None]
+    return flags

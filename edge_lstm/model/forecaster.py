@@ -150,7 +150,7 @@ class Forecaster:
 
     def reset(self, sensor_id: str) -> None:
         """Forget a sensor's state: its next reading starts from a fresh (zero) state."""
-        self.store.remove(sensor_id)
+        self.store.reset(sensor_id)
 
     # -- forecasting -----------------------------------------------------------------------
 

@@ -7,6 +7,7 @@ sensors.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -24,12 +25,11 @@ CountArray = npt.NDArray[np.int64]
 class HistoryRing:
     """Each slot's last ``L`` values (observed or filled, original units) and their level.
 
-    ``values[slot]`` holds the ring twice (``2L`` rows, every value written at ``pos`` and
-    ``pos + L``), so the values in time order are the plain slice ``[pos, pos + L)``: any run of
-    history is one block per sensor (a strided view, no index arithmetic per value), which
-    makes the rollout's reads several times cheaper. Also the running sum of the last
-    ``level_window`` values (the level is O(1) per step) and the start time of each sensor's
-    latest step (``last_at``, NaN if never given), from which future step times follow.
+    ``values[slot]`` is a ring: the next value goes to ``pos``, so in time order the values
+    are ``pos, pos+1, ... (mod L)``. Also the running sum of the last ``level_window`` values
+    (the level is O(1) per step) and the start time of each sensor's latest step (``last_at``,
+    NaN if never given), from which future step times follow. Float64, as training computes:
+    lags and levels agree with it to the bit.
     """
 
     def __init__(self, store: StateStore, spec: InputSpec, n_features: int) -> None:
@@ -37,14 +37,14 @@ class HistoryRing:
         self.window = spec.level_window
         self.length = max(spec.history_len, 1)
         self.values = store.add_column(
-            "history", (2 * self.length, n_features), np.float64, required=True
+            "history", (self.length, n_features), np.float64, required=True, upgrade=_single
         )
-        self.pos = store.add_column("history_pos", (), np.int64, required=True)
-        self.count = store.add_column("history_count", (), np.int64, required=True)
+        self.pos = store.add_column("history_pos", (), np.int32, required=True)
+        # values seen since the sensor started (not capped); int32: 68 years of 1 s steps
+        self.count = store.add_column("history_count", (), np.int32, required=True)
         self.level_sum = store.add_column("level_sum", (n_features,), np.float64, required=True)
         self.last_at = store.add_column("last_at", (), np.float64, fill=np.nan, required=True)
-        self._taps = [self.length - 1 - b for b in spec.taps]  # positions, newest = L-1
-        self._runs: dict[int, npt.NDArray[np.float64]] = {}
+        self._taps = np.asarray([self.length - 1 - b for b in spec.taps])  # newest = L-1
 
     def push(
         self, slots: IntArray, values: Float64Array, at: Float64Array | None
@@ -54,11 +54,11 @@ class HistoryRing:
         That is: the values at ``spec.taps`` steps back, taps first ``(K, F, B)``, the counts
         and the levels, all after the append (one pass over the slots, no re-reading).
         """
-        pos = self.pos[slots]
-        count = self.count[slots] + 1  # values seen since the sensor started (not capped)
+        pos = self.pos[slots].astype(np.intp)
+        count = self.count[slots].astype(np.int64) + 1
         length = self.length
         if self.window:
-            dropped = self.values[slots, pos + length - self.window]
+            dropped = self.values[slots, (pos + length - self.window) % length]
             if count.min() <= self.window:  # a young sensor: nothing leaves its window yet
                 dropped[count <= self.window] = 0.0
             level_sum = level_sum_step(self.level_sum[slots], dropped, values)
@@ -67,11 +67,11 @@ class HistoryRing:
         else:
             level = np.zeros(values.shape)
         self.values[slots, pos] = values
-        self.values[slots, pos + length] = values
         taps = np.empty((len(self._taps), values.shape[1], len(slots)))
         taps[0] = values.T
-        for i, position in enumerate(self._taps[1:], start=1):  # still in the old coordinates
-            taps[i] = self.values[slots, pos + position + 1].T
+        if len(self._taps) > 1:  # positions relative to the old pos: the newest is pos
+            where = (pos[None, :] + self._taps[1:, None] + 1) % length  # (K-1, B)
+            taps[1:] = self.values[slots[None, :], where].transpose(0, 2, 1)
         pos += 1  # pos is a copy (fancy indexing)
         pos[pos == length] = 0
         self.pos[slots] = pos
@@ -90,12 +90,18 @@ class HistoryRing:
 
     def run(self, slots: IntArray, start: int, width: int) -> Float64Array:
         """Positions ``start .. start+width-1`` (``L-1`` the newest) as ``(width, F, B)``."""
-        view = self._runs.get(width)
-        if view is None:
-            view = np.lib.stride_tricks.sliding_window_view(self.values, width, axis=1)
-            self._runs[width] = view
-        block: Float64Array = view[slots, self.pos[slots] + start].transpose(2, 1, 0)
+        where = (self.pos[slots][:, None] + (start + np.arange(width))[None, :]) % self.length
+        block: Float64Array = self.values[slots[:, None], where].transpose(1, 2, 0)
         return block
+
+
+def _single(saved: Mapping[str, Float64Array]) -> Float64Array | None:
+    """The ring as the previous release saved it: twice over (``2L`` rows, rows ``i`` and
+    ``i + L`` equal) with the same ``pos``; its first half is this ring."""
+    doubled = saved.get("col_history")
+    if doubled is None or doubled.shape[1] % 2:
+        return None
+    return doubled[:, : doubled.shape[1] // 2]
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ import logging
 import os
 import tempfile
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,15 +33,27 @@ SNAPSHOT_VERSION = 2
 _DIGEST_BYTES = 32
 _BUILTIN = ("state", "last_y", "steps")
 IntArray = npt.NDArray[np.intp]
+Upgrade = Callable[[Mapping[str, np.ndarray[Any, Any]]], "np.ndarray[Any, Any] | None"]
+"""A column from the arrays an older release saved (by saved name, ``col_<name>``), called when
+the column is missing or its layout differs; None: it cannot be rebuilt."""
 
 
 class _Column:
     """One per-slot array with the value a fresh slot gets."""
 
-    def __init__(self, array: np.ndarray[Any, Any], fill: float, required: bool) -> None:
+    def __init__(
+        self,
+        array: np.ndarray[Any, Any],
+        fill: float,
+        required: bool,
+        kept: bool = False,
+        upgrade: Upgrade | None = None,
+    ) -> None:
         self.array = array
         self.fill = fill
         self.required = required
+        self.kept = kept
+        self.upgrade = upgrade
 
 
 class StateStore:
@@ -79,19 +91,29 @@ class StateStore:
         dtype: type[np.generic] = np.float32,
         fill: float = 0.0,
         required: bool = False,
+        kept: bool = False,
+        upgrade: Upgrade | None = None,
     ) -> np.ndarray[Any, Any]:
         """Add a per-slot array ``(capacity, *shape)`` (``fill`` in fresh slots) and return it.
 
         A snapshot without this column loads with ``fill`` unless ``required`` (then it is
-        refused: the column cannot be rebuilt, e.g. a history ring).
+        refused: the column cannot be rebuilt, e.g. a history ring). A ``kept`` column is not
+        model state: ``reset`` leaves it (and the sensor's slot) alone, eviction clears it.
+        ``upgrade`` rebuilds it from what an older release saved.
         """
         if name in self._columns:
             raise ValueError(f"column {name!r} exists")
         # zeros: the OS maps untouched pages lazily, so unused capacity costs no memory
         shape = (self.capacity, *shape)
         array = np.zeros(shape, dtype=dtype) if fill == 0 else np.full(shape, fill, dtype=dtype)
-        self._columns[name] = _Column(array, fill, required)
+        self._columns[name] = _Column(array, fill, required, kept, upgrade)
         return array
+
+    def drop_column(self, name: str) -> None:
+        """Remove a column added with ``add_column`` (its users are gone)."""
+        if name in _BUILTIN:
+            raise ValueError(f"column {name!r} is built in")
+        self._columns.pop(name, None)
 
     def nbytes_per_sensor(self) -> int:
         """Bytes of every per-slot array for one sensor."""
@@ -102,6 +124,19 @@ class StateStore:
 
     def ids(self) -> list[str]:
         return list(self._slots)
+
+    def slot(self, sensor_id: str) -> int | None:
+        """A sensor's slot (None if unknown)."""
+        return self._slots.get(sensor_id)
+
+    def ids_of(self, slots: Iterable[int]) -> list[str]:
+        """The sensors in ``slots`` (each a live slot)."""
+        ids = self._ids
+        return [str(ids[slot]) for slot in slots]
+
+    def live_slots(self) -> IntArray:
+        """The slots in use, in the order of ``ids()``."""
+        return np.fromiter(self._slots.values(), np.intp, len(self._slots))
 
     def steps_of(self, sensor_id: str) -> int:
         """Observed steps of a sensor (0 if unknown)."""
@@ -141,7 +176,8 @@ class StateStore:
                 slot = self._free.pop()
                 self._slots[sensor_id] = slot
                 self._ids[slot] = sensor_id
-                self._clear(slot)
+                # Free slots hold each column's fill already (new, or cleared by remove): not
+                # writing it again leaves the pages a young sensor never uses untouched.
                 self._touched[slot] = self._clock
             out[i] = slot
         return out, evicted
@@ -156,6 +192,19 @@ class StateStore:
         self._free.append(slot)
         return True
 
+    def reset(self, sensor_id: str) -> None:
+        """Start a sensor's model state afresh; with ``kept`` columns its slot and those stay."""
+        slot = self._slots.get(sensor_id)
+        if slot is None:
+            return
+        kept = [c for c in self._columns.values() if c.kept]
+        if not kept:
+            self.remove(sensor_id)
+            return
+        for column in self._columns.values():
+            if not column.kept:
+                column.array[slot] = column.fill
+
     def clear(self) -> None:
         for sensor_id in list(self._slots):
             self.remove(sensor_id)
@@ -165,12 +214,43 @@ class StateStore:
             column.array[slot] = column.fill
 
     def _evict_lru(self) -> str:
-        live = np.fromiter(self._slots.values(), np.intp, len(self._slots))
+        live = self.live_slots()
         slot = int(live[np.argmin(self._touched[live])])
         sensor_id = self._ids[slot]
         assert sensor_id is not None
         self.remove(sensor_id)
         return sensor_id
+
+    # -- one sensor's row (moving a sensor between processes) ---------------------------------
+
+    def layout(self) -> dict[str, tuple[tuple[int, ...], np.dtype[Any]]]:
+        """Each column's per-sensor ``(shape, dtype)``: what ``row``/``put_row`` exchange."""
+        return {n: (c.array.shape[1:], c.array.dtype) for n, c in self._columns.items()}
+
+    def row(self, sensor_id: str) -> dict[str, np.ndarray[Any, Any]]:
+        """Copies of every column of a sensor (a fresh slot's values if it is unknown)."""
+        slot = self._slots.get(sensor_id)
+        if slot is not None:
+            return {name: np.array(c.array[slot]) for name, c in self._columns.items()}
+        return {
+            name: np.full(c.array.shape[1:], c.fill, dtype=c.array.dtype)
+            for name, c in self._columns.items()
+        }
+
+    def take(self, slots: IntArray) -> dict[str, np.ndarray[Any, Any]]:
+        """Copies of every column at ``slots`` (one gather per column)."""
+        return {name: c.array[slots] for name, c in self._columns.items()}
+
+    def put(self, slots: IntArray, rows: Mapping[str, np.ndarray[Any, Any]]) -> None:
+        """Write back what ``take`` returned (the same slots, still held by the same sensors)."""
+        for name, column in self._columns.items():
+            column.array[slots] = rows[name]
+
+    def put_row(self, sensor_id: str, fields: Mapping[str, np.ndarray[Any, Any]]) -> None:
+        """Give a sensor a slot holding ``fields`` (each column's per-sensor array, ``layout``)."""
+        (slot,), _ = self.acquire([sensor_id])
+        for name, column in self._columns.items():
+            column.array[slot] = fields[name]
 
     # -- snapshots -------------------------------------------------------------------------
 
@@ -214,6 +294,9 @@ class StateStore:
         found = {}
         for name, column in self._columns.items():
             saved = arrays.get(name if name in _BUILTIN else f"col_{name}")
+            fits = saved is not None and saved.shape[1:] == column.array.shape[1:]
+            if not fits and column.upgrade is not None:
+                saved = column.upgrade(arrays) if len(ids) else None
             if saved is None:
                 if column.required:
                     raise StateFileError(

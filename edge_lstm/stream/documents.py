@@ -49,7 +49,6 @@ class ForecastFormatter:
         self._times: OrderedDict[float, list[str]] = OrderedDict()
         self._issued: dict[float, str] = {}
         self._templates: OrderedDict[tuple[float, int, int], str] = OrderedDict()
-        self._names: dict[str, str] = {}
         self._single = len(self.features) == 1
         fixed = {"step_s": meta.step_s, "model": self.model, "features": self.features}
         self._fixed = json.dumps(fixed, separators=(",", ":"))[1:-1]
@@ -154,15 +153,11 @@ class ForecastFormatter:
         if issued_at not in self._issued:
             self._issued = {issued_at: iso(issued_at)}
         head = f'"issued_at":"{self._issued[issued_at]}",{self._fixed},'
-        names = self._names
-        if len(names) > 4 * len(sensor_ids) + 20_000:  # bounded under sensor churn
-            names.clear()
         out = []
         for i, sensor_id in enumerate(sensor_ids):
             if finite[i]:
-                name = names.get(sensor_id)
-                if name is None:
-                    name = names[sensor_id] = '{"sensor":' + json.dumps(sensor_id) + ","
+                # No per-sensor cache of this: every per-sensor field is the sensor table's.
+                name = '{"sensor":' + json.dumps(sensor_id) + ","
                 # One C-level %-format per document: the template holds the step times and a
                 # %r (float repr, as json.dumps writes it) for each number.
                 body = self._template(bucket_starts[i], horizon, n) % (

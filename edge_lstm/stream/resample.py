@@ -59,7 +59,22 @@ class StepEvent:
     values: tuple[float, ...] | None = None
 
 
-@dataclass
+@dataclass(frozen=True)
+class Track:
+    """One sensor's bucketing progress, as plain values (``_Track``'s fields in order)."""
+
+    open_bucket: int | None
+    sums: list[float]
+    count: int
+    last_closed: int | None
+    last_ts: float
+
+
+TrackState = tuple[int | None, list[float], int, int | None, float]
+"""``_Track``'s fields in order."""
+
+
+@dataclass(slots=True)
 class _Track:
     open_bucket: int | None = None
     sums: list[float] = field(default_factory=list)
@@ -155,15 +170,22 @@ class Resampler:
         ``clock_offset_s`` gives a sensor's own clock as ``now - offset`` (arrival time minus
         reading time), so a replay of old data with timestamps is not cut into one-reading steps.
         """
+        return self.close(self.due(now, clock_offset_s))
+
+    def close(self, sensor_ids: Sequence[str]) -> list[StepEvent]:
+        """Close the open buckets of ``sensor_ids`` (each one from ``due``)."""
+        return [self._close(s, self._tracks[s]) for s in sensor_ids]
+
+    def due(self, now: float, clock_offset_s: Mapping[str, float] | None = None) -> list[str]:
+        """The sensors ``close_due`` would close now (nothing changes)."""
         offsets = clock_offset_s or {}
-        events = []
-        for sensor_id, track in self._tracks.items():
-            if track.open_bucket is None:
-                continue
-            end = (track.open_bucket + 1) * self.step_s
-            if end + self.grace_s <= now - offsets.get(sensor_id, 0.0):
-                events.append(self._close(sensor_id, track))
-        return events
+        step_s, grace_s = self.step_s, self.grace_s
+        return [
+            sensor_id
+            for sensor_id, track in self._tracks.items()
+            if track.open_bucket is not None
+            and (track.open_bucket + 1) * step_s + grace_s <= now - offsets.get(sensor_id, 0.0)
+        ]
 
     def __contains__(self, sensor_id: object) -> bool:
         return sensor_id in self._tracks
@@ -182,6 +204,43 @@ class Resampler:
 
     def forget(self, sensor_id: str) -> None:
         self._tracks.pop(sensor_id, None)
+
+    def clear(self) -> None:
+        """Forget every sensor."""
+        self._tracks.clear()
+
+    def ids(self) -> list[str]:
+        """Sensors with a track, least recently updated first."""
+        return list(self._tracks)
+
+    def track(self, sensor_id: str) -> Track | None:
+        """A copy of a sensor's bucketing progress (None if unknown)."""
+        t = self._tracks.get(sensor_id)
+        if t is None:
+            return None
+        return Track(t.open_bucket, list(t.sums), t.count, t.last_closed, t.last_ts)
+
+    def state_of(self, sensor_id: str) -> TrackState | None:
+        """A sensor's progress as a plain tuple, cheaply (``set_state`` puts it back)."""
+        t = self._tracks.get(sensor_id)
+        # sums is replaced, never changed in place, by add and _close: no copy needed
+        return None if t is None else (t.open_bucket, t.sums, t.count, t.last_closed, t.last_ts)
+
+    def set_state(self, sensor_id: str, state: TrackState | None) -> None:
+        """Put back what ``state_of`` returned (None: the sensor had no track)."""
+        if state is None:
+            self._tracks.pop(sensor_id, None)
+        else:
+            self._tracks[sensor_id] = _Track(*state)
+
+    def put_track(self, sensor_id: str, track: Track) -> None:
+        """Resume a sensor from ``track``; it counts as the most recently updated."""
+        if sensor_id not in self._tracks and len(self._tracks) >= self.max_sensors:
+            self._tracks.popitem(last=False)
+        self._tracks[sensor_id] = _Track(
+            track.open_bucket, list(track.sums), track.count, track.last_closed, track.last_ts
+        )
+        self._tracks.move_to_end(sensor_id)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able snapshot of every sensor's open bucket and progress."""

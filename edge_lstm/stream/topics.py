@@ -165,11 +165,6 @@ class TopicRouter:
         raise PayloadError("bad_topic", f"topic {topic!r} matches no input template")
 
 
-def output_topics(prefix: str) -> OutputTopics:
-    """The topics the daemon publishes under ``prefix``."""
-    return OutputTopics(prefix)
-
-
 @dataclass(frozen=True)
 class OutputTopics:
     """Published topic names."""
