@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from edge_lstm.stream.shard import ShardRule, jump_hash, parse_shard, sensor_key, shard_of
+from edge_lstm.stream.shard import ShardRule, jump_hash, sensor_key, shard_of
 
 # Published values of the paper's algorithm (ClickHouse's jumpConsistentHash tests, the
 # jump-consistent-hash package's README): our implementation is the same function.
@@ -65,30 +65,6 @@ def test_reshard_moves_only_to_the_new_daemon() -> None:
 def test_one_shard_owns_everything() -> None:
     rule = ShardRule()
     assert rule.everything and rule.owns("anything") and str(rule) == "0/1"
-
-
-@pytest.mark.parametrize(
-    ("text", "parsed"), [("0/1", (0, 1)), (" 2/3 ", (2, 3)), ("9/10", (9, 10))]
-)
-def test_parse_shard(text: str, parsed: tuple[int, int]) -> None:
-    assert parse_shard(text) == parsed
-    assert ShardRule.parse(text) == ShardRule(*parsed)
-
-
-@pytest.mark.parametrize(
-    ("text", "message"),
-    [
-        ("3", "is not 'I/N'"),
-        ("a/3", "is not 'I/N'"),
-        ("1/x", "is not 'I/N'"),
-        ("3/3", "I must be in 0..2"),
-        ("-1/3", "I must be in 0..2"),
-        ("0/0", "N must be >= 1"),
-    ],
-)
-def test_parse_shard_refuses(text: str, message: str) -> None:
-    with pytest.raises(ValueError, match=message):
-        parse_shard(text)
 
 
 def test_invalid_rule_and_bucket_count_refused() -> None:

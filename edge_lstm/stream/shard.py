@@ -10,7 +10,8 @@ The rule, fixed forever (tests/test_shard.py pins it with golden ids):
    sensors (all of them to the new daemon); modulo hashing would move ~N/(N+1).
 3. Daemon ``I`` of ``N`` (``shard = "I/N"``) owns a sensor when ``bucket == I``.
 
-Pure: no IO, no config import; the daemon builds ``ShardRule`` from its config.
+Pure: no IO, no config import; the daemon builds ``ShardRule`` from its config (``shard``
+is parsed there).
 """
 
 from __future__ import annotations
@@ -47,22 +48,6 @@ def shard_of(sensor_id: str, count: int) -> int:
     return jump_hash(sensor_key(sensor_id), count)
 
 
-def parse_shard(text: str) -> tuple[int, int]:
-    """``"I/N"`` -> ``(I, N)`` with ``0 <= I < N``; ``ValueError`` names what is wrong."""
-    index_text, sep, count_text = text.strip().partition("/")
-    try:
-        if not sep:
-            raise ValueError
-        index, count = int(index_text), int(count_text)
-    except ValueError:
-        raise ValueError(f"shard {text!r} is not 'I/N' (e.g. '0/3')") from None
-    if count < 1:
-        raise ValueError(f"shard {text!r}: N must be >= 1")
-    if not 0 <= index < count:
-        raise ValueError(f"shard {text!r}: I must be in 0..{count - 1}")
-    return index, count
-
-
 @dataclass(frozen=True)
 class ShardRule:
     """Daemon ``index`` of ``count``: ``owns(sensor_id)`` is the intake filter."""
@@ -73,11 +58,6 @@ class ShardRule:
     def __post_init__(self) -> None:
         if self.count < 1 or not 0 <= self.index < self.count:
             raise ValueError(f"invalid shard {self.index}/{self.count}")
-
-    @classmethod
-    def parse(cls, text: str) -> ShardRule:
-        """From ``"I/N"``."""
-        return cls(*parse_shard(text))
 
     @property
     def everything(self) -> bool:
