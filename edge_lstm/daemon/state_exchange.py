@@ -12,6 +12,7 @@ Used by one thread (the worker), like the pipeline it reads from and writes to.
 from __future__ import annotations
 
 import logging
+import zlib
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Protocol
@@ -68,6 +69,8 @@ class StateExchange:
         # When this daemon last published each sensor's state: its own messages come back
         # (we subscribe to what we publish) and must not look like another daemon's.
         self._published_at: dict[str, float] = {}
+        # crc32 of each sensor's fields as last published or imported: unchanged, not re-sent.
+        self._digests: dict[str, int] = {}
         self._rate_log = RateLimitedLog(log, rate_log_s)
 
     def sensor_of(self, topic: str) -> str | None:
@@ -79,7 +82,11 @@ class StateExchange:
     def outgoing(
         self, rows: SensorRows, sensor_ids: Iterable[str], model_sha256: str, now: float
     ) -> list[tuple[str, bytes]]:
-        """``(topic, payload)`` of every owned sensor's state, stamped ``now``."""
+        """``(topic, payload)`` of each owned sensor whose state changed since its last publish.
+
+        Unchanged states are not sent again: that saves the bandwidth, and a daemon that holds
+        a sensor it does not serve (imported at start) never overwrites the owner's newer one.
+        """
         out = []
         ids = list(sensor_ids)
         for sensor_id in ids:
@@ -88,18 +95,23 @@ class StateExchange:
             fields = rows.export_sensor(sensor_id)
             if fields is None:
                 continue
+            digest = _digest(fields)
+            if self._digests.get(sensor_id) == digest:
+                continue
             try:
                 payload = encode_state(sensor_id, model_sha256, fields, now)
             except ValueError as exc:  # a field this format cannot hold: a bug, not fatal
                 self._rate_log.log("encode", f"state of {sensor_id!r} not published: {exc}", now)
                 continue
             out.append((state_topic(self.prefix, sensor_id), payload))
+            self._digests[sensor_id] = digest
             self._published_at[sensor_id] = now
             self.published_bytes += len(payload)
         self.published += len(out)
-        if len(self._published_at) > 2 * max(len(out), 1):  # bounded by the live sensors
-            kept = self._published_at
-            self._published_at = {s: kept[s] for s in ids if s in kept}
+        if len(self._digests) > 2 * max(len(ids), 1):  # bounded by the live sensors
+            live = set(ids)
+            self._digests = {s: d for s, d in self._digests.items() if s in live}
+            self._published_at = {s: t for s, t in self._published_at.items() if s in live}
         return out
 
     # -- taking over -----------------------------------------------------------------------------
@@ -122,6 +134,7 @@ class StateExchange:
             )
         if rows.import_sensor(sensor_id, result.fields):
             self.imported += 1
+            self._digests[sensor_id] = _digest(result.fields)
             log.debug("took the broker's state of %r (saved %.0f)", sensor_id, result.saved_at)
             return True
         if rows.export_sensor(sensor_id) is None:  # refused although we hold nothing: the layout
@@ -137,13 +150,15 @@ class StateExchange:
     def _held(self, sensor_id: str, saved_at: float, now: float) -> None:
         """A state for a sensor we hold already: ours coming back, an old one, or a conflict.
 
-        A state saved after this daemon started, by someone else (not the stamp of our own
-        latest publish), means another daemon forecasts this sensor too: its readings reach
-        two members (round-robin shared subscriptions, overlapping shards, a re-shard in
-        progress). The two states then diverge; say so.
+        A state saved after our own latest publish of a sensor that we forecast (we published
+        it because its readings changed it) means another daemon forecasts this sensor too:
+        its readings reach two members (round-robin shared subscriptions, overlapping shards,
+        a re-shard in progress). The two states then diverge; say so.
         """
         ours = self._published_at.get(sensor_id)
-        if saved_at == ours or saved_at <= self.started_at or (ours and saved_at < ours):
+        if ours is None or saved_at <= max(ours, self.started_at):
+            # Ours coming back, or older than what we hold; or a sensor we hold but have not
+            # changed (imported, no readings since): nobody forecasts it here.
             self.ignored["held"] += 1
             return
         self.conflicts += 1
@@ -169,3 +184,10 @@ class StateExchange:
             "ignored": dict(sorted(self.ignored.items())),
             "conflicts": self.conflicts,
         }
+
+
+def _digest(fields: Mapping[str, np.ndarray[Any, Any]]) -> int:
+    crc = 0
+    for value in fields.values():
+        crc = zlib.crc32(np.ascontiguousarray(value).tobytes(), crc)
+    return crc

@@ -1,0 +1,307 @@
+"""Past one Pi, end to end: real Mosquitto, several ``edge-lstm run`` processes, real paho clients.
+
+Every test runs an uninterrupted reference daemon (``shard = 0/1``, no broker state) on the same
+stream next to the daemons under test: whatever the sharding, re-sharding or replacing, each
+sensor's forecasts must equal the reference's, value for value.
+
+Readings carry ``ts`` one model step apart, published one step at a time: each reading closes
+its sensor's previous bucket, so step ``i`` gives the forecast "as of step i - 1".
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from edge_lstm.daemon.broker_state import encode_state
+from edge_lstm.model.forecaster import Forecaster
+from edge_lstm.stream.documents import iso
+from edge_lstm.stream.shard import shard_of
+
+from .daemon_run import Collector, DaemonProcess, Publisher
+from .mosquitto import Mosquitto, unique_prefix
+
+pytestmark = [pytest.mark.broker, pytest.mark.slow]
+
+BASE_TS = 1_700_000_040  # a multiple of the golden model's 60 s step
+STEP_S = 60
+
+
+def payload(sensor: str, i: int) -> str:
+    k = sum(map(ord, sensor))
+    t, h = 20 + 3 * math.sin(i / 3 + k), 50 + 5 * math.cos(i / 4 + k)
+    return json.dumps({"value": [round(t, 3), round(h, 3)], "ts": BASE_TS + STEP_S * i})
+
+
+class Forecasts:
+    """Every forecast and health document under ``p/<out>/...``, indexed as they arrive."""
+
+    def __init__(self, broker: Mosquitto, p: str) -> None:
+        self.p = p
+        self.collector = Collector(broker.host, broker.port, [f"{p}/+/+/forecast", f"{p}/+/health"])
+        self._seen = 0
+        self._lock = threading.Lock()
+        # (out, sensor) -> last_obs_at -> documents (one per publish: a duplicate shows)
+        self.docs: dict[tuple[str, str], dict[str, list[dict[str, Any]]]] = {}
+        self.health: dict[tuple[str, str], dict[str, Any]] = {}  # (out, shard) -> latest
+
+    def _update(self) -> None:
+        with self._lock:
+            new = self.collector.messages[self._seen :]
+            self._seen += len(new)
+            for m in new:
+                parts = m.topic[len(self.p) + 1 :].split("/")
+                doc = m.json()
+                if parts[-1] == "health":
+                    self.health[(parts[0], doc["scaling"]["shard"])] = doc
+                else:
+                    by_step = self.docs.setdefault((parts[0], parts[1]), {})
+                    by_step.setdefault(doc["last_obs_at"], []).append(doc)
+
+    def of(self, out: str, sensor: str) -> dict[str, list[dict[str, Any]]]:
+        self._update()
+        return self.docs.get((out, sensor), {})
+
+    def has(self, out: str, sensor: str, step: int) -> bool:
+        return iso(BASE_TS + STEP_S * step) in self.of(out, sensor)
+
+    def wait(self, outs: Sequence[str], sensors: Sequence[str], step: int, *d: Daemon) -> None:
+        """Until each sensor's forecast as of ``step`` arrived under one of ``outs``."""
+
+        def done() -> bool:
+            return all(any(self.has(o, s, step) for o in outs) for s in sensors)
+
+        try:
+            self.collector.wait_for(done, f"forecasts as of step {step} on {outs}", 60.0)
+        except AssertionError as exc:
+            missing = [s for s in sensors if not any(self.has(o, s, step) for o in outs)]
+            logs = "\n".join(x.log()[-3000:] for x in d)
+            raise AssertionError(f"{exc}: missing {missing[:10]}\n{logs}") from None
+
+    def wait_health(self, out: str, shard: str, key: str, want: object, *d: Daemon) -> None:
+        def done() -> bool:
+            self._update()
+            doc = self.health.get((out, shard))
+            return doc is not None and _dig(doc, key) == want
+
+        try:
+            self.collector.wait_for(done, f"{out} shard {shard}: {key} == {want}", 60.0)
+        except AssertionError as exc:
+            got = _dig(self.health.get((out, shard), {}), key)
+            logs = "\n".join(x.log()[-3000:] for x in d)
+            raise AssertionError(f"{exc} (got {got!r})\n{logs}") from None
+
+    def close(self) -> None:
+        self.collector.close()
+
+
+def _dig(doc: dict[str, Any], dotted: str) -> object:
+    value: Any = doc
+    for key in dotted.split("."):
+        value = value.get(key) if isinstance(value, dict) else None
+    return value
+
+
+class Daemon(DaemonProcess):
+    """``edge-lstm run`` reading ``p/in/{sensor}`` and publishing under ``p/<out>``."""
+
+    def __init__(
+        self, broker: Mosquitto, model: Path, p: str, out: str, work: Path, *extra: str
+    ) -> None:
+        args = [
+            "--broker", broker.url, "--model", str(model),
+            "--client-id", f"d-{uuid.uuid4().hex[:8]}",
+            "--topic", f"{p}/in/{{sensor}}", "--output-prefix", f"{p}/{out}",
+            "--health-interval-s", "0.5", "--reconnect-max-s", "2", "--log-level", "INFO",
+            "--max-sensors", "1000", *extra,
+        ]  # fmt: skip
+        super().__init__(args, work)
+
+
+def state_args(shard: str) -> tuple[str, ...]:
+    return ("--broker-state", "--shard", shard)
+
+
+def publish_step(pub: Publisher, p: str, sensors: Sequence[str], i: int) -> None:
+    for s in sensors:
+        pub.send(f"{p}/in/{s}", payload(s, i))
+    pub.wait_all()
+
+
+def assert_same(
+    got: dict[str, list[dict[str, Any]]], want: dict[str, list[dict[str, Any]]]
+) -> None:
+    """Each forecast in ``got`` exactly once, with the reference's values and steps seen."""
+    assert got, "no forecasts"
+    for last_obs_at, docs in got.items():
+        assert len(docs) == 1, f"{len(docs)} forecasts as of {last_obs_at}"
+        ref = want[last_obs_at][0]
+        assert docs[0]["forecast"] == ref["forecast"], last_obs_at
+        assert docs[0]["steps_seen"] == ref["steps_seen"], last_obs_at
+
+
+@pytest.fixture
+def kit(mosquitto: Mosquitto, tmp_path: Path) -> Any:
+    p = unique_prefix("scale")
+    forecasts = Forecasts(mosquitto, p)
+    pub = Publisher(mosquitto.host, mosquitto.port)
+    daemons: list[Daemon] = []
+    yield p, forecasts, pub, daemons
+    for d in daemons:
+        d.kill()
+    pub.close()
+    forecasts.close()
+
+
+def test_three_shards_forecast_like_one_daemon_each_sensor_once(
+    mosquitto: Mosquitto, golden_model: Path, tmp_path: Path, kit: Any
+) -> None:
+    p, fc, pub, daemons = kit
+    sensors = [f"m{k}" for k in range(300)]
+    daemons.append(Daemon(mosquitto, golden_model, p, "one", tmp_path / "one"))
+    for i in range(3):
+        args = ("--shard", f"{i}/3")
+        daemons.append(Daemon(mosquitto, golden_model, p, f"sh{i}", tmp_path / f"sh{i}", *args))
+    for i in range(3):
+        fc.wait_health(f"sh{i}", f"{i}/3", "connected", True, *daemons)
+    fc.wait_health("one", "0/1", "connected", True, *daemons)
+    n = 5
+    shards = ["sh0", "sh1", "sh2"]
+    for i in range(n):
+        publish_step(pub, p, sensors, i)
+        if i:
+            fc.wait(["one"], sensors, i - 1, *daemons)
+            fc.wait(shards, sensors, i - 1, *daemons)
+    for s in sensors:
+        by_daemon = {out: fc.of(out, s) for out in shards if fc.of(out, s)}
+        assert list(by_daemon) == [f"sh{shard_of(s, 3)}"], (s, list(by_daemon))
+        got = next(iter(by_daemon.values()))
+        assert len(got) == n - 1
+        assert_same(got, fc.of("one", s))
+    for i in range(3):
+        owned = sum(shard_of(s, 3) == i for s in sensors)
+        fc.wait_health(f"sh{i}", f"{i}/3", "readings_accepted", owned * n, *daemons)
+        fc.wait_health(f"sh{i}", f"{i}/3", "readings_other_shard", (300 - owned) * n, *daemons)
+        fc.wait_health(f"sh{i}", f"{i}/3", "readings_rejected_total", 0, *daemons)
+    for d in daemons:
+        assert d.terminate() == 0, d.log()
+
+
+def test_a_replacement_daemon_with_an_empty_disk_resumes_warm_and_equal(
+    mosquitto: Mosquitto, golden_model: Path, tmp_path: Path, kit: Any
+) -> None:
+    p, fc, pub, daemons = kit
+    sensors = [f"r{k}" for k in range(20)]
+    ref = Daemon(mosquitto, golden_model, p, "ref", tmp_path / "ref")
+    first = Daemon(
+        mosquitto, golden_model, p, "out", tmp_path / "a", "--broker-state",
+        "--state-dir", str(tmp_path / "a" / "state"),
+    )  # fmt: skip
+    daemons += [ref, first]
+    fc.wait_health("out", "0/1", "connected", True, *daemons)
+    fc.wait_health("ref", "0/1", "connected", True, *daemons)
+    for i in range(5):
+        publish_step(pub, p, sensors, i)
+        if i:
+            fc.wait(["out"], sensors, i - 1, *daemons)
+    assert first.terminate() == 0, first.log()  # clean stop: every state published
+    before = {s: len(fc.of("out", s)) for s in sensors}
+    second = Daemon(
+        mosquitto, golden_model, p, "out", tmp_path / "b", "--broker-state",
+        "--state-dir", str(tmp_path / "b" / "state"),
+    )  # fmt: skip
+    daemons.append(second)
+    fc.wait_health("out", "0/1", "scaling.broker_state.imported", len(sensors), *daemons)
+    for i in range(5, 8):
+        publish_step(pub, p, sensors, i)
+        fc.wait(["out"], sensors, i - 1, *daemons)
+        fc.wait(["ref"], sensors, i - 1, *daemons)
+    for s in sensors:
+        got = fc.of("out", s)
+        assert len(got) == before[s] + 3
+        first_after = got[iso(BASE_TS + STEP_S * 4)][0]
+        assert first_after["steps_seen"] == 5 and first_after["status"] == "ok"
+        assert_same(got, fc.of("ref", s))
+    for d in (ref, second):
+        assert d.terminate() == 0, d.log()
+
+
+def test_reshard_from_two_daemons_to_three_keeps_every_sensor_warm(
+    mosquitto: Mosquitto, golden_model: Path, tmp_path: Path, kit: Any
+) -> None:
+    p, fc, pub, daemons = kit
+    sensors = [f"x{k}" for k in range(40)]
+    ref = Daemon(mosquitto, golden_model, p, "ref", tmp_path / "ref")
+    two = [
+        Daemon(mosquitto, golden_model, p, "out", tmp_path / f"two{i}", *state_args(f"{i}/2"))
+        for i in range(2)
+    ]
+    daemons += [ref, *two]
+    for i in range(2):
+        fc.wait_health("out", f"{i}/2", "connected", True, *daemons)
+    for i in range(4):
+        publish_step(pub, p, sensors, i)
+        if i:
+            fc.wait(["out"], sensors, i - 1, *daemons)
+    for d in two:
+        assert d.terminate() == 0, d.log()
+    three = [
+        Daemon(mosquitto, golden_model, p, "out", tmp_path / f"three{i}", *state_args(f"{i}/3"))
+        for i in range(3)
+    ]
+    daemons += three
+    for i in range(3):
+        owned = sum(shard_of(s, 3) == i for s in sensors)
+        fc.wait_health("out", f"{i}/3", "scaling.broker_state.imported", owned, *daemons)
+    for i in range(4, 7):
+        publish_step(pub, p, sensors, i)
+        fc.wait(["out"], sensors, i - 1, *daemons)
+        fc.wait(["ref"], sensors, i - 1, *daemons)
+    for s in sensors:
+        got = fc.of("out", s)
+        # No cold start: the first forecast after the re-shard has seen every step so far.
+        assert got[iso(BASE_TS + STEP_S * 3)][0]["steps_seen"] == 4
+        assert_same(got, fc.of("ref", s))
+    for d in (ref, *three):
+        assert d.terminate() == 0, d.log()
+
+
+def test_bad_state_messages_are_ignored_counted_and_harmless(
+    mosquitto: Mosquitto, golden_model: Path, tmp_path: Path, kit: Any
+) -> None:
+    p, fc, pub, daemons = kit
+    mine = [s for s in (f"b{k}" for k in range(40)) if shard_of(s, 2) == 0]
+    other = next(s for s in (f"b{k}" for k in range(40)) if shard_of(s, 2) == 1)
+    d = Daemon(
+        mosquitto, golden_model, p, "out", tmp_path / "d", "--broker-state", "--shard", "0/2"
+    )
+    daemons.append(d)
+    fc.wait_health("out", "0/2", "connected", True, d)
+    sha = Forecaster.load(golden_model).meta.tflite_sha256
+    good = encode_state(mine[1], sha, {"x": np.zeros(50, np.float32)}, 1.0)
+    topic = f"{p}/out/state"
+    pub.send(f"{topic}/{mine[0]}", encode_state(mine[0], "00" * 32, {}, 1.0))
+    pub.send(f"{topic}/{mine[1]}", good[: len(good) // 2])
+    pub.send(f"{topic}/{mine[2]}", b"\x00garbage\xff" * 7)
+    pub.send(f"{topic}/{mine[3]}", encode_state(mine[4], sha, {}, 1.0))
+    pub.send(f"{topic}/{other}", encode_state(other, sha, {}, 1.0))
+    pub.wait_all()
+    want = {"garbage": 1, "model": 1, "other_shard": 1, "sensor": 1, "truncated": 1}
+    fc.wait_health("out", "0/2", "scaling.broker_state.ignored", want, d)
+    fc.wait_health("out", "0/2", "scaling.broker_state.imported", 0, d)
+    for i in range(3):  # the daemon goes on, and those sensors start cold (nothing imported)
+        publish_step(pub, p, mine[:4], i)
+    fc.wait(["out"], mine[:4], 1, d)
+    assert all(fc.of("out", s)[iso(BASE_TS)][0]["steps_seen"] == 1 for s in mine[:4])
+    log = d.log()
+    for reason in ("truncated", "model sha256", "not a state message", "published for"):
+        assert reason in log, reason
+    assert d.terminate() == 0, log
