@@ -305,3 +305,56 @@ def test_bad_state_messages_are_ignored_counted_and_harmless(
     for reason in ("truncated", "model sha256", "not a state message", "published for"):
         assert reason in log, reason
     assert d.terminate() == 0, log
+
+
+@pytest.mark.parametrize("mqtt_version", ["5", "3.1.1"])
+def test_round_robin_shared_group_splits_the_stream_and_the_daemons_say_it_is_wrong(
+    mosquitto: Mosquitto, golden_model: Path, tmp_path: Path, kit: Any, mqtt_version: str
+) -> None:
+    # Mosquitto 2 shares subscriptions for MQTT 5 and 3.1.1 clients alike, and dispatches
+    # round-robin: each reading reaches one member, but a sensor's readings reach both.
+    p, _, pub, daemons = kit
+    sensors = ["g0", "g1", "g2"]  # odd: members alternate, so a sensor's readings go to both
+    for name in ("a", "b"):
+        args: tuple[str, ...] = (
+            "--shared-group",
+            "fc",
+            "--broker-state",
+            "--snapshot-interval-s",
+            "0.3",
+        )
+        args += ("--state-dir", str(tmp_path / name / "state"), "--mqtt-version", mqtt_version)
+        daemons.append(Daemon(mosquitto, golden_model, p, "out", tmp_path / name, *args))
+    health = Collector(mosquitto.host, mosquitto.port, [f"{p}/out/health"])
+
+    def latest() -> dict[str, dict[str, Any]]:
+        docs = [m.json() for m in health.on(f"{p}/out/health")]
+        return {doc["state"]["dir"]: doc for doc in docs}
+
+    try:
+        health.wait_for(
+            lambda: len(latest()) == 2 and all(d["connected"] for d in latest().values()),
+            "both members connected",
+        )
+        n = 12
+        for i in range(n):
+            publish_step(pub, p, sensors, i)
+
+        def split_and_warned() -> bool:
+            docs = list(latest().values())
+            accepted = [d["readings_accepted"] for d in docs]
+            conflicts = sum(d["scaling"]["broker_state"]["conflicts"] for d in docs)
+            return len(docs) == 2 and sum(accepted) == n * len(sensors) and conflicts > 0
+
+        try:
+            health.wait_for(split_and_warned, "readings split between members, a warning", 60.0)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}: {latest()}\n{daemons[0].log()}") from None
+        docs = list(latest().values())
+        assert all(d["readings_accepted"] > 0 for d in docs)  # both members got readings
+        assert all(d["scaling"]["shared_group"] == "fc" for d in docs)
+        assert any("reach two daemons" in d.log() for d in daemons)
+    finally:
+        health.close()
+    for d in daemons:
+        assert d.terminate() == 0, d.log()
