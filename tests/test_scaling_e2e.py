@@ -33,6 +33,7 @@ pytestmark = [pytest.mark.broker, pytest.mark.slow]
 
 BASE_TS = 1_700_000_040  # a multiple of the golden model's 60 s step
 STEP_S = 60
+WAIT_S = 120.0  # generous: up to seven daemons and a broker on a loaded 2-core CI box
 
 
 def payload(sensor: str, i: int) -> str:
@@ -80,7 +81,7 @@ class Forecasts:
             return all(any(self.has(o, s, step) for o in outs) for s in sensors)
 
         try:
-            self.collector.wait_for(done, f"forecasts as of step {step} on {outs}", 60.0)
+            self.collector.wait_for(done, f"forecasts as of step {step} on {outs}", WAIT_S)
         except AssertionError as exc:
             missing = [s for s in sensors if not any(self.has(o, s, step) for o in outs)]
             logs = "\n".join(x.log()[-3000:] for x in d)
@@ -93,7 +94,7 @@ class Forecasts:
             return doc is not None and _dig(doc, key) == want
 
         try:
-            self.collector.wait_for(done, f"{out} shard {shard}: {key} == {want}", 60.0)
+            self.collector.wait_for(done, f"{out} shard {shard}: {key} == {want}", WAIT_S)
         except AssertionError as exc:
             got = _dig(self.health.get((out, shard), {}), key)
             logs = "\n".join(x.log()[-3000:] for x in d)
@@ -136,6 +137,15 @@ def publish_step(pub: Publisher, p: str, sensors: Sequence[str], i: int) -> None
     pub.wait_all()
 
 
+def feed(kit: Any, sensors: Sequence[str], steps: range, outs: Sequence[Sequence[str]]) -> None:
+    """Publish ``steps`` one at a time; after each, wait for its forecasts on each of ``outs``."""
+    p, fc, pub, daemons = kit
+    for i in steps:
+        publish_step(pub, p, sensors, i)
+        for out in outs if i else ():
+            fc.wait(out, sensors, i - 1, *daemons)
+
+
 def assert_same(
     got: dict[str, list[dict[str, Any]]], want: dict[str, list[dict[str, Any]]]
 ) -> None:
@@ -164,7 +174,7 @@ def kit(mosquitto: Mosquitto, tmp_path: Path) -> Any:
 def test_three_shards_forecast_like_one_daemon_each_sensor_once(
     mosquitto: Mosquitto, golden_model: Path, tmp_path: Path, kit: Any
 ) -> None:
-    p, fc, pub, daemons = kit
+    p, fc, _, daemons = kit
     sensors = [f"m{k}" for k in range(300)]
     daemons.append(Daemon(mosquitto, golden_model, p, "one", tmp_path / "one"))
     for i in range(3):
@@ -175,11 +185,7 @@ def test_three_shards_forecast_like_one_daemon_each_sensor_once(
     fc.wait_health("one", "0/1", "connected", True, *daemons)
     n = 5
     shards = ["sh0", "sh1", "sh2"]
-    for i in range(n):
-        publish_step(pub, p, sensors, i)
-        if i:
-            fc.wait(["one"], sensors, i - 1, *daemons)
-            fc.wait(shards, sensors, i - 1, *daemons)
+    feed(kit, sensors, range(n), [["one"], shards])
     for s in sensors:
         by_daemon = {out: fc.of(out, s) for out in shards if fc.of(out, s)}
         assert list(by_daemon) == [f"sh{shard_of(s, 3)}"], (s, list(by_daemon))
@@ -198,7 +204,7 @@ def test_three_shards_forecast_like_one_daemon_each_sensor_once(
 def test_a_replacement_daemon_with_an_empty_disk_resumes_warm_and_equal(
     mosquitto: Mosquitto, golden_model: Path, tmp_path: Path, kit: Any
 ) -> None:
-    p, fc, pub, daemons = kit
+    p, fc, _, daemons = kit
     sensors = [f"r{k}" for k in range(20)]
     ref = Daemon(mosquitto, golden_model, p, "ref", tmp_path / "ref")
     first = Daemon(
@@ -208,10 +214,7 @@ def test_a_replacement_daemon_with_an_empty_disk_resumes_warm_and_equal(
     daemons += [ref, first]
     fc.wait_health("out", "0/1", "connected", True, *daemons)
     fc.wait_health("ref", "0/1", "connected", True, *daemons)
-    for i in range(5):
-        publish_step(pub, p, sensors, i)
-        if i:
-            fc.wait(["out"], sensors, i - 1, *daemons)
+    feed(kit, sensors, range(5), [["out"]])
     assert first.terminate() == 0, first.log()  # clean stop: every state published
     before = {s: len(fc.of("out", s)) for s in sensors}
     second = Daemon(
@@ -220,10 +223,7 @@ def test_a_replacement_daemon_with_an_empty_disk_resumes_warm_and_equal(
     )  # fmt: skip
     daemons.append(second)
     fc.wait_health("out", "0/1", "scaling.broker_state.imported", len(sensors), *daemons)
-    for i in range(5, 8):
-        publish_step(pub, p, sensors, i)
-        fc.wait(["out"], sensors, i - 1, *daemons)
-        fc.wait(["ref"], sensors, i - 1, *daemons)
+    feed(kit, sensors, range(5, 8), [["out"], ["ref"]])
     for s in sensors:
         got = fc.of("out", s)
         assert len(got) == before[s] + 3
@@ -237,7 +237,7 @@ def test_a_replacement_daemon_with_an_empty_disk_resumes_warm_and_equal(
 def test_reshard_from_two_daemons_to_three_keeps_every_sensor_warm(
     mosquitto: Mosquitto, golden_model: Path, tmp_path: Path, kit: Any
 ) -> None:
-    p, fc, pub, daemons = kit
+    p, fc, _, daemons = kit
     sensors = [f"x{k}" for k in range(40)]
     ref = Daemon(mosquitto, golden_model, p, "ref", tmp_path / "ref")
     two = [
@@ -247,10 +247,7 @@ def test_reshard_from_two_daemons_to_three_keeps_every_sensor_warm(
     daemons += [ref, *two]
     for i in range(2):
         fc.wait_health("out", f"{i}/2", "connected", True, *daemons)
-    for i in range(4):
-        publish_step(pub, p, sensors, i)
-        if i:
-            fc.wait(["out"], sensors, i - 1, *daemons)
+    feed(kit, sensors, range(4), [["out"]])
     for d in two:
         assert d.terminate() == 0, d.log()
     three = [
@@ -261,10 +258,7 @@ def test_reshard_from_two_daemons_to_three_keeps_every_sensor_warm(
     for i in range(3):
         owned = sum(shard_of(s, 3) == i for s in sensors)
         fc.wait_health("out", f"{i}/3", "scaling.broker_state.imported", owned, *daemons)
-    for i in range(4, 7):
-        publish_step(pub, p, sensors, i)
-        fc.wait(["out"], sensors, i - 1, *daemons)
-        fc.wait(["ref"], sensors, i - 1, *daemons)
+    feed(kit, sensors, range(4, 7), [["out"], ["ref"]])
     for s in sensors:
         got = fc.of("out", s)
         # No cold start: the first forecast after the re-shard has seen every step so far.
@@ -297,9 +291,8 @@ def test_bad_state_messages_are_ignored_counted_and_harmless(
     want = {"garbage": 1, "model": 1, "other_shard": 1, "sensor": 1, "truncated": 1}
     fc.wait_health("out", "0/2", "scaling.broker_state.ignored", want, d)
     fc.wait_health("out", "0/2", "scaling.broker_state.imported", 0, d)
-    for i in range(3):  # the daemon goes on, and those sensors start cold (nothing imported)
-        publish_step(pub, p, mine[:4], i)
-    fc.wait(["out"], mine[:4], 1, d)
+    # The daemon goes on, and those sensors start cold (nothing was imported).
+    feed(kit, mine[:4], range(3), [["out"]])
     assert all(fc.of("out", s)[iso(BASE_TS)][0]["steps_seen"] == 1 for s in mine[:4])
     log = d.log()
     for reason in ("truncated", "model sha256", "not a state message", "published for"):
@@ -347,7 +340,7 @@ def test_round_robin_shared_group_splits_the_stream_and_the_daemons_say_it_is_wr
             return len(docs) == 2 and sum(accepted) == n * len(sensors) and conflicts > 0
 
         try:
-            health.wait_for(split_and_warned, "readings split between members, a warning", 60.0)
+            health.wait_for(split_and_warned, "readings split between members, a warning", WAIT_S)
         except AssertionError as exc:
             raise AssertionError(f"{exc}: {latest()}\n{daemons[0].log()}") from None
         docs = list(latest().values())
