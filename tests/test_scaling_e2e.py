@@ -146,6 +146,12 @@ def feed(kit: Any, sensors: Sequence[str], steps: range, outs: Sequence[Sequence
             fc.wait(out, sensors, i - 1, *daemons)
 
 
+def stop_cleanly(*daemons: Daemon) -> None:
+    """SIGTERM each; a clean stop exits 0 (and, with broker_state, has published every state)."""
+    for d in daemons:
+        assert d.terminate() == 0, d.log()
+
+
 def assert_same(
     got: dict[str, list[dict[str, Any]]], want: dict[str, list[dict[str, Any]]]
 ) -> None:
@@ -197,8 +203,7 @@ def test_three_shards_forecast_like_one_daemon_each_sensor_once(
         fc.wait_health(f"sh{i}", f"{i}/3", "readings_accepted", owned * n, *daemons)
         fc.wait_health(f"sh{i}", f"{i}/3", "readings_other_shard", (300 - owned) * n, *daemons)
         fc.wait_health(f"sh{i}", f"{i}/3", "readings_rejected_total", 0, *daemons)
-    for d in daemons:
-        assert d.terminate() == 0, d.log()
+    stop_cleanly(*daemons)
 
 
 def test_a_replacement_daemon_with_an_empty_disk_resumes_warm_and_equal(
@@ -214,8 +219,8 @@ def test_a_replacement_daemon_with_an_empty_disk_resumes_warm_and_equal(
     daemons += [ref, first]
     fc.wait_health("out", "0/1", "connected", True, *daemons)
     fc.wait_health("ref", "0/1", "connected", True, *daemons)
-    feed(kit, sensors, range(5), [["out"]])
-    assert first.terminate() == 0, first.log()  # clean stop: every state published
+    feed(kit, sensors, range(5), [["out"], ["ref"]])
+    stop_cleanly(first)  # every state published
     before = {s: len(fc.of("out", s)) for s in sensors}
     second = Daemon(
         mosquitto, golden_model, p, "out", tmp_path / "b", "--broker-state",
@@ -230,8 +235,7 @@ def test_a_replacement_daemon_with_an_empty_disk_resumes_warm_and_equal(
         first_after = got[iso(BASE_TS + STEP_S * 4)][0]
         assert first_after["steps_seen"] == 5 and first_after["status"] == "ok"
         assert_same(got, fc.of("ref", s))
-    for d in (ref, second):
-        assert d.terminate() == 0, d.log()
+    stop_cleanly(ref, second)
 
 
 def test_reshard_from_two_daemons_to_three_keeps_every_sensor_warm(
@@ -247,9 +251,8 @@ def test_reshard_from_two_daemons_to_three_keeps_every_sensor_warm(
     daemons += [ref, *two]
     for i in range(2):
         fc.wait_health("out", f"{i}/2", "connected", True, *daemons)
-    feed(kit, sensors, range(4), [["out"]])
-    for d in two:
-        assert d.terminate() == 0, d.log()
+    feed(kit, sensors, range(4), [["out"], ["ref"]])
+    stop_cleanly(*two)
     three = [
         Daemon(mosquitto, golden_model, p, "out", tmp_path / f"three{i}", *state_args(f"{i}/3"))
         for i in range(3)
@@ -264,8 +267,7 @@ def test_reshard_from_two_daemons_to_three_keeps_every_sensor_warm(
         # No cold start: the first forecast after the re-shard has seen every step so far.
         assert got[iso(BASE_TS + STEP_S * 3)][0]["steps_seen"] == 4
         assert_same(got, fc.of("ref", s))
-    for d in (ref, *three):
-        assert d.terminate() == 0, d.log()
+    stop_cleanly(ref, *three)
 
 
 def test_bad_state_messages_are_ignored_counted_and_harmless(
@@ -349,5 +351,4 @@ def test_round_robin_shared_group_splits_the_stream_and_the_daemons_say_it_is_wr
         assert any("reach two daemons" in d.log() for d in daemons)
     finally:
         health.close()
-    for d in daemons:
-        assert d.terminate() == 0, d.log()
+    stop_cleanly(*daemons)
