@@ -14,7 +14,8 @@ import json
 import math
 import threading
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -127,29 +128,10 @@ class Daemon(DaemonProcess):
         super().__init__(args, work)
 
 
-def state_args(shard: str) -> tuple[str, ...]:
-    return ("--broker-state", "--shard", shard)
-
-
 def publish_step(pub: Publisher, p: str, sensors: Sequence[str], i: int) -> None:
     for s in sensors:
         pub.send(f"{p}/in/{s}", payload(s, i))
     pub.wait_all()
-
-
-def feed(kit: Any, sensors: Sequence[str], steps: range, outs: Sequence[Sequence[str]]) -> None:
-    """Publish ``steps`` one at a time; after each, wait for its forecasts on each of ``outs``."""
-    p, fc, pub, daemons = kit
-    for i in steps:
-        publish_step(pub, p, sensors, i)
-        for out in outs if i else ():
-            fc.wait(out, sensors, i - 1, *daemons)
-
-
-def stop_cleanly(*daemons: Daemon) -> None:
-    """SIGTERM each; a clean stop exits 0 (and, with broker_state, has published every state)."""
-    for d in daemons:
-        assert d.terminate() == 0, d.log()
 
 
 def assert_same(
@@ -164,34 +146,81 @@ def assert_same(
         assert docs[0]["steps_seen"] == ref["steps_seen"], last_obs_at
 
 
-@pytest.fixture
-def kit(mosquitto: Mosquitto, tmp_path: Path) -> Any:
-    p = unique_prefix("scale")
-    forecasts = Forecasts(mosquitto, p)
-    pub = Publisher(mosquitto.host, mosquitto.port)
-    daemons: list[Daemon] = []
-    yield p, forecasts, pub, daemons
+def stop_cleanly(*daemons: Daemon) -> None:
+    """SIGTERM each; a clean stop exits 0 (and, with broker_state, has published every state)."""
     for d in daemons:
-        d.kill()
-    pub.close()
-    forecasts.close()
+        assert d.terminate() == 0, d.log()
 
 
-def test_three_shards_forecast_like_one_daemon_each_sensor_once(
-    mosquitto: Mosquitto, golden_model: Path, tmp_path: Path, kit: Any
-) -> None:
-    p, fc, _, daemons = kit
+@dataclass
+class Kit:
+    """One test's broker, prefix, collector, publisher and daemons (all stopped at teardown)."""
+
+    broker: Mosquitto
+    model: Path
+    tmp: Path
+    p: str = field(default_factory=lambda: unique_prefix("scale"))
+    daemons: list[Daemon] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.fc = Forecasts(self.broker, self.p)
+        self.pub = Publisher(self.broker.host, self.broker.port)
+
+    def start(self, out: str, name: str, *args: str) -> Daemon:
+        """A daemon publishing under ``p/<out>``, working in ``tmp/<name>``."""
+        d = Daemon(self.broker, self.model, self.p, out, self.tmp / name, *args)
+        self.daemons.append(d)
+        return d
+
+    def reference(self) -> Daemon:
+        """The uninterrupted daemon every test compares with (``p/ref``)."""
+        d = self.start("ref", "ref")
+        self.health("ref", "0/1", "connected", True)
+        return d
+
+    def health(self, out: str, shard: str, key: str, want: object) -> None:
+        self.fc.wait_health(out, shard, key, want, *self.daemons)
+
+    def feed(self, sensors: Sequence[str], steps: range, outs: Sequence[Sequence[str]]) -> None:
+        """Publish ``steps`` one at a time; after each, wait for its forecasts on each of ``outs``
+        (several closed steps of one sensor in one batch would be coalesced into one)."""
+        for i in steps:
+            publish_step(self.pub, self.p, sensors, i)
+            for out in outs if i else ():
+                self.fc.wait(out, sensors, i - 1, *self.daemons)
+
+    def close(self) -> None:
+        for d in self.daemons:
+            d.kill()
+        self.pub.close()
+        self.fc.close()
+
+
+@pytest.fixture
+def kit(mosquitto: Mosquitto, golden_model: Path, tmp_path: Path) -> Iterator[Kit]:
+    k = Kit(mosquitto, golden_model, tmp_path)
+    yield k
+    k.close()
+
+
+def state_args(shard: str, state_dir: Path | None = None) -> tuple[str, ...]:
+    return ("--broker-state", "--shard", shard) + (
+        ("--state-dir", str(state_dir)) if state_dir else ()
+    )
+
+
+def test_three_shards_forecast_like_one_daemon_each_sensor_once(kit: Kit) -> None:
     sensors = [f"m{k}" for k in range(300)]
-    daemons.append(Daemon(mosquitto, golden_model, p, "one", tmp_path / "one"))
+    kit.start("one", "one")
     for i in range(3):
-        args = ("--shard", f"{i}/3")
-        daemons.append(Daemon(mosquitto, golden_model, p, f"sh{i}", tmp_path / f"sh{i}", *args))
+        kit.start(f"sh{i}", f"sh{i}", "--shard", f"{i}/3")
     for i in range(3):
-        fc.wait_health(f"sh{i}", f"{i}/3", "connected", True, *daemons)
-    fc.wait_health("one", "0/1", "connected", True, *daemons)
+        kit.health(f"sh{i}", f"{i}/3", "connected", True)
+    kit.health("one", "0/1", "connected", True)
     n = 5
     shards = ["sh0", "sh1", "sh2"]
-    feed(kit, sensors, range(n), [["one"], shards])
+    kit.feed(sensors, range(n), [["one"], shards])
+    fc = kit.fc
     for s in sensors:
         by_daemon = {out: fc.of(out, s) for out in shards if fc.of(out, s)}
         assert list(by_daemon) == [f"sh{shard_of(s, 3)}"], (s, list(by_daemon))
@@ -200,90 +229,61 @@ def test_three_shards_forecast_like_one_daemon_each_sensor_once(
         assert_same(got, fc.of("one", s))
     for i in range(3):
         owned = sum(shard_of(s, 3) == i for s in sensors)
-        fc.wait_health(f"sh{i}", f"{i}/3", "readings_accepted", owned * n, *daemons)
-        fc.wait_health(f"sh{i}", f"{i}/3", "readings_other_shard", (300 - owned) * n, *daemons)
-        fc.wait_health(f"sh{i}", f"{i}/3", "readings_rejected_total", 0, *daemons)
-    stop_cleanly(*daemons)
+        kit.health(f"sh{i}", f"{i}/3", "readings_accepted", owned * n)
+        kit.health(f"sh{i}", f"{i}/3", "readings_other_shard", (300 - owned) * n)
+        kit.health(f"sh{i}", f"{i}/3", "readings_rejected_total", 0)
+    stop_cleanly(*kit.daemons)
 
 
-def test_a_replacement_daemon_with_an_empty_disk_resumes_warm_and_equal(
-    mosquitto: Mosquitto, golden_model: Path, tmp_path: Path, kit: Any
-) -> None:
-    p, fc, _, daemons = kit
+def test_a_replacement_daemon_with_an_empty_disk_resumes_warm_and_equal(kit: Kit) -> None:
     sensors = [f"r{k}" for k in range(20)]
-    ref = Daemon(mosquitto, golden_model, p, "ref", tmp_path / "ref")
-    first = Daemon(
-        mosquitto, golden_model, p, "out", tmp_path / "a", "--broker-state",
-        "--state-dir", str(tmp_path / "a" / "state"),
-    )  # fmt: skip
-    daemons += [ref, first]
-    fc.wait_health("out", "0/1", "connected", True, *daemons)
-    fc.wait_health("ref", "0/1", "connected", True, *daemons)
-    feed(kit, sensors, range(5), [["out"], ["ref"]])
+    ref = kit.reference()
+    first = kit.start("out", "a", *state_args("0/1", kit.tmp / "a" / "state"))
+    kit.health("out", "0/1", "connected", True)
+    kit.feed(sensors, range(5), [["out"], ["ref"]])
     stop_cleanly(first)  # every state published
-    before = {s: len(fc.of("out", s)) for s in sensors}
-    second = Daemon(
-        mosquitto, golden_model, p, "out", tmp_path / "b", "--broker-state",
-        "--state-dir", str(tmp_path / "b" / "state"),
-    )  # fmt: skip
-    daemons.append(second)
-    fc.wait_health("out", "0/1", "scaling.broker_state.imported", len(sensors), *daemons)
-    feed(kit, sensors, range(5, 8), [["out"], ["ref"]])
+    before = {s: len(kit.fc.of("out", s)) for s in sensors}
+    second = kit.start("out", "b", *state_args("0/1", kit.tmp / "b" / "state"))
+    kit.health("out", "0/1", "scaling.broker_state.imported", len(sensors))
+    kit.feed(sensors, range(5, 8), [["out"], ["ref"]])
     for s in sensors:
-        got = fc.of("out", s)
+        got = kit.fc.of("out", s)
         assert len(got) == before[s] + 3
         first_after = got[iso(BASE_TS + STEP_S * 4)][0]
         assert first_after["steps_seen"] == 5 and first_after["status"] == "ok"
-        assert_same(got, fc.of("ref", s))
+        assert_same(got, kit.fc.of("ref", s))
     stop_cleanly(ref, second)
 
 
-def test_reshard_from_two_daemons_to_three_keeps_every_sensor_warm(
-    mosquitto: Mosquitto, golden_model: Path, tmp_path: Path, kit: Any
-) -> None:
-    p, fc, _, daemons = kit
+def test_reshard_from_two_daemons_to_three_keeps_every_sensor_warm(kit: Kit) -> None:
     sensors = [f"x{k}" for k in range(40)]
-    ref = Daemon(mosquitto, golden_model, p, "ref", tmp_path / "ref")
-    two = [
-        Daemon(mosquitto, golden_model, p, "out", tmp_path / f"two{i}", *state_args(f"{i}/2"))
-        for i in range(2)
-    ]
-    daemons += [ref, *two]
+    ref = kit.reference()
+    two = [kit.start("out", f"two{i}", *state_args(f"{i}/2")) for i in range(2)]
     for i in range(2):
-        fc.wait_health("out", f"{i}/2", "connected", True, *daemons)
-    feed(kit, sensors, range(4), [["out"], ["ref"]])
+        kit.health("out", f"{i}/2", "connected", True)
+    kit.feed(sensors, range(4), [["out"], ["ref"]])
     stop_cleanly(*two)
-    three = [
-        Daemon(mosquitto, golden_model, p, "out", tmp_path / f"three{i}", *state_args(f"{i}/3"))
-        for i in range(3)
-    ]
-    daemons += three
+    three = [kit.start("out", f"three{i}", *state_args(f"{i}/3")) for i in range(3)]
     for i in range(3):
         owned = sum(shard_of(s, 3) == i for s in sensors)
-        fc.wait_health("out", f"{i}/3", "scaling.broker_state.imported", owned, *daemons)
-    feed(kit, sensors, range(4, 7), [["out"], ["ref"]])
+        kit.health("out", f"{i}/3", "scaling.broker_state.imported", owned)
+    kit.feed(sensors, range(4, 7), [["out"], ["ref"]])
     for s in sensors:
-        got = fc.of("out", s)
+        got = kit.fc.of("out", s)
         # No cold start: the first forecast after the re-shard has seen every step so far.
         assert got[iso(BASE_TS + STEP_S * 3)][0]["steps_seen"] == 4
-        assert_same(got, fc.of("ref", s))
+        assert_same(got, kit.fc.of("ref", s))
     stop_cleanly(ref, *three)
 
 
-def test_bad_state_messages_are_ignored_counted_and_harmless(
-    mosquitto: Mosquitto, golden_model: Path, tmp_path: Path, kit: Any
-) -> None:
-    p, fc, pub, daemons = kit
+def test_bad_state_messages_are_ignored_counted_and_harmless(kit: Kit) -> None:
     mine = [s for s in (f"b{k}" for k in range(40)) if shard_of(s, 2) == 0]
     other = next(s for s in (f"b{k}" for k in range(40)) if shard_of(s, 2) == 1)
-    d = Daemon(
-        mosquitto, golden_model, p, "out", tmp_path / "d", "--broker-state", "--shard", "0/2"
-    )
-    daemons.append(d)
-    fc.wait_health("out", "0/2", "connected", True, d)
-    sha = Forecaster.load(golden_model).meta.tflite_sha256
+    d = kit.start("out", "d", *state_args("0/2"))
+    kit.health("out", "0/2", "connected", True)
+    sha = Forecaster.load(kit.model).meta.tflite_sha256
     good = encode_state(mine[1], sha, {"x": np.zeros(50, np.float32)}, 1.0)
-    topic = f"{p}/out/state"
+    topic, pub = f"{kit.p}/out/state", kit.pub
     pub.send(f"{topic}/{mine[0]}", encode_state(mine[0], "00" * 32, {}, 1.0))
     pub.send(f"{topic}/{mine[1]}", good[: len(good) // 2])
     pub.send(f"{topic}/{mine[2]}", b"\x00garbage\xff" * 7)
@@ -291,39 +291,32 @@ def test_bad_state_messages_are_ignored_counted_and_harmless(
     pub.send(f"{topic}/{other}", encode_state(other, sha, {}, 1.0))
     pub.wait_all()
     want = {"garbage": 1, "model": 1, "other_shard": 1, "sensor": 1, "truncated": 1}
-    fc.wait_health("out", "0/2", "scaling.broker_state.ignored", want, d)
-    fc.wait_health("out", "0/2", "scaling.broker_state.imported", 0, d)
+    kit.health("out", "0/2", "scaling.broker_state.ignored", want)
+    kit.health("out", "0/2", "scaling.broker_state.imported", 0)
     # The daemon goes on, and those sensors start cold (nothing was imported).
-    feed(kit, mine[:4], range(3), [["out"]])
-    assert all(fc.of("out", s)[iso(BASE_TS)][0]["steps_seen"] == 1 for s in mine[:4])
+    kit.feed(mine[:4], range(3), [["out"]])
+    assert all(kit.fc.of("out", s)[iso(BASE_TS)][0]["steps_seen"] == 1 for s in mine[:4])
     log = d.log()
     for reason in ("truncated", "model sha256", "not a state message", "published for"):
         assert reason in log, reason
-    assert d.terminate() == 0, log
+    stop_cleanly(d)
 
 
 @pytest.mark.parametrize("mqtt_version", ["5", "3.1.1"])
 def test_round_robin_shared_group_splits_the_stream_and_the_daemons_say_it_is_wrong(
-    mosquitto: Mosquitto, golden_model: Path, tmp_path: Path, kit: Any, mqtt_version: str
+    kit: Kit, mqtt_version: str
 ) -> None:
     # Mosquitto 2 shares subscriptions for MQTT 5 and 3.1.1 clients alike, and dispatches
     # round-robin: each reading reaches one member, but a sensor's readings reach both.
-    p, _, pub, daemons = kit
     sensors = ["g0", "g1", "g2"]  # odd: members alternate, so a sensor's readings go to both
     for name in ("a", "b"):
-        args: tuple[str, ...] = (
-            "--shared-group",
-            "fc",
-            "--broker-state",
-            "--snapshot-interval-s",
-            "0.3",
-        )
-        args += ("--state-dir", str(tmp_path / name / "state"), "--mqtt-version", mqtt_version)
-        daemons.append(Daemon(mosquitto, golden_model, p, "out", tmp_path / name, *args))
-    health = Collector(mosquitto.host, mosquitto.port, [f"{p}/out/health"])
+        args = ["--shared-group", "fc", "--broker-state", "--snapshot-interval-s", "0.3"]
+        args += ["--state-dir", str(kit.tmp / name / "state"), "--mqtt-version", mqtt_version]
+        kit.start("out", name, *args)
+    health = Collector(kit.broker.host, kit.broker.port, [f"{kit.p}/out/health"])
 
     def latest() -> dict[str, dict[str, Any]]:
-        docs = [m.json() for m in health.on(f"{p}/out/health")]
+        docs = [m.json() for m in health.on(f"{kit.p}/out/health")]
         return {doc["state"]["dir"]: doc for doc in docs}
 
     try:
@@ -333,7 +326,7 @@ def test_round_robin_shared_group_splits_the_stream_and_the_daemons_say_it_is_wr
         )
         n = 12
         for i in range(n):
-            publish_step(pub, p, sensors, i)
+            publish_step(kit.pub, kit.p, sensors, i)
 
         def split_and_warned() -> bool:
             docs = list(latest().values())
@@ -344,11 +337,11 @@ def test_round_robin_shared_group_splits_the_stream_and_the_daemons_say_it_is_wr
         try:
             health.wait_for(split_and_warned, "readings split between members, a warning", WAIT_S)
         except AssertionError as exc:
-            raise AssertionError(f"{exc}: {latest()}\n{daemons[0].log()}") from None
+            raise AssertionError(f"{exc}: {latest()}\n{kit.daemons[0].log()}") from None
         docs = list(latest().values())
         assert all(d["readings_accepted"] > 0 for d in docs)  # both members got readings
         assert all(d["scaling"]["shared_group"] == "fc" for d in docs)
-        assert any("reach two daemons" in d.log() for d in daemons)
+        assert any("reach two daemons" in d.log() for d in kit.daemons)
     finally:
         health.close()
-    stop_cleanly(*daemons)
+    stop_cleanly(*kit.daemons)
