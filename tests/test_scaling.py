@@ -73,8 +73,9 @@ def feed(p: Pipeline, sensors: list[str], steps: range) -> list[Outgoing]:
             )
             for s in sensors
         ]
-        events, _ = p.accept(msgs, msgs[-1].arrival_ts)
-        out += p.advance(events, msgs[-1].arrival_ts)
+        handled = p.handle(msgs, msgs[-1].arrival_ts)
+        assert len(handled.acks) == len(msgs)
+        out += handled.publish
     return out
 
 
@@ -91,12 +92,12 @@ def test_states_move_to_a_fresh_daemon_and_it_goes_on_identically(default_model:
     old_scaling, old = daemon(default_model)
     feed(old, sensors, range(30))
     link = Published()
-    assert old_scaling.publish_states(link, old, T0) == 3  # type: ignore[arg-type]
+    assert old_scaling.publish_states(link, old, T0) == 3
     assert link.held == 0 and {(qos, retain) for _, _, qos, retain in link.messages} == {(1, True)}
     assert [t for t, *_ in link.messages] == [f"{PREFIX}/state/{s}" for s in sensors]
     new_scaling, new = daemon(default_model)
-    rest = new_scaling.take_states(link.inbound(), new, sha(new), T0)
-    assert rest == [] and new_scaling.health()["broker_state"]["imported"] == 3  # type: ignore[index]
+    rest, acks = new_scaling.take_states(link.inbound(), new, Published())
+    assert rest == [] and len(acks) == 3 and new_scaling.health()["broker_state"]["imported"] == 3  # type: ignore[index]
     assert forecasts(feed(new, sensors, range(30, 34))) == forecasts(
         feed(old, sensors, range(30, 34))
     )
@@ -106,10 +107,10 @@ def test_unchanged_states_are_not_published_again(default_model: Path) -> None:
     scaling, p = daemon(default_model)
     feed(p, ["a", "b"], range(5))
     link = Published()
-    assert scaling.publish_states(link, p, T0) == 2  # type: ignore[arg-type]
-    assert scaling.publish_states(link, p, T0 + 1) == 0  # type: ignore[arg-type]
+    assert scaling.publish_states(link, p, T0) == 2
+    assert scaling.publish_states(link, p, T0 + 1) == 0
     feed(p, ["b"], range(5, 6))
-    assert scaling.publish_states(link, p, T0 + 2) == 1  # type: ignore[arg-type]
+    assert scaling.publish_states(link, p, T0 + 2) == 1
     assert link.messages[-1][0] == f"{PREFIX}/state/b"
     section = scaling.health()["broker_state"]
     assert isinstance(section, dict) and section["published"] == 3
@@ -121,9 +122,9 @@ def test_a_shard_publishes_and_imports_only_its_own_sensors(default_model: Path)
     whole_scaling, whole = daemon(default_model)
     feed(whole, sensors, range(6))
     link = Published()
-    whole_scaling.publish_states(link, whole, T0)  # type: ignore[arg-type]
+    whole_scaling.publish_states(link, whole, T0)
     scaling, shard1 = daemon(default_model, shard="1/3")
-    assert scaling.take_states(link.inbound(), shard1, sha(shard1), T0) == []
+    assert scaling.take_states(link.inbound(), shard1, Published())[0] == []
     mine = [s for s in sensors if shard_of(s, 3) == 1]
     assert sorted(shard1.forecaster.sensors()) == sorted(mine)
     section = scaling.health()
@@ -147,34 +148,58 @@ def test_own_echo_is_not_a_conflict_another_daemons_newer_state_is(
     scaling, p = daemon(default_model, started_at=T0)
     feed(p, ["a"], range(5))
     link = Published()
-    scaling.publish_states(link, p, T0 + 10)  # type: ignore[arg-type]
-    scaling.take_states(link.inbound(), p, sha(p), T0 + 11)  # our own message comes back
+    scaling.publish_states(link, p, T0 + 10)
+    scaling.take_states(link.inbound(), p, Published())  # our own message comes back
     fields = p.export_sensor("a")
     assert fields is not None
     older = encode_state("a", sha(p), fields, T0 + 5)
     newer = encode_state("a", sha(p), fields, T0 + 20)
     for payload in (older, newer):
-        scaling.take_states([Inbound(f"{PREFIX}/state/a", payload, 1, 1, 0, 0)], p, sha(p), T0)
+        scaling.take_states([Inbound(f"{PREFIX}/state/a", payload, 1, 1, 0, 0)], p, Published())
     section = scaling.health()["broker_state"]
     assert isinstance(section, dict)
     assert section["ignored"] == {"held": 2} and section["conflicts"] == 1
     assert "reach two daemons" in caplog.text
 
 
-def test_readings_and_states_in_one_batch_are_told_apart(default_model: Path) -> None:
+def test_readings_wait_for_the_sync_marker_then_go_on_in_order(default_model: Path) -> None:
+    # A resumed session delivers its queued readings before the retained states: held back
+    # (unacknowledged) until our marker returns after the states, then released in order.
     scaling, p = daemon(default_model)
-    reading = Inbound("sensors/a", b"1.5", 1, 1, T0, 0.0)
-    state = Inbound(f"{PREFIX}/state/a", b"junk", 1, 1, T0, 0.0)
-    assert scaling.take_states([reading, state], p, sha(p), T0) == [reading]
+    link = Published()
+    first = [Inbound("sensors/a", b"1.5", 1, 1, T0, 0.0), Inbound("sensors/b", b"2", 2, 1, T0, 0)]
+    junk_state = Inbound(f"{PREFIX}/state/a", b"junk", 3, 1, T0, 0.0)
+    assert scaling.take_states([*first, junk_state], p, link) == ([], [(3, 1)])
+    [(marker, _, qos, retain)] = link.messages  # published once, on the first batch
+    assert marker.startswith(f"{PREFIX}/state/$sync-") and (qos, retain) == (1, False)
+    later = Inbound("sensors/a", b"1.6", 4, 1, T0, 0.0)
+    assert scaling.take_states([later], p, link) == ([], [])
+    back = Inbound(marker, b"", 5, 1, T0, 0.0)
+    other_marker = Inbound(f"{PREFIX}/state/$sync-0123456789ab", b"", 6, 1, T0, 0.0)
+    last = Inbound("sensors/b", b"2.1", 7, 1, T0, 0.0)
+    released = scaling.take_states([other_marker, back, last], p, link)
+    assert released == ([*first, later, last], [(6, 1), (5, 1)])
+    assert scaling.take_states([later], p, link) == ([later], [])  # synced: straight through
     section = scaling.health()["broker_state"]
     assert isinstance(section, dict) and section["ignored"] == {"garbage": 1}
+    assert len(link.messages) == 1
+
+
+def test_without_broker_state_nothing_is_held_or_published(default_model: Path) -> None:
+    c = config()
+    scaling, link = Scaling(c, 0.0), Published()
+    p = Pipeline(Forecaster.load(default_model), c)
+    reading = Inbound("sensors/a", b"1.5", 1, 1, T0, 0.0)
+    assert scaling.take_states([reading], p, link) == ([reading], [])
+    assert scaling.publish_states(link, p, T0) == 0
+    assert link.messages == [] and scaling.health()["broker_state"] is None
 
 
 def test_a_state_that_does_not_fit_the_model_is_ignored(default_model: Path) -> None:
     scaling, p = daemon(default_model)
     payload = encode_state("a", sha(p), {"state": np.zeros(3, np.float32)}, T0)
     assert isinstance(decode_state(payload, sha(p), "a"), SensorState)  # intact, just unfit
-    scaling.take_states([Inbound(f"{PREFIX}/state/a", payload, 1, 1, T0, 0.0)], p, sha(p), T0)
+    scaling.take_states([Inbound(f"{PREFIX}/state/a", payload, 1, 1, T0, 0.0)], p, Published())
     section = scaling.health()["broker_state"]
     assert isinstance(section, dict) and section["ignored"] == {"unfit": 1}
     assert "a" not in p.forecaster.sensors()

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from edge_lstm.daemon.broker_state import encode_state
+from edge_lstm.daemon.broker_state import SensorState, decode_state, encode_state
 from edge_lstm.model.forecaster import Forecaster
 from edge_lstm.stream.documents import iso
 from edge_lstm.stream.shard import shard_of
@@ -88,6 +88,11 @@ class Forecasts:
             logs = "\n".join(x.log()[-3000:] for x in d)
             raise AssertionError(f"{exc}: missing {missing[:10]}\n{logs}") from None
 
+    def latest(self, out: str, shard: str) -> dict[str, Any]:
+        """The latest health document of daemon ``shard`` under ``p/<out>``."""
+        self._update()
+        return self.health.get((out, shard), {})
+
     def wait_health(self, out: str, shard: str, key: str, want: object, *d: Daemon) -> None:
         def done() -> bool:
             self._update()
@@ -116,11 +121,12 @@ class Daemon(DaemonProcess):
     """``edge-lstm run`` reading ``p/in/{sensor}`` and publishing under ``p/<out>``."""
 
     def __init__(
-        self, broker: Mosquitto, model: Path, p: str, out: str, work: Path, *extra: str
-    ) -> None:
+        self, broker: Mosquitto, model: Path, p: str, out: str, work: Path, *extra: str,
+        client_id: str | None = None,
+    ) -> None:  # fmt: skip
         args = [
             "--broker", broker.url, "--model", str(model),
-            "--client-id", f"d-{uuid.uuid4().hex[:8]}",
+            "--client-id", client_id or f"d-{uuid.uuid4().hex[:8]}",
             "--topic", f"{p}/in/{{sensor}}", "--output-prefix", f"{p}/{out}",
             "--health-interval-s", "0.5", "--reconnect-max-s", "2", "--log-level", "INFO",
             "--max-sensors", "1000", *extra,
@@ -166,9 +172,11 @@ class Kit:
         self.fc = Forecasts(self.broker, self.p)
         self.pub = Publisher(self.broker.host, self.broker.port)
 
-    def start(self, out: str, name: str, *args: str) -> Daemon:
+    def start(self, out: str, name: str, *args: str, client_id: str | None = None) -> Daemon:
         """A daemon publishing under ``p/<out>``, working in ``tmp/<name>``."""
-        d = Daemon(self.broker, self.model, self.p, out, self.tmp / name, *args)
+        d = Daemon(
+            self.broker, self.model, self.p, out, self.tmp / name, *args, client_id=client_id
+        )
         self.daemons.append(d)
         return d
 
@@ -251,6 +259,45 @@ def test_a_replacement_daemon_with_an_empty_disk_resumes_warm_and_equal(kit: Kit
         assert len(got) == before[s] + 3
         first_after = got[iso(BASE_TS + STEP_S * 4)][0]
         assert first_after["steps_seen"] == 5 and first_after["status"] == "ok"
+        assert_same(got, kit.fc.of("ref", s))
+    stop_cleanly(ref, second)
+
+
+def test_a_replacement_resuming_the_dead_daemons_session_is_warm_too(kit: Kit) -> None:
+    # Same client_id: the dead daemon's session hands the replacement the readings queued
+    # while no daemon ran before the retained states; they wait for the states (sync marker).
+    sensors = [f"q{k}" for k in range(20)]
+    ref = kit.reference()
+    client_id = f"pi-{uuid.uuid4().hex[:6]}"
+    args = (*state_args("0/1"), "--snapshot-interval-s", "0.3")
+    first = kit.start("out", "a", *args, client_id=client_id)
+    kit.health("out", "0/1", "connected", True)
+    states = Collector(kit.broker.host, kit.broker.port, [f"{kit.p}/out/state/+"])
+    kit.feed(sensors, range(5), [["out"], ["ref"]])
+    sha = Forecaster.load(kit.model).meta.tflite_sha256
+
+    def steps(s: str) -> int:  # closed steps in the latest state published for s
+        msgs = states.on(f"{kit.p}/out/state/{s}")
+        state = decode_state(msgs[-1].payload, sha, s) if msgs else None
+        return int(state.fields["steps"]) if isinstance(state, SensorState) else -1
+
+    states.wait_for(lambda: all(steps(s) == 4 for s in sensors), "states after step 4", WAIT_S)
+    states.close()
+    # One more health round: the daemon has acknowledged its own states' echoes by then, so
+    # the session holds none of them, only the readings queued after the crash.
+    uptime = kit.fc.latest("out", "0/1")["uptime_s"]
+    kit.fc.collector.wait_for(
+        lambda: kit.fc.latest("out", "0/1")["uptime_s"] > uptime + 0.6, "a later health", WAIT_S
+    )
+    first.kill()  # a crash: nothing more is published
+    kit.feed(sensors, range(5, 6), [["ref"]])  # queued in the dead daemon's session
+    # Small batches, so that the queued readings do not share one batch with the states.
+    second = kit.start("out", "b", *state_args("0/1"), "--batch-max", "4", client_id=client_id)
+    kit.health("out", "0/1", "scaling.broker_state.imported", len(sensors))
+    kit.feed(sensors, range(6, 8), [["out"], ["ref"]])
+    for s in sensors:
+        got = kit.fc.of("out", s)
+        assert got[iso(BASE_TS + STEP_S * 4)][0]["steps_seen"] == 5  # closed by a queued reading
         assert_same(got, kit.fc.of("ref", s))
     stop_cleanly(ref, second)
 

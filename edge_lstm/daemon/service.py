@@ -260,7 +260,7 @@ class Daemon:
 
     def _handle(self, batch: list[Inbound]) -> None:
         p = self.pipeline  # broker_state: the batch's state messages are taken out first
-        batch, state_acks = self.scaling.take_states(batch, p, p.meta.tflite_sha256, time.time())
+        batch, state_acks = self.scaling.take_states(batch, p, self.link)
         handled = p.handle(batch, time.time(), make_room=self._make_room)
         self._ack(state_acks + handled.acks)
         self._publish(handled.publish)
