@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import paho.mqtt.client as paho
 import pytest
 
-from .daemon_run import Collector, Publisher
-from .mosquitto import Mosquitto
+from edge_lstm.mqttkit.broker import Mosquitto
+from edge_lstm.mqttkit.clients import Publisher, Recorder, wait_until
 
 pytestmark = pytest.mark.broker
 
@@ -34,27 +33,20 @@ def login(user: str) -> Callable[[paho.Client], None]:
 def test_only_the_daemons_user_may_write_states(tmp_path: Path) -> None:
     acl = tmp_path / "acl"
     acl.write_text(doc_acl(), encoding="utf-8")
-    broker = Mosquitto(tmp_path / "broker", users=USERS, extra_config=f"acl_file {acl}\n").start()
-    try:
-        daemon_view = Collector(
-            broker.host, broker.port, ["edge-lstm/state/#", "sensors/#"], setup=login("edge-lstm")
-        )
+    with Mosquitto(tmp_path / "broker", users=USERS, extra_config=f"acl_file {acl}\n") as broker:
+        daemon_view = Recorder(broker, ["edge-lstm/state/#", "sensors/#"], setup=login("edge-lstm"))
+        daemon_view.start()
         for user in USERS:
-            pub = Publisher(broker.host, broker.port, setup=login(user))
-            pub.send(f"edge-lstm/state/from-{user}", b"state")
-            pub.send(f"sensors/{user}", b"21.5")
-            pub.wait_all()
-            pub.close()
-        marker = Publisher(broker.host, broker.port, setup=login("edge-lstm"))
-        marker.send("edge-lstm/state/zz-last", b"end")  # in order after everything above
-        marker.wait_all()
-        marker.close()
-        daemon_view.wait_for(lambda: bool(daemon_view.on("edge-lstm/state/zz-last")), "marker")
-        time.sleep(0.2)
-        topics = sorted({m.topic for m in daemon_view.messages})
+            pub = Publisher(broker, setup=login(user))
+            pub.publish(f"edge-lstm/state/from-{user}", b"state")
+            pub.publish(f"sensors/{user}", b"21.5")
+            assert pub.close(flush_timeout_s=30.0) == 0  # acknowledged (denied ones too)
+        marker = Publisher(broker, setup=login("edge-lstm"))
+        marker.publish("edge-lstm/state/zz-last", b"end")  # in order after everything above
+        assert marker.close(flush_timeout_s=30.0) == 0
+        assert wait_until(lambda: bool(daemon_view.on("edge-lstm/state/zz-last"))), "no marker"
+        topics = sorted({m.topic for m in daemon_view.snapshot()})
         daemon_view.close()
-    finally:
-        broker.kill()
     states = [t for t in topics if t.startswith("edge-lstm/state/")]
     assert states == ["edge-lstm/state/from-edge-lstm", "edge-lstm/state/zz-last"]
     # A sensor writes its own readings topic (a pattern line: every user may write its own).

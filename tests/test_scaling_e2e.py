@@ -12,9 +12,8 @@ from __future__ import annotations
 
 import json
 import math
-import threading
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,11 +23,11 @@ import pytest
 
 from edge_lstm.daemon.broker_state import SensorState, decode_state, encode_state
 from edge_lstm.model.forecaster import Forecaster
+from edge_lstm.mqttkit.broker import Mosquitto
+from edge_lstm.mqttkit.clients import Publisher, Recorder, unique_prefix, wait_until
+from edge_lstm.mqttkit.daemon import DaemonProcess
 from edge_lstm.stream.documents import iso
 from edge_lstm.stream.shard import shard_of
-
-from .daemon_run import Collector, DaemonProcess, Publisher
-from .mosquitto import Mosquitto, unique_prefix
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
 
@@ -48,25 +47,23 @@ class Forecasts:
 
     def __init__(self, broker: Mosquitto, p: str) -> None:
         self.p = p
-        self.collector = Collector(broker.host, broker.port, [f"{p}/+/+/forecast", f"{p}/+/health"])
+        self.recorder = Recorder(broker, [f"{p}/+/+/forecast", f"{p}/+/health"]).start()
         self._seen = 0
-        self._lock = threading.Lock()
         # (out, sensor) -> last_obs_at -> documents (one per publish: a duplicate shows)
         self.docs: dict[tuple[str, str], dict[str, list[dict[str, Any]]]] = {}
         self.health: dict[tuple[str, str], dict[str, Any]] = {}  # (out, shard) -> latest
 
     def _update(self) -> None:
-        with self._lock:
-            new = self.collector.messages[self._seen :]
-            self._seen += len(new)
-            for m in new:
-                parts = m.topic[len(self.p) + 1 :].split("/")
-                doc = m.json()
-                if parts[-1] == "health":
-                    self.health[(parts[0], doc["scaling"]["shard"])] = doc
-                else:
-                    by_step = self.docs.setdefault((parts[0], parts[1]), {})
-                    by_step.setdefault(doc["last_obs_at"], []).append(doc)
+        new = self.recorder.snapshot()[self._seen :]  # one thread (the test) reads
+        self._seen += len(new)
+        for m in new:
+            parts = m.topic[len(self.p) + 1 :].split("/")
+            doc = m.json()
+            if parts[-1] == "health":
+                self.health[(parts[0], doc["scaling"]["shard"])] = doc
+            else:
+                by_step = self.docs.setdefault((parts[0], parts[1]), {})
+                by_step.setdefault(doc["last_obs_at"], []).append(doc)
 
     def of(self, out: str, sensor: str) -> dict[str, list[dict[str, Any]]]:
         self._update()
@@ -82,7 +79,7 @@ class Forecasts:
             return all(any(self.has(o, s, step) for o in outs) for s in sensors)
 
         try:
-            self.collector.wait_for(done, f"forecasts as of step {step} on {outs}", WAIT_S)
+            wait_for(done, f"forecasts as of step {step} on {outs}", WAIT_S)
         except AssertionError as exc:
             missing = [s for s in sensors if not any(self.has(o, s, step) for o in outs)]
             logs = "\n".join(x.log()[-3000:] for x in d)
@@ -100,14 +97,19 @@ class Forecasts:
             return doc is not None and _dig(doc, key) == want
 
         try:
-            self.collector.wait_for(done, f"{out} shard {shard}: {key} == {want}", WAIT_S)
+            wait_for(done, f"{out} shard {shard}: {key} == {want}", WAIT_S)
         except AssertionError as exc:
             got = _dig(self.health.get((out, shard), {}), key)
             logs = "\n".join(x.log()[-3000:] for x in d)
             raise AssertionError(f"{exc} (got {got!r})\n{logs}") from None
 
     def close(self) -> None:
-        self.collector.close()
+        self.recorder.close()
+
+
+def wait_for(predicate: Callable[[], bool], what: str, timeout_s: float = WAIT_S) -> None:
+    if not wait_until(predicate, timeout_s):
+        raise AssertionError(f"timed out waiting for {what}")
 
 
 def _dig(doc: dict[str, Any], dotted: str) -> object:
@@ -131,13 +133,14 @@ class Daemon(DaemonProcess):
             "--health-interval-s", "0.5", "--reconnect-max-s", "2", "--log-level", "INFO",
             "--max-sensors", "1000", *extra,
         ]  # fmt: skip
-        super().__init__(args, work)
+        super().__init__(work, args=args)
+        self.start()
 
 
 def publish_step(pub: Publisher, p: str, sensors: Sequence[str], i: int) -> None:
     for s in sensors:
-        pub.send(f"{p}/in/{s}", payload(s, i))
-    pub.wait_all()
+        pub.publish(f"{p}/in/{s}", payload(s, i))
+    assert pub.wait_all_acked(), "the broker did not acknowledge the readings"
 
 
 def assert_same(
@@ -170,7 +173,7 @@ class Kit:
 
     def __post_init__(self) -> None:
         self.fc = Forecasts(self.broker, self.p)
-        self.pub = Publisher(self.broker.host, self.broker.port)
+        self.pub = Publisher(self.broker)
 
     def start(self, out: str, name: str, *args: str, client_id: str | None = None) -> Daemon:
         """A daemon publishing under ``p/<out>``, working in ``tmp/<name>``."""
@@ -199,7 +202,7 @@ class Kit:
 
     def close(self) -> None:
         for d in self.daemons:
-            d.kill()
+            d.kill9()
         self.pub.close()
         self.fc.close()
 
@@ -272,7 +275,7 @@ def test_a_replacement_resuming_the_dead_daemons_session_is_warm_too(kit: Kit) -
     args = (*state_args("0/1"), "--snapshot-interval-s", "0.3")
     first = kit.start("out", "a", *args, client_id=client_id)
     kit.health("out", "0/1", "connected", True)
-    states = Collector(kit.broker.host, kit.broker.port, [f"{kit.p}/out/state/+"])
+    states = Recorder(kit.broker, [f"{kit.p}/out/state/+"]).start()
     kit.feed(sensors, range(5), [["out"], ["ref"]])
     sha = Forecaster.load(kit.model).meta.tflite_sha256
 
@@ -281,15 +284,15 @@ def test_a_replacement_resuming_the_dead_daemons_session_is_warm_too(kit: Kit) -
         state = decode_state(msgs[-1].payload, sha, s) if msgs else None
         return int(state.fields["steps"]) if isinstance(state, SensorState) else -1
 
-    states.wait_for(lambda: all(steps(s) == 4 for s in sensors), "states after step 4", WAIT_S)
+    wait_for(lambda: all(steps(s) == 4 for s in sensors), "states after step 4", WAIT_S)
     states.close()
     # One more health round: the daemon has acknowledged its own states' echoes by then, so
     # the session holds none of them, only the readings queued after the crash.
     uptime = kit.fc.latest("out", "0/1")["uptime_s"]
-    kit.fc.collector.wait_for(
+    wait_for(
         lambda: kit.fc.latest("out", "0/1")["uptime_s"] > uptime + 0.6, "a later health", WAIT_S
     )
-    first.kill()  # a crash: nothing more is published
+    first.kill9()  # a crash: nothing more is published
     kit.feed(sensors, range(5, 6), [["ref"]])  # queued in the dead daemon's session
     # Small batches, so that the queued readings do not share one batch with the states.
     second = kit.start("out", "b", *state_args("0/1"), "--batch-max", "4", client_id=client_id)
@@ -331,12 +334,12 @@ def test_bad_state_messages_are_ignored_counted_and_harmless(kit: Kit) -> None:
     sha = Forecaster.load(kit.model).meta.tflite_sha256
     good = encode_state(mine[1], sha, {"x": np.zeros(50, np.float32)}, 1.0)
     topic, pub = f"{kit.p}/out/state", kit.pub
-    pub.send(f"{topic}/{mine[0]}", encode_state(mine[0], "00" * 32, {}, 1.0))
-    pub.send(f"{topic}/{mine[1]}", good[: len(good) // 2])
-    pub.send(f"{topic}/{mine[2]}", b"\x00garbage\xff" * 7)
-    pub.send(f"{topic}/{mine[3]}", encode_state(mine[4], sha, {}, 1.0))
-    pub.send(f"{topic}/{other}", encode_state(other, sha, {}, 1.0))
-    pub.wait_all()
+    pub.publish(f"{topic}/{mine[0]}", encode_state(mine[0], "00" * 32, {}, 1.0))
+    pub.publish(f"{topic}/{mine[1]}", good[: len(good) // 2])
+    pub.publish(f"{topic}/{mine[2]}", b"\x00garbage\xff" * 7)
+    pub.publish(f"{topic}/{mine[3]}", encode_state(mine[4], sha, {}, 1.0))
+    pub.publish(f"{topic}/{other}", encode_state(other, sha, {}, 1.0))
+    assert pub.wait_all_acked()
     want = {"garbage": 1, "model": 1, "other_shard": 1, "sensor": 1, "truncated": 1}
     kit.health("out", "0/2", "scaling.broker_state.ignored", want)
     kit.health("out", "0/2", "scaling.broker_state.imported", 0)
@@ -360,14 +363,14 @@ def test_round_robin_shared_group_splits_the_stream_and_the_daemons_say_it_is_wr
         args = ["--shared-group", "fc", "--broker-state", "--snapshot-interval-s", "0.3"]
         args += ["--state-dir", str(kit.tmp / name / "state"), "--mqtt-version", mqtt_version]
         kit.start("out", name, *args)
-    health = Collector(kit.broker.host, kit.broker.port, [f"{kit.p}/out/health"])
+    health = Recorder(kit.broker, [f"{kit.p}/out/health"]).start()
 
     def latest() -> dict[str, dict[str, Any]]:
         docs = [m.json() for m in health.on(f"{kit.p}/out/health")]
         return {doc["state"]["dir"]: doc for doc in docs}
 
     try:
-        health.wait_for(
+        wait_for(
             lambda: len(latest()) == 2 and all(d["connected"] for d in latest().values()),
             "both members connected",
         )
@@ -382,7 +385,7 @@ def test_round_robin_shared_group_splits_the_stream_and_the_daemons_say_it_is_wr
             return len(docs) == 2 and sum(accepted) == n * len(sensors) and conflicts > 0
 
         try:
-            health.wait_for(split_and_warned, "readings split between members, a warning", WAIT_S)
+            wait_for(split_and_warned, "readings split between members, a warning", WAIT_S)
         except AssertionError as exc:
             raise AssertionError(f"{exc}: {latest()}\n{kit.daemons[0].log()}") from None
         docs = list(latest().values())

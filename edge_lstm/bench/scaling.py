@@ -8,23 +8,23 @@ rounds`` QoS 1 readings published into its session while it is stopped, as in th
    ratio to plain, the state publishes per second during the run and the bytes of one sensor's
    state message.
 3. **other_shard**: ``--shard I/N`` with a shard that owns none of the backlog's sensors, so
-   every reading is skipped: skipped readings/s as a ratio to plain's readings/s.
+   every reading is skipped: skipped readings/s (to the forecast of two owned readings queued
+   after the backlog) as a ratio to plain's readings/s.
 """
 
 from __future__ import annotations
 
-import json
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 from ..errors import BrokerError
 from ..model.metadata import ModelMeta, sidecar_path
+from ..mqttkit.broker import Address, broker_at
+from ..mqttkit.clients import Publisher, Recorder, wait_until
 from ..stream.shard import shard_of
-from .clients import Recorder
 from .e2e import Progress, _wait_all_reached
-from .harness import DaemonProcess, broker_for_bench, future_start, publish
+from .harness import BenchDaemon, future_start, publish
 from .publish import sensor_ids
 from .report import ratio
 
@@ -47,16 +47,19 @@ def run_scaling(
     idle = next(i for i in range(SKIP_SHARDS) if i not in owned)
     with (
         tempfile.TemporaryDirectory(prefix="edge-lstm-bench-") as tmp,
-        broker_for_bench(broker, Path(tmp)) as (host, port, broker_desc),
+        broker_at(broker, Path(tmp)) as (address, broker_desc),
     ):
         work = Path(tmp)
         say(f"scaling: plain daemon, backlog of {total} readings")
-        plain = _forecast_run(model_path, host, port, work, sensors, rounds, step_s, [])
+        plain = _forecast_run(model_path, address, work, sensors, rounds, step_s, {})
         say(f"scaling: broker_state, backlog of {total} readings")
-        state_args = ["--broker-state", "--snapshot-interval-s", str(SNAPSHOT_INTERVAL_S)]
-        state = _forecast_run(model_path, host, port, work, sensors, rounds, step_s, state_args)
+        with_state: dict[str, object] = {
+            "broker_state": True,
+            "snapshot_interval_s": SNAPSHOT_INTERVAL_S,
+        }
+        state = _forecast_run(model_path, address, work, sensors, rounds, step_s, with_state)
         say(f"scaling: shard {idle}/{SKIP_SHARDS} (owns none), backlog of {total} readings")
-        skip = _skip_run(model_path, host, port, work, sensors, rounds, step_s, idle)
+        skip = _skip_run(model_path, address, work, sensors, rounds, step_s, idle)
     section = state["health"].get("scaling", {}).get("broker_state") or {}
     published = int(section.get("published", 0))
     return {
@@ -82,23 +85,23 @@ def run_scaling(
 
 
 def _forecast_run(
-    model: Path, host: str, port: int, work: Path, sensors: int, rounds: int, step_s: float,
-    extra: list[str],
+    model: Path, address: Address, work: Path, sensors: int, rounds: int, step_s: float,
+    settings: dict[str, object],
 ) -> dict[str, Any]:  # fmt: skip
     """A backlog through a daemon: readings/s from ``online`` to every sensor's last forecast."""
-    daemon = DaemonProcess(model, host, port, work, ["--max-sensors", str(sensors), *extra])
-    out = Recorder(host, port, [f"{daemon.prefix}/out/+/forecast"]).start()
+    daemon = BenchDaemon(model, address, work, max_sensors=sensors, **settings)
+    out = Recorder(address, [f"{daemon.prefix}/out/+/forecast"]).start()
     try:
         daemon.stop()
         start_ts = future_start(step_s)
-        publish(host, port, daemon.input_topic, sensors, rounds, start_ts, step_s)
+        publish(address, daemon.input_topic, sensors, rounds, start_ts, step_s)
         online_at = daemon.start()
         last_step = start_ts - step_s / 2 + (rounds - 2) * step_s
         done_at = _wait_all_reached(out, sensors, last_step, timeout_s=300)
         elapsed = done_at - online_at if done_at else None
-        health = daemon.health(newer_than=time.time() + 1.0)
+        health = daemon.health(after_s=1.0)
     finally:
-        out.stop()
+        out.close()
         daemon.close()
     return {
         "rate_per_s": ratio(sensors * rounds, elapsed),
@@ -108,31 +111,36 @@ def _forecast_run(
 
 
 def _skip_run(
-    model: Path, host: str, port: int, work: Path, sensors: int, rounds: int, step_s: float,
+    model: Path, address: Address, work: Path, sensors: int, rounds: int, step_s: float,
     idle_shard: int,
 ) -> dict[str, Any]:  # fmt: skip
-    """A backlog through a daemon that owns none of it: skipped readings/s (health at 10 Hz)."""
-    shard = ["--shard", f"{idle_shard}/{SKIP_SHARDS}", "--health-interval-s", "0.1"]
-    daemon = DaemonProcess(model, host, port, work, ["--max-sensors", str(sensors), *shard])
+    """A backlog through a daemon that owns none of it: skipped readings/s.
+
+    Two readings of a sensor it owns follow the backlog in the session: their forecast marks
+    the moment every skipped reading before them has been taken.
+    """
+    own = next(f"z{i}" for i in range(100_000) if shard_of(f"z{i}", SKIP_SHARDS) == idle_shard)
+    daemon = BenchDaemon(
+        model, address, work, max_sensors=sensors, shard=f"{idle_shard}/{SKIP_SHARDS}"
+    )
+    out = Recorder(address, [f"{daemon.prefix}/out/{own}/forecast"]).start()
     total = sensors * rounds
     try:
         daemon.stop()
-        publish(host, port, daemon.input_topic, sensors, rounds, future_start(step_s), step_s)
+        start_ts = future_start(step_s)
+        publish(address, daemon.input_topic, sensors, rounds, start_ts, step_s)
+        marker = Publisher(address)
+        for k in range(2):  # the second closes the first's step: one forecast
+            ts = start_ts + (rounds + k) * step_s
+            marker.publish(daemon.input_topic.format(sensor=own), f'{{"value": 1, "ts": {ts}}}')
+        if marker.close(flush_timeout_s=30.0):
+            raise BrokerError("the broker did not take the skip bench's last readings")
         online_at = daemon.start()
-        deadline = time.monotonic() + 300
-        done_at = None
-        while done_at is None and time.monotonic() < deadline:
-            for received, topic, payload in daemon.status.snapshot():
-                if (
-                    topic.endswith("/health")
-                    and json.loads(payload)["readings_other_shard"] >= total
-                ):
-                    done_at = received
-                    break
-            time.sleep(0.05)
-        if done_at is None:
-            raise BrokerError(f"the skipping daemon did not count {total} readings")
+        if not wait_until(lambda: out.count() > 0, 300.0):
+            raise BrokerError(f"the skipping daemon did not get through {total} readings")
+        done_at = out.snapshot()[0].at
     finally:
+        out.close()
         daemon.close()
     return {"skipped": total, "rate_per_s": ratio(total, done_at - online_at)}
 
