@@ -182,6 +182,11 @@ def test_e2e_and_memory_quick_json(any_model: Path, mosquitto: Mosquitto) -> Non
     assert e2e["daemon_vs_bare"] == pytest.approx(
         e2e["daemon"]["rate_per_s"] / e2e["bare_paho"]["rate_per_s"]
     )
+    assert e2e["bare_paho_mqtt5"]["received"] == e2e["bare_paho_mqtt5"]["readings"] == 200
+    assert e2e["daemon_vs_bare_mqtt5"] == pytest.approx(
+        e2e["daemon"]["rate_per_s"] / e2e["bare_paho_mqtt5"]["rate_per_s"]
+    )
+    assert 0 < e2e["start_to_online_s"] < 60
     assert e2e["readings_lost"] == 0 and e2e["readings_sent"] == e2e["readings_accepted"]
     lat = e2e["latency"]
     assert lat["forecasts_matched"] > 0

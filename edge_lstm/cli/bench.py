@@ -241,9 +241,13 @@ def format_report(report: dict[str, Any]) -> str:
             f"  bare paho subscriber {_num(e2e['bare_paho']['rate_per_s'])} readings/s, "
             f"edge-lstm run {_num(e2e['daemon']['rate_per_s'])} readings/s "
             f"({_num(e2e['daemon_vs_bare'], '.0%')})",
+            f"  bare paho subscriber over MQTT 5 (the daemon's protocol) "
+            f"{_num(e2e['bare_paho_mqtt5']['rate_per_s'])} readings/s "
+            f"(daemon {_num(e2e['daemon_vs_bare_mqtt5'], '.0%')} of it)",
             f"  latency at {_num(lat['achieved_rate_per_s'])} readings/s: "
             f"p50 {_num(lat['p50_ms'], '.1f')} ms, p99 {_num(lat['p99_ms'], '.1f')} ms",
             f"  readings lost: {e2e['readings_lost']} of {e2e['readings_sent']}",
+            f"  start to online (READY): {_num(e2e.get('start_to_online_s'), '.2f')} s",
         ]
     memory = report.get("memory")
     if memory:

@@ -53,7 +53,8 @@ class Link(Protocol):
         ...
 
     def release_wakeups(self) -> None:
-        """End a batch started by ``hold_wakeups``."""
+        """End a batch started by ``hold_wakeups``: send it. ``MqttLink`` also reads, on the
+        caller's thread, what arrived meanwhile (onto the intake queue)."""
         ...
 
     def ack(self, mid: int, qos: int) -> None:

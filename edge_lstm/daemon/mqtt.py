@@ -1,14 +1,15 @@
 """The one module that imports paho: connection, availability, intake queue, publishing.
 
-paho's network thread only wraps each message and puts it on a bounded queue (never blocks,
-never parses: the worker does that in batches). QoS 1 with ``manual_ack``: the worker
-acknowledges a reading once it has been handled, so a reading that was queued but not handled
-when the process died is redelivered by the broker from the persistent session.
+paho is driven through its documented external-loop API by our own network thread
+(``netloop.NetworkLoop``); its message callback only wraps each message and puts it on a
+bounded queue (never blocks, never parses: the worker does that in batches). QoS 1 with
+``manual_ack``: the worker acknowledges a reading once it has been handled, so a reading that
+was queued but not handled when the process died is redelivered by the broker from the
+persistent session.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import queue
 import ssl
@@ -27,6 +28,7 @@ from ..errors import BrokerError
 from ..stream.readings import Inbound
 from .config import Config
 from .health import RateLimitedLog
+from .netloop import NetworkLoop
 
 log = logging.getLogger(__name__)
 
@@ -47,124 +49,8 @@ TAKEOVER_WINDOW_S = 2.0
 TAKEOVER_RESET_S = 60.0
 NETWORK_STUCK_S = 60.0
 """A connected network loop that has not turned for this long is stuck (it turns every 1 s)."""
-
-RECV_BUFFER_BYTES = 65_536
-READ_BURST_RECVS = 8
-
-
-class _Client(paho.Client):
-    """paho's client, able to wake its network thread once per worker batch.
-
-    paho writes a byte to a socket pair for every packet queued from another thread (a publish,
-    an acknowledgement), so that its network thread leaves ``select``: two system calls and a
-    thread switch per packet. Between ``hold_wakeups()`` and ``release_wakeups()`` the worker's
-    packets are queued exactly as paho queues them, and the network thread is woken once.
-    """
-
-    _held_by: int | None = None
-    _wake_pending = False
-    # Receive buffer: paho reads each packet with three recv() calls (type, length, body);
-    # reading 64 KiB at a time and serving the packets from it takes one call for hundreds.
-    _rbuf = b""
-    _rpos = 0
-    _rsock: object = None
-    _recv_budget = 0
-    last_loop_mono = 0.0
-    """Monotonic time of the network loop's latest turn (``loop_misc`` runs once a turn)."""
-    network_error: BaseException | None = None
-    """What ended the network thread, if something did."""
-
-    def loop_misc(self) -> MQTTErrorCode:
-        self.last_loop_mono = time.monotonic()
-        return super().loop_misc()
-
-    def loop_forever(
-        self, timeout: float = 1.0, retry_first_connection: bool = False
-    ) -> MQTTErrorCode:
-        # loop_start()'s thread runs this; an exception here (paho's struct.error on a
-        # keepalive beyond 65535, a bug) ends the thread silently. Keep it for the daemon.
-        try:
-            return super().loop_forever(timeout, retry_first_connection)
-        except BaseException as exc:
-            self.network_error = exc
-            raise
-
-    def network_thread_alive(self) -> bool:
-        # paho keeps loop_start()'s thread in a private attribute and has no public accessor;
-        # fail loudly (as dead) if a release renames it, rather than never noticing.
-        thread = getattr(self, "_thread", None)
-        return isinstance(thread, threading.Thread) and thread.is_alive()
-
-    def loop_read(self, max_packets: int = 1) -> MQTTErrorCode:
-        # paho reads max(1, messages in flight) packets per select(), i.e. one when the daemon
-        # has no QoS 1 publish of its own in flight. Read until the socket is drained instead,
-        # at most READ_BURST_RECVS buffer fills per call so that writes (acks) are not starved;
-        # the buffer is always empty on return, so select() never sleeps on buffered bytes.
-        if self._sock is None:
-            return MQTTErrorCode.MQTT_ERR_NO_CONN
-        self._recv_budget = READ_BURST_RECVS
-        while True:
-            if self._sock is None:
-                return MQTTErrorCode.MQTT_ERR_NO_CONN
-            rc = self._packet_read()
-            if rc > 0:
-                return self._loop_rc_handle(rc)
-            if rc == MQTTErrorCode.MQTT_ERR_AGAIN and self._rpos >= len(self._rbuf):
-                return MQTTErrorCode.MQTT_ERR_SUCCESS
-
-    def _sock_recv(self, bufsize: int) -> bytes:
-        sock = self._sock
-        if sock is not self._rsock:  # a new connection: nothing of the old stream is kept
-            self._rsock, self._rbuf, self._rpos = sock, b"", 0
-        pos = self._rpos
-        if pos >= len(self._rbuf):
-            if self._recv_budget <= 0:
-                raise BlockingIOError()  # back to select() and writing; the data waits there
-            self._recv_budget -= 1
-            data = super()._sock_recv(RECV_BUFFER_BYTES)
-            if len(data) <= bufsize:
-                return data
-            self._rbuf, pos = data, 0
-        end = pos + bufsize
-        self._rpos = end
-        return self._rbuf[pos:end]
-
-    def hold_wakeups(self) -> None:
-        if self._thread is not None:  # only with loop_start(): otherwise paho writes inline
-            self._held_by = threading.get_ident()
-
-    def release_wakeups(self) -> None:
-        self._held_by = None
-        if self._wake_pending:
-            self._wake_pending = False
-            sock = self._sockpairW
-            if sock is not None:
-                with contextlib.suppress(OSError):  # full (a wake-up is pending) or closed
-                    sock.send(b"0")
-
-    def _packet_queue(  # type: ignore[override]
-        self,
-        command: int,
-        packet: bytes | bytearray,
-        mid: int,
-        qos: int,
-        info: paho.MQTTMessageInfo | None = None,
-    ) -> MQTTErrorCode:
-        if self._held_by is None or self._held_by != threading.get_ident():
-            return super()._packet_queue(command, packet, mid, qos, info)
-        self._out_packet.append(
-            {
-                "command": command,
-                "mid": mid,
-                "qos": qos,
-                "pos": 0,
-                "to_process": len(packet),
-                "packet": packet,
-                "info": info,
-            }
-        )
-        self._wake_pending = True
-        return MQTTErrorCode.MQTT_ERR_SUCCESS
+SWITCH_INTERVAL_S = 0.0005
+"""The interpreter's thread switch interval while the link runs (see ``start``)."""
 
 
 class MqttLink:
@@ -195,17 +81,26 @@ class MqttLink:
         self._connected_mono = 0.0
         self._takeovers = 0
         self._rate_log = RateLimitedLog(log, 30.0)
+        self._delivered = 0
         self._client = self._make_client()
+        self._loop = NetworkLoop(
+            self._client,
+            delivered=lambda: self._delivered,
+            on_connect_error=self._on_connect_error,
+            backoff_s=(config.reconnect_min_s, config.reconnect_max_s),
+            worker_reads=True,
+        )
+        self._client.on_socket_register_write = self._loop.on_register_write
 
     @property
     def reconnects(self) -> int:
         """Successful connects after the first."""
         return max(0, self.connects - 1)
 
-    def _make_client(self) -> _Client:
+    def _make_client(self) -> paho.Client:
         c = self.config
         v5 = c.mqtt_version == "5"
-        client = _Client(
+        client = paho.Client(
             CallbackAPIVersion.VERSION2,
             client_id=c.client_id,
             # Persistent session: QoS 1 readings wait for us while we are away (v5: clean_start
@@ -214,7 +109,6 @@ class MqttLink:
             protocol=paho.MQTTv5 if v5 else paho.MQTTv311,
             manual_ack=True,
         )
-        client.reconnect_delay_set(c.reconnect_min_s, c.reconnect_max_s)
         client.max_inflight_messages_set(MAX_INFLIGHT_PUBLISHES)
         client.max_queued_messages_set(MAX_QUEUED_PUBLISHES)
         client.will_set(self.status_topic, OFFLINE, qos=1, retain=True)
@@ -234,7 +128,6 @@ class MqttLink:
                 client.tls_insecure_set(True)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
-        client.on_connect_fail = self._on_connect_fail
         client.on_message = self._on_message
         for topic, handler in self.extra_handlers.items():
             client.message_callback_add(topic, _wrap_extra(handler))
@@ -243,7 +136,7 @@ class MqttLink:
     # -- lifecycle ---------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Start connecting in the background (returns at once; paho retries with backoff)."""
+        """Start connecting in the background (returns at once; retried with backoff)."""
         c = self.config
         kwargs: dict[str, object] = {}
         if c.mqtt_version == "5":
@@ -262,21 +155,26 @@ class MqttLink:
             )
         except (OSError, ValueError) as exc:
             raise BrokerError(f"cannot connect to {c.broker}: {exc}") from exc
-        self._client.loop_start()
+        # paho reads a packet with three recv() calls, each of which lets go of the GIL; with
+        # the worker busy in Python, taking it back waits for the switch interval (5 ms by
+        # default), so the network thread would read a few hundred packets a second while a
+        # batch is handled. A short interval keeps intake flowing; the daemon owns its process.
+        sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL_S))
+        self._loop.start()
         self._started = True
 
     def network_problem(self, now_mono: float) -> tuple[bool, str]:
-        """``(fatal, why)`` when paho's network thread is dead or stuck; ``(False, "")`` if fine.
+        """``(fatal, why)`` when the network thread is dead or stuck; ``(False, "")`` if fine.
 
         Dead (fatal): nothing would ever connect again. Stuck: connected, but the loop has not
         turned for a long time (it turns at least once a second while connected).
         """
         if not self._started or self._paused:
             return False, ""
-        client = self._client
-        if not client.network_thread_alive():
-            return True, f"the MQTT network thread has died ({client.network_error!r})"
-        stuck_s = now_mono - max(client.last_loop_mono, self._connected_mono)
+        loop = self._loop
+        if not loop.is_alive():
+            return True, f"the MQTT network thread has died ({loop.error!r})"
+        stuck_s = now_mono - max(loop.turned_at, self._connected_mono)
         if self.connected.is_set() and stuck_s > NETWORK_STUCK_S:
             return False, f"the MQTT network loop has not turned for {stuck_s:.0f}s"
         return False, ""
@@ -284,26 +182,21 @@ class MqttLink:
     def pause_intake(self) -> None:
         """Stop taking new messages (they stay unacknowledged and are redelivered later)."""
         self._paused = True
+        self._loop.reading_alone()  # acknowledgements of our own publishes still come in
 
     def stop(self, timeout_s: float = 3.0) -> None:
         """Publish ``offline`` (retained), disconnect cleanly and stop the network thread."""
-        self._paused = True
+        self.pause_intake()
         if self.connected.is_set():
             info = self._client.publish(self.status_topic, OFFLINE, qos=1, retain=True)
             try:
                 info.wait_for_publish(timeout_s)
             except (RuntimeError, ValueError) as exc:
                 log.warning("could not publish %s before disconnecting: %s", OFFLINE, exc)
-        self._client.disconnect()
-        # paho's loop_stop() joins its network thread with no timeout: a thread stuck in a
-        # socket call would hang the shutdown until systemd's SIGKILL. Bounded here; the thread
-        # is a daemon thread, so the process still exits.
-        stopper = threading.Thread(
-            target=self._client.loop_stop, name="edge-lstm-mqtt-stop", daemon=True
-        )
-        stopper.start()
-        stopper.join(timeout_s)
-        if stopper.is_alive():
+        self._client.disconnect()  # queued: the network thread sends it, then closes
+        # Bounded: a thread stuck in a socket call must not hang the shutdown until systemd's
+        # SIGKILL; it is a daemon thread, so the process still exits.
+        if self._started and not self._loop.stop(timeout_s):
             log.error("the MQTT network thread did not stop within %.1fs; exiting", timeout_s)
         self.connected.clear()
 
@@ -320,11 +213,11 @@ class MqttLink:
 
     def hold_wakeups(self) -> None:
         """Until ``release_wakeups()``: this thread's packets wake the network thread once."""
-        self._client.hold_wakeups()
+        self._loop.hold()
 
     def release_wakeups(self) -> None:
-        """Wake the network thread for the packets queued since ``hold_wakeups()``."""
-        self._client.release_wakeups()
+        """Send the packets queued since ``hold_wakeups()``, and read what has arrived."""
+        self._loop.release(read_max=self.config.batch_max)
 
     def ack(self, mid: int, qos: int) -> None:
         """Acknowledge a handled QoS 1 message."""
@@ -348,6 +241,7 @@ class MqttLink:
             return
         self.connects += 1
         self._connected_mono = time.monotonic()
+        self._loop.reset_backoff()
         self.last_error = ""
         log.info("connected to %s (session present: %s)", self.config.broker, flags.session_present)
         qos = self.config.qos
@@ -381,7 +275,7 @@ class MqttLink:
         elif was_connected and not self._paused:
             if lasted_s > TAKEOVER_RESET_S and self._takeovers:
                 self._takeovers = 0
-                client.reconnect_delay_set(self.config.reconnect_min_s, self.config.reconnect_max_s)
+                self._loop.set_backoff(self.config.reconnect_min_s, self.config.reconnect_max_s)
             log.warning("disconnected from %s (%s); reconnecting", self.config.broker, reason_code)
         elif not was_connected and not self._paused and not self.last_error:
             # Dropped before CONNACK: with TLS 1.3 this is how a rejected client certificate
@@ -395,13 +289,13 @@ class MqttLink:
     def _on_taken_over(self, client: paho.Client, reason_code: ReasonCode, lasted_s: float) -> None:
         """Another client with our client_id took the session: say so, and back off.
 
-        Two daemons with one client_id knock each other off at every reconnect, forever; paho
-        reconnects after ``reconnect_min_s`` each time because every connect succeeded.
+        Two daemons with one client_id knock each other off at every reconnect, forever: each
+        connect succeeds, so the backoff would stay at ``reconnect_min_s``.
         """
         c = self.config
         self._takeovers += 1
         delay = min(c.reconnect_max_s, c.reconnect_min_s * 2**self._takeovers)
-        client.reconnect_delay_set(delay, max(delay, c.reconnect_max_s))
+        self._loop.set_backoff(delay, max(delay, c.reconnect_max_s))
         self.last_error = (
             f"the broker dropped us after {lasted_s:.1f}s ({reason_code}): most likely another "
             f"client is connected with the same client_id {c.client_id!r} (a second daemon?); "
@@ -409,13 +303,12 @@ class MqttLink:
         )
         self._rate_log.log("takeover", self.last_error, time.time(), logging.ERROR)
 
-    def _on_connect_fail(self, client: paho.Client, userdata: object) -> None:
-        # paho calls this from inside its `except OSError:` around the connect: the exception
-        # in flight is the reason (TLS verification, refused, DNS), which paho does not pass.
-        self.last_error = f"cannot connect to {self.config.broker}: {describe_connect_error()}"
+    def _on_connect_error(self, exc: BaseException) -> None:
+        self.last_error = f"cannot connect to {self.config.broker}: {describe_connect_error(exc)}"
         self._rate_log.log("connect", self.last_error, time.time(), logging.ERROR)
 
     def _on_message(self, client: paho.Client, userdata: object, msg: paho.MQTTMessage) -> None:
+        self._delivered += 1  # before anything can return: the read loop's progress signal
         if self._paused:
             return  # not acknowledged: the broker keeps it for the next session
         item = Inbound(
@@ -454,9 +347,8 @@ def _wrap_extra(
     return callback
 
 
-def describe_connect_error() -> str:
-    """One line for the connection error being handled (TLS errors spelled out)."""
-    exc = sys.exc_info()[1]
+def describe_connect_error(exc: BaseException) -> str:
+    """One line for a connection error (TLS errors spelled out)."""
     if isinstance(exc, ssl.SSLCertVerificationError):
         return f"TLS: broker certificate not trusted ({exc.verify_message})"
     if isinstance(exc, ssl.SSLError):

@@ -1,15 +1,17 @@
 """An MQTT broker inside this process, for ``edge-lstm demo`` on a machine without Mosquitto.
 
 The only module that imports ``amqtt`` (the ``demo`` extra). The broker runs on its own asyncio
-event loop in a daemon thread, listens on loopback only, and binds port 0 so the kernel picks a
-free port (no race between "find a free port" and "bind it"). Not meant for production: use
-Mosquitto there.
+event loop in a daemon thread and listens on loopback only, by default on a free port the kernel
+picked for us (amqtt does not tell which port it bound when given port 0, except through a
+private attribute; a port taken between our pick and amqtt's bind is retried with a new one).
+Not meant for production: use Mosquitto there.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import threading
 from types import TracebackType
 from typing import Any
@@ -17,6 +19,15 @@ from typing import Any
 from ..errors import BrokerError
 
 _START_TIMEOUT_S = 10.0
+_PORT_ATTEMPTS = 5
+
+
+def _free_port(host: str) -> int:
+    """A port nothing listens on right now (the kernel's pick for a socket bound to port 0)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
 
 
 class EmbeddedBroker:
@@ -78,28 +89,25 @@ class EmbeddedBroker:
     async def _start_broker(self) -> None:
         from amqtt.broker import Broker
 
-        config: dict[str, Any] = {
-            "listeners": {
-                "default": {"type": "tcp", "bind": f"{self.host}:{self._requested_port}"},
-            },
-            # No $SYS publisher and no packet logger: only anonymous access, on loopback.
-            "plugins": {
-                "amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True},
-            },
-        }
-        broker = Broker(config, loop=asyncio.get_running_loop())
-        await broker.start()
-        self._broker = broker
-        # With port 0 the kernel chose the port. amqtt has no public accessor for it: it keeps
-        # the asyncio.Server per listener in ``_servers`` (amqtt 0.11-0.12).
-        try:
-            server = broker._servers["default"].instance
-            self.port = int(server.sockets[0].getsockname()[1])
-        except (AttributeError, KeyError, IndexError, TypeError) as exc:
-            await broker.shutdown()
-            raise BrokerError(
-                f"cannot read the port amqtt bound (amqtt changed?): {exc!r}"
-            ) from exc
+        attempts = 1 if self._requested_port else _PORT_ATTEMPTS
+        for attempt in range(1, attempts + 1):
+            port = self._requested_port or _free_port(self.host)
+            config: dict[str, Any] = {
+                "listeners": {"default": {"type": "tcp", "bind": f"{self.host}:{port}"}},
+                # No $SYS publisher and no packet logger: only anonymous access, on loopback.
+                "plugins": {
+                    "amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True},
+                },
+            }
+            broker = Broker(config, loop=asyncio.get_running_loop())
+            try:
+                await broker.start()
+            except Exception:  # amqtt wraps the bind error in its own exception type
+                if attempt == attempts:
+                    raise
+                continue
+            self._broker, self.port = broker, port
+            return
 
     def stop(self, timeout_s: float = 10.0) -> None:
         """Shut the broker down and join its thread; safe to call twice."""

@@ -16,6 +16,7 @@ import numpy as np
 
 from ..errors import ModelError
 from ..model.metadata import QUANTIZE_MODES, forbidden_ops
+from ..model.tflite_ops import op_names
 
 
 @dataclass(frozen=True)
@@ -47,7 +48,7 @@ def convert(step_model: Any, quantize: str = "none") -> Converted:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelError(f"TFLite conversion failed: {first}") from exc
     interpreter = _interpreter(content)
-    ops = tuple(sorted({str(op["op_name"]) for op in interpreter._get_ops_details()}))
+    ops = tuple(op_names(content))
     bad = forbidden_ops(ops)
     if bad:
         raise ModelError(f"converted model uses unsupported ops {', '.join(bad)}")

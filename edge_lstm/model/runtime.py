@@ -26,6 +26,7 @@ from ..errors import ModelError
 from .arrays import FloatArray
 from .metadata import ModelMeta, forbidden_ops, sidecar_path
 from .native_log import without_xnnpack_notice
+from .tflite_ops import TfliteFormatError, op_names
 
 #: Preference order when no backend is named.
 BACKENDS = ("ai_edge_litert", "tflite_runtime", "tensorflow")
@@ -138,15 +139,12 @@ class StepModel:
 
     def ops(self) -> list[str]:
         """Names of the ops in the model graph (for ``inspect`` and export checks)."""
-        # With default delegates, XNNPACK swallows the graph and lists itself as one DELEGATE op:
-        # build a delegate-free interpreter so that the model's own ops are seen.
-        module = importlib.import_module(_MODULES[self.backend])
-        resolvers = module.lite.experimental if self.backend == "tensorflow" else module
-        plain = self._factory(
-            model_content=self._content,
-            experimental_op_resolver_type=resolvers.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
-        )
-        return sorted({str(op["op_name"]) for op in plain._get_ops_details()})
+        # Read from the model's FlatBuffer: the interpreters list ops only through a private
+        # method, and with default delegates they would list XNNPACK as one DELEGATE op.
+        try:
+            return op_names(self._content)
+        except TfliteFormatError as exc:
+            raise ModelError(f"{self.source}: {exc}") from exc
 
     def step(self, x: npt.ArrayLike, state: npt.ArrayLike) -> tuple[FloatArray, FloatArray]:
         """Advance ``B`` sensors one step; returns new arrays, the inputs are not modified."""

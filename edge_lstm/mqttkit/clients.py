@@ -17,6 +17,8 @@ from typing import Any
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from ..errors import BrokerError
 from .broker import Address
@@ -44,13 +46,16 @@ def wait_until(
     return predicate()
 
 
-def new_client(client_id: str | None, setup: ClientSetup | None) -> paho.Client:
+def new_client(
+    client_id: str | None, setup: ClientSetup | None, mqtt5: bool = False
+) -> paho.Client:
     """A paho client; a given ``client_id`` means a persistent session (the broker keeps QoS 1
-    messages for it while it is away)."""
+    messages for it while it is away; MQTT 5: see ``connect_args``)."""
     client = paho.Client(
         CallbackAPIVersion.VERSION2,
         client_id=client_id or f"edge-lstm-kit-{uuid.uuid4().hex[:8]}",
-        clean_session=client_id is None,
+        clean_session=None if mqtt5 else client_id is None,
+        protocol=paho.MQTTv5 if mqtt5 else paho.MQTTv311,
     )
     # Back quickly after a broker restart: tests restart brokers on purpose.
     client.reconnect_delay_set(0.1, 0.5)  # type: ignore[arg-type]
@@ -59,11 +64,21 @@ def new_client(client_id: str | None, setup: ClientSetup | None) -> paho.Client:
     return client
 
 
+def connect_args(persistent: bool, mqtt5: bool) -> dict[str, Any]:
+    """MQTT 5's persistent session, as the daemon asks for it: clean start off, an expiry."""
+    if not mqtt5:
+        return {}
+    props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+    props.SessionExpiryInterval = 3600 if persistent else 0
+    return {"clean_start": not persistent, "properties": props}
+
+
 def connect(
     client: paho.Client,
     broker: Address,
     timeout_s: float = WAIT_S,
     on_connected: Callable[[paho.Client], None] | None = None,
+    **args: Any,
 ) -> float:
     """Connect and start the network loop; the wall-clock time of the CONNACK.
 
@@ -84,7 +99,7 @@ def connect(
     client.on_connect = on_connect
     where = f"{broker.host}:{broker.port}"
     try:
-        client.connect(broker.host, broker.port, keepalive=10)
+        client.connect(broker.host, broker.port, keepalive=10, **args)
     except OSError as exc:
         raise BrokerError(f"cannot connect to MQTT broker {where} ({exc})") from exc
     client.loop_start()
@@ -120,12 +135,14 @@ class Recorder:
         on_message: Callable[[Message], None] | None = None,
         client_id: str | None = None,
         setup: ClientSetup | None = None,
+        mqtt5: bool = False,
     ) -> None:
         self.broker, self.topics, self.qos = broker, list(topics), qos
         self.messages: list[Message] = []
         self._callback = on_message
         self._lock = threading.Lock()
-        self._client = new_client(client_id, setup)
+        self._client = new_client(client_id, setup, mqtt5)
+        self._connect_args = connect_args(client_id is not None, mqtt5)
         self._client.on_message = self._on_message
         self._subscribed = threading.Event()
         self._client.on_subscribe = lambda *_a: self._subscribed.set()
@@ -147,7 +164,9 @@ class Recorder:
         def subscribe(client: paho.Client) -> None:
             client.subscribe([(t, self.qos) for t in self.topics])
 
-        self.connected_at = connect(self._client, self.broker, timeout_s, subscribe)
+        self.connected_at = connect(
+            self._client, self.broker, timeout_s, subscribe, **self._connect_args
+        )
         if not self._subscribed.wait(timeout_s):
             self.close()
             where = f"{self.broker.host}:{self.broker.port}"
