@@ -208,7 +208,7 @@ def test_unknown_section_is_one_line_error() -> None:
     result = runner.invoke(app, ["bench", "--only", "engine,gpu"])
     assert result.exit_code == 1
     assert result.stderr.strip() == (
-        "error: unknown section 'gpu' (choose from engine, inputs, e2e, memory)"
+        "error: unknown section 'gpu' (choose from engine, inputs, e2e, memory, scaling)"
     )
 
 

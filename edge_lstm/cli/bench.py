@@ -17,7 +17,7 @@ from .common import BackendOption, ModelOption, broker_or, client_address, fail,
 if TYPE_CHECKING:  # Rich is imported when a bar is shown: not in every command's process
     from .progress import SectionProgress
 
-SECTIONS = ("engine", "inputs", "e2e", "memory")
+SECTIONS = ("engine", "inputs", "e2e", "memory", "scaling")
 LOCAL_SECTIONS = ("engine", "inputs")  # the others need a broker
 
 
@@ -165,6 +165,11 @@ def _run_sections(
 
             counts = (10, 100) if quick else (100, 10_000)
             report["memory"] = run_memory(model_path, broker, counts, say)
+        elif section == "scaling":  # issue 13's costs (bench/scaling.py)
+            from ..bench.scaling import run_scaling
+
+            sizes = (50, 4) if quick else (1000, 20)
+            report["scaling"] = run_scaling(model_path, broker, *sizes, progress=say)
         if bar is not None:
             bar.done(section)
 
@@ -249,6 +254,10 @@ def format_report(report: dict[str, Any]) -> str:
         lines += ["", f"daemon memory: idle {memory['idle_rss_mib']:.1f} MiB"]
         for r in memory["rows"]:
             lines.append(f"  {r['sensors']:>6} active sensors: {r['rss_mib']:.1f} MiB")
+    if report.get("scaling"):
+        from ..bench.scaling import format_scaling
+
+        lines += ["", *format_scaling(report["scaling"])]
     for section, why in report.get("skipped", {}).items():
         lines.append(f"skipped {section}: {why}")
     return "\n".join(lines)

@@ -27,6 +27,7 @@ from .homeassistant import status_topic as ha_status_topic
 from .link import Link, LinkFactory
 from .mqtt import MqttLink
 from .pipeline import Outgoing, Pipeline
+from .scaling import Scaling
 from .sdnotify import Notifier
 from .snapshots import SnapshotKeeper, open_journal
 from .wal import Journal, NullJournal
@@ -89,7 +90,8 @@ class Daemon:
         c = self.config
         forecaster = Forecaster.load(self.model_path, max_sensors=c.max_sensors)
         journal = open_journal(c)
-        self.pipeline = Pipeline(forecaster, c, journal)
+        self.scaling = Scaling(c, time.time())  # shard, shared_group, broker_state
+        self.pipeline = Pipeline(forecaster, c, journal, owns=self.scaling.owns)
         self.keeper = SnapshotKeeper(c.state_dir)
         self.keeper.restore(self.pipeline)
         journal.keep_free(2 * self.keeper.last_size_bytes + SNAPSHOT_SLACK_BYTES)
@@ -101,7 +103,7 @@ class Daemon:
             extra[ha_status_topic(c.homeassistant_prefix)] = self._on_ha_status
         self.link: Link = self._link_factory(
             c,
-            self.pipeline.router.subscriptions,
+            self.scaling.subscriptions(self.pipeline.router.subscriptions),
             self.pipeline.out.status,
             self._intake,
             on_connected=self._ha_online.set if c.homeassistant else None,
@@ -257,8 +259,10 @@ class Daemon:
         return batch
 
     def _handle(self, batch: list[Inbound]) -> None:
-        handled = self.pipeline.handle(batch, time.time(), make_room=self._make_room)
-        self._ack(handled.acks)
+        p = self.pipeline  # broker_state: the batch's state messages are taken out first
+        batch, state_acks = self.scaling.take_states(batch, p, self.link)
+        handled = p.handle(batch, time.time(), make_room=self._make_room)
+        self._ack(state_acks + handled.acks)
         self._publish(handled.publish)
 
     def _ack(self, acks: list[tuple[int, int]]) -> None:
@@ -288,6 +292,7 @@ class Daemon:
     def _snapshot(self) -> bool:
         """Snapshot now; on success acknowledge what it made durable and resize the reserve."""
         saved = self.keeper.save(self.pipeline)
+        self.scaling.publish_states(self.link, self.pipeline, time.time())  # broker_state
         if saved:
             self.pipeline.journal.keep_free(2 * self.keeper.last_size_bytes + SNAPSHOT_SLACK_BYTES)
             self._ack(self.pipeline.durable())
@@ -374,7 +379,7 @@ class Daemon:
         meta = p.meta
         link = self.link
         forecaster = p.forecaster
-        return health_document(
+        doc = health_document(
             version=__version__,
             uptime_s=time.monotonic() - self._started_mono,
             link={
@@ -411,6 +416,8 @@ class Daemon:
                 "journal_error": getattr(p.journal, "error", "") or None,
             },
         )
+        doc["scaling"] = self.scaling.health()  # shard, shared_group, broker_state
+        return doc
 
 
 def _json(doc: Mapping[str, object]) -> bytes:
