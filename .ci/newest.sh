@@ -28,6 +28,6 @@ ci_pytest "$venv/pytest.log" "systemd-analyze|immutable" \
   "$venv/bin/python" -m pytest -q -p no:cacheprovider -m "not train and not peer" -ra \
   tests/test_daemon_e2e.py tests/test_daemon_parts.py tests/test_cmd_run.py \
   tests/test_fault_broker.py tests/test_fault_poison.py tests/test_fault_crash.py \
-  tests/test_security.py tests/test_status.py tests/test_mosquitto_harness.py \
-  tests/test_embedded_broker.py tests/test_demo.py \
+  tests/test_security.py tests/test_status.py tests/test_mqttkit.py \
+  tests/test_embedded_broker.py tests/test_demo.py tests/test_service_inprocess.py \
   tests/test_runtime.py tests/test_tflite_ops.py tests/test_forecaster.py
