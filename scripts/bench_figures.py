@@ -207,9 +207,31 @@ def readme_table(report: dict[str, Any]) -> list[str]:
             f"{e2e['horizon']}, a forecast per closed step | {_n(e2e['daemon']['rate_per_s'])} | "
             f"{_n(e2e['bare_paho']['rate_per_s'])} (bare paho subscriber) | "
             f"{_n(e2e['daemon_vs_bare'], '.0%')} |",
+        ]
+        if e2e.get("bare_paho_mqtt5"):
+            lines.append(
+                f"| the same, against a bare paho subscriber over MQTT 5 (the daemon's protocol) "
+                f"| | {_n(e2e['bare_paho_mqtt5']['rate_per_s'])} | "
+                f"{_n(e2e['daemon_vs_bare_mqtt5'], '.0%')} |"
+            )
+        if e2e.get("start_to_online_s") is not None:
+            lines.append(f"| start to READY | {_n(e2e['start_to_online_s'], '.2f')} s | | |")
+        lines += [
             f"| latency publish → forecast at {_n(lat['achieved_rate_per_s'])} readings/s | "
             f"p50 {_n(lat['p50_ms'], '.0f')} ms, p99 {_n(lat['p99_ms'], '.0f')} ms | | |",
             f"| readings lost | {e2e['readings_lost']} of {e2e['readings_sent']:,} | | |",
+        ]
+    scaling = report.get("scaling")
+    if scaling:
+        state, skip = scaling["broker_state"], scaling["other_shard"]
+        lines += [
+            f"| readings/s with `broker_state` (state published every "
+            f"{_n(state['snapshot_interval_s'], 'g')} s), {scaling['sensors']:,} sensors | "
+            f"{_n(state['rate_per_s'])}; {_n(state['bytes_per_sensor'])} bytes per sensor's "
+            f"state | {_n(scaling['plain_rate_per_s'])} (plain daemon) | "
+            f"{_n(state['vs_plain'], '.2f')}x |",
+            f"| readings/s of another shard's sensors, skipped | {_n(skip['rate_per_s'])} | "
+            f"{_n(scaling['plain_rate_per_s'])} (plain daemon) | {_n(skip['vs_plain'], '.2f')}x |",
         ]
     if memory:
         sizes = " / ".join(f"{r['sensors']:,}" for r in memory["rows"])
