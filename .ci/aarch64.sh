@@ -75,8 +75,8 @@ ci_run "$root" sh -ec '
 ci_log "aarch64: venv and install $((SECONDS - t0)) s"
 
 t0=$SECONDS
-ci_run "$root" sh -c 'cd /tmp/src && exec /tmp/venv/bin/python -m pytest -q -p no:cacheprovider \
-  tests/test_runtime.py tests/test_forecaster.py tests/test_contract.py tests/test_state.py \
+ci_run "$root" sh -c 'cd /tmp/src && EDGE_LSTM_REQUIRE_ALL=1 exec /tmp/venv/bin/python -m pytest \
+  -q -p no:cacheprovider tests/test_runtime.py tests/test_forecaster.py tests/test_contract.py tests/test_state.py \
   tests/test_resample.py tests/test_default_model.py'
 ci_log "aarch64: runtime/forecaster tests $((SECONDS - t0)) s"
 
