@@ -160,3 +160,18 @@ def test_a_batch_that_crashes_half_way_is_undone(
     _same_rows(before, after, set())
     monkeypatch.undo()
     assert {o.sensor_id for o in p.tick(wall)} == {"s", "new"}
+
+
+def test_forecasts_in_chunks_equal_one_rollout(
+    default_model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch closing more steps than FORECAST_CHUNK is forecast chunk by chunk (bounded
+    temporaries): the documents, bands and accuracy are those of one rollout."""
+    sensors = [f"s{i}" for i in range(7)]
+    whole = _pipeline(default_model, homeassistant=True)
+    expected = _steps(whole, sensors, range(30))
+    monkeypatch.setattr("edge_lstm.daemon.pipeline.FORECAST_CHUNK", 3)
+    chunked = _pipeline(default_model, homeassistant=True)
+    assert _steps(chunked, sensors, range(30)) == expected
+    for s in sensors:
+        _same_rows(whole.export_sensor(s) or {}, chunked.export_sensor(s) or {}, {"heard_at"})

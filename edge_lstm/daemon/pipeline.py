@@ -27,6 +27,9 @@ from .homeassistant import discovery_messages
 from .sensors import Row, SensorTable, Undo
 from .wal import Journal, JournalFull, NullJournal
 
+FORECAST_CHUNK = 1024
+"""Most sensors forecast in one rollout (the interpreter's largest batch size, runtime.py)."""
+
 log = logging.getLogger(__name__)
 
 
@@ -339,9 +342,18 @@ class Pipeline:
     ) -> list[Outgoing]:
         self._score(events)
         closed = apply_events(self.forecaster, events)
-        ids = [s for s in closed if self.forecaster.steps_seen(s) > 0]
-        if not ids:
-            return []
+        ready = [s for s in closed if self.forecaster.steps_seen(s) > 0]
+        out: list[Outgoing] = []
+        # In chunks: a rollout's temporaries (state, history and band copies per sensor) grow
+        # with the sensors forecast at once, and the process keeps its high-water mark.
+        for start in range(0, len(ready), FORECAST_CHUNK):
+            chunk = ready[start : start + FORECAST_CHUNK]
+            out += self._forecast(chunk, closed, issued_at, publish)
+        return out
+
+    def _forecast(
+        self, ids: list[str], closed: Mapping[str, float], issued_at: float, publish: bool
+    ) -> list[Outgoing]:
         forecasts = self.forecaster.forecast_batch(ids, self.horizon)
         # The per-sensor calibrated band; issuing it is what lets the next actuals score it.
         bands = None
