@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from ..errors import EdgeLstmError
-from .common import ModelOption, broker_or, client_address
+from .common import ModelOption, broker_or, client_address, fail
 
 
 def demo(
@@ -53,11 +53,9 @@ def demo(
                 live=table.update if table is not None else None,
             )
     except DataError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(code=2) from None
+        fail(str(exc), code=2)
     except (EdgeLstmError, ValueError, OSError) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(code=1) from None
+        fail(str(exc))
     except KeyboardInterrupt:  # Ctrl-C during start-up: run_demo already cleaned up
         typer.echo("interrupted", err=True)
         raise typer.Exit(code=130) from None
@@ -66,8 +64,7 @@ def demo(
         try:
             plot_demo(result, plot)
         except EdgeLstmError as exc:
-            typer.echo(f"error: {exc}", err=True)
-            raise typer.Exit(code=1) from None
+            fail(str(exc))
         typer.echo(f"plot written to {plot}")
     if result.interrupted:
         raise typer.Exit(code=130)

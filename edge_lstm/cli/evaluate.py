@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from ..errors import EdgeLstmError
-from .common import BackendOption, ModelOption, json_safe
+from .common import BackendOption, ModelOption, fail, json_safe
 
 if TYPE_CHECKING:
     from ..offline.evaluate import Evaluation
@@ -101,19 +101,16 @@ def evaluate(
         else:
             result = replay(forecaster, series, horizon, season, max_gap_steps)
     except DataError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(code=EXIT_BAD_DATA) from None
+        fail(str(exc), code=EXIT_BAD_DATA)
     except (EdgeLstmError, ValueError) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(code=1) from None
+        fail(str(exc))
     if plot is not None:
         from ..offline.plots import plot_evaluation
 
         try:
             plot_evaluation(result, plot)
         except EdgeLstmError as exc:
-            typer.echo(f"error: {exc}", err=True)
-            raise typer.Exit(code=1) from None
+            fail(str(exc))
     if as_json:
         typer.echo(json.dumps(json_safe(result.to_dict()), indent=2))
     else:

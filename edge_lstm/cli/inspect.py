@@ -9,7 +9,7 @@ import typer
 
 from ..errors import EdgeLstmError
 from ..model.metadata import ModelMeta
-from .common import BackendOption
+from .common import BackendOption, fail
 
 
 def inspect(
@@ -23,8 +23,7 @@ def inspect(
         step_model = StepModel.load(model, backend=backend)
         ops = step_model.ops()
     except EdgeLstmError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(code=1) from None
+        fail(str(exc))
     for line in describe(step_model.meta, model.stat().st_size, ops, step_model.backend):
         typer.echo(line)
 
