@@ -8,14 +8,38 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Protocol
 
 from ..stream.readings import Inbound
 from .config import Config
 
 
-class Link(Protocol):
+class Wakeups(Protocol):
+    """The part of a link that batches what the worker sends into one network wake-up."""
+
+    def hold_wakeups(self) -> None:
+        """Batch what follows (acks, publishes) into one wake-up of the network side."""
+        ...
+
+    def release_wakeups(self) -> None:
+        """End a batch started by ``hold_wakeups``: send it. ``MqttLink`` also reads, on the
+        caller's thread, what arrived meanwhile (onto the intake queue)."""
+        ...
+
+
+@contextmanager
+def one_wakeup(link: Wakeups) -> Iterator[None]:
+    """Acks and publishes inside the block wake the network side once, when it ends."""
+    link.hold_wakeups()
+    try:
+        yield
+    finally:
+        link.release_wakeups()
+
+
+class Link(Wakeups, Protocol):
     """A started connection: readings arrive on the intake queue, the worker publishes and acks."""
 
     connected: threading.Event
@@ -46,15 +70,6 @@ class Link(Protocol):
 
     def publish(self, topic: str, payload: bytes | str, qos: int = 0, retain: bool = False) -> bool:
         """Queue one publish; False when it was dropped (the queue is full or we are offline)."""
-        ...
-
-    def hold_wakeups(self) -> None:
-        """Batch what follows (acks, publishes) into one wake-up of the network side."""
-        ...
-
-    def release_wakeups(self) -> None:
-        """End a batch started by ``hold_wakeups``: send it. ``MqttLink`` also reads, on the
-        caller's thread, what arrived meanwhile (onto the intake queue)."""
         ...
 
     def ack(self, mid: int, qos: int) -> None:

@@ -27,6 +27,7 @@ from ..errors import ConfigError
 from ..stream.readings import Inbound
 from ..stream.shard import ShardRule
 from .config import Config
+from .link import Wakeups, one_wakeup
 from .pipeline import Pipeline
 from .state_exchange import StateExchange
 
@@ -38,19 +39,11 @@ SYNC_WAIT_S = 10.0
 MAX_HELD = 50_000
 
 
-class Publishing(Protocol):
+class Publishing(Wakeups, Protocol):
     """The part of the daemon's ``Link`` that scaling uses."""
 
     def publish(self, topic: str, payload: bytes | str, qos: int = 0, retain: bool = False) -> bool:
         """Queue one publish."""
-        ...
-
-    def hold_wakeups(self) -> None:
-        """Batch the publishes that follow."""
-        ...
-
-    def release_wakeups(self) -> None:
-        """End the batch."""
         ...
 
 
@@ -150,12 +143,9 @@ class Scaling:
             return 0
         ids = pipeline.forecaster.sensors()
         states = self.exchange.outgoing(pipeline, ids, pipeline.meta.tflite_sha256, now)
-        link.hold_wakeups()
-        try:
+        with one_wakeup(link):
             for topic, payload in states:
                 link.publish(topic, payload, qos=STATE_QOS, retain=True)
-        finally:
-            link.release_wakeups()
         return len(states)
 
     def health(self) -> dict[str, object]:

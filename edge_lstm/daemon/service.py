@@ -24,7 +24,7 @@ from ..stream.readings import Inbound
 from .config import Config
 from .health import health_document
 from .homeassistant import status_topic as ha_status_topic
-from .link import Link, LinkFactory
+from .link import Link, LinkFactory, one_wakeup
 from .mqtt import MqttLink
 from .pipeline import Outgoing, Pipeline
 from .scaling import Scaling
@@ -269,12 +269,9 @@ class Daemon:
         if not acks:
             return
         link = self.link
-        link.hold_wakeups()  # one wake-up of paho's network thread for the batch's acks
-        try:
+        with one_wakeup(link):  # one wake-up of the network thread for the batch's acks
             for mid, qos in acks:
                 link.ack(mid, qos)
-        finally:
-            link.release_wakeups()
 
     def _snapshot_due(self, now: float) -> bool:
         """A snapshot before the log passes ``wal_max_bytes``, or to cover unjournaled ones."""
@@ -317,13 +314,10 @@ class Daemon:
         qos = self.config.forecast_qos
         link = self.link
         publish = link.publish
-        link.hold_wakeups()  # and one for its forecasts
-        try:
+        with one_wakeup(link):  # and one for its forecasts
             for item in outgoing:
                 item_qos = qos if item.qos is None else item.qos
                 publish(item.topic, item.payload, item_qos, item.retain)
-        finally:
-            link.release_wakeups()
 
     def _reload_model(self) -> None:
         try:
