@@ -42,7 +42,7 @@ os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # seed_ensemble, when loaded by path
 
-from seed_ensemble import merge_seeds
+from seed_ensemble import forecaster_model, merge_seeds
 
 from edge_lstm.errors import EdgeLstmError
 from edge_lstm.export.options import parse_duration, parse_names
@@ -87,6 +87,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--seeds", type=int, default=3, help="models averaged (one wider LSTM)")
+    p.add_argument(
+        "--skip",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="the head also sees the step's inputs (a linear skip past the LSTM)",
+    )
     p.add_argument("--no-peer", action="store_true", help="skip MSTL in the report")
     p.add_argument(
         "--out", type=Path, required=True, help="output stem: writes .keras/.tflite/.json"
@@ -251,13 +257,7 @@ def fit_one(
     import keras
 
     keras.utils.set_random_seed(seed)
-    model = keras.Sequential(
-        [
-            keras.Input(shape=(None, data.x.shape[2])),
-            keras.layers.LSTM(args.units, return_sequences=True),
-            keras.layers.Dense(1),
-        ]
-    )
+    model = forecaster_model(data.x.shape[2], args.units, 1, args.skip)
     # MAE, the figure the model is judged by: measured better than MSE on the shipped series
     # (electricity 0.64 vs 0.67 of seasonal naive, freeway occupancy 0.61 vs 0.77).
     model.compile(optimizer=keras.optimizers.Adam(args.learning_rate, clipnorm=1.0), loss="mae")
@@ -366,7 +366,8 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> None:
         inputs=spec,
         info={
             "source_model": keras_path.name,
-            "trained_with": f"1x LSTM({args.units * args.seeds}){seeds_note}, epochs "
+            "trained_with": f"1x LSTM({args.units * args.seeds}){seeds_note}"
+            f"{', head over [h, x] (input skip)' if args.skip else ''}, epochs "
             f"{'+'.join(map(str, epochs))}, data {args.data.name} "
             f"columns {','.join(columns)}",
             "command": command,
@@ -398,6 +399,15 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> None:
         raise DataError(f"{args.data}: no forecast could be scored on the validation part")
     q10 = np.nanquantile(res, 0.1, axis=0)
     q90 = np.nanquantile(res, 0.9, axis=0)
+    band = {
+        "residual_q10": [[float(v) for v in row] for row in q10],
+        "residual_q90": [[float(v) for v in row] for row in q90],
+    }
+    # The band goes into the sidecar now, so that the held-out replay can publish it and
+    # calibrate it online as the daemon does; the held-out scores join it below.
+    replace(result.meta, validation=Validation(args.horizon, season, {}, **band)).save(
+        sidecar_path(tflite)
+    )
     peer = None
     if args.no_peer:
         peer_note = "MSTL skipped (--no-peer)"
@@ -420,16 +430,23 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> None:
     # Coverage on every held-out origin (cheap without MSTL): 100 origins alone would leave
     # each step's figure +-4 points of binomial noise.
     every_step = evaluate(
-        Forecaster.load(tflite), grid.raw, args.horizon, season, max_gap, score_from_s=t_test
+        Forecaster.load(tflite),
+        grid.raw,
+        args.horizon,
+        season,
+        max_gap,
+        score_from_s=t_test,
+        online_band=True,
     )
     coverage = band_coverage(every_step, q10, q90)
+    assert every_step.online_band is not None
+    online = every_step.online_band.coverage()
     report_s = time.monotonic() - started - train_s - export_s
     validation = Validation(
         horizon=args.horizon,
         season=season,
         mae={name: list(scores.mae) for name, scores in test.methods.items()},
-        residual_q10=[[float(v) for v in row] for row in q10],
-        residual_q90=[[float(v) for v in row] for row in q90],
+        **band,
         rows=int(test.points[0]),
     )
     info = {
@@ -439,10 +456,11 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> None:
         "band_from": f"{res.shape[0]} rollouts on the validation part",
         "band_coverage_held_out": [round(c, 3) for c in coverage],
         "band_coverage_origins": int(every_step.points[0]),
+        "band_coverage_online_held_out": [round(c, 3) for c in online],
     }
     meta = replace(result.meta, validation=validation, info=info)
     meta.save(sidecar_path(tflite))
-    from edge_lstm.cli.evaluate import format_table
+    from edge_lstm.cli.evaluate import format_band, format_table
 
     print(
         f"wrote {keras_path}, {tflite} ({result.size_bytes / 1024:.1f} KiB), {sidecar_path(tflite)}"
@@ -459,9 +477,10 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> None:
     )
     print(format_table(test))
     print(
-        f"\n80% band coverage per horizon step on all {every_step.points[0]} held-out origins: "
-        + " ".join(f"{c:.0%}" for c in coverage)
+        f"\n80% band coverage per horizon step on all {every_step.points[0]} held-out origins, "
+        "as the metadata's quantiles give it: " + " ".join(f"{c:.0%}" for c in coverage)
     )
+    print("\n".join(format_band(every_step.online_band)))
     lstm = test.methods["lstm"].mae_mean
     rivals = {k: v.mae_mean for k, v in test.methods.items() if k != "lstm"}
     beaten = [k for k, v in rivals.items() if lstm > v]

@@ -15,7 +15,7 @@ from edge_lstm.cli.app import app
 from edge_lstm.cli.evaluate import EXIT_BAD_DATA
 from edge_lstm.model.forecaster import Forecaster
 from edge_lstm.offline.csvdata import DataError, load_csv
-from edge_lstm.offline.evaluate import evaluate
+from edge_lstm.offline.evaluate import band_coverage, evaluate
 from edge_lstm.stream.timestamps import parse_timestamp as parse_time
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -299,3 +299,47 @@ def test_peer_without_statsforecast_names_the_extra(default_model: Path, miami: 
     lines = [line for line in done.stderr.strip().splitlines() if "XNNPACK" not in line]
     assert len(lines) == 1, done.stderr
     assert "statsforecast" in lines[0] and "pip install 'edge-lstm[peer]'" in lines[0]
+
+
+def _narrowed(model: Path, tmp_path: Path, factor: float) -> Path:
+    """A copy of ``model`` whose metadata band is ``factor`` times as wide (same weights)."""
+    copy = tmp_path / model.name
+    copy.write_bytes(model.read_bytes())
+    doc = json.loads(model.with_suffix(".json").read_text())
+    for key in ("residual_q10", "residual_q90"):
+        doc["validation"][key] = [[v * factor for v in row] for row in doc["validation"][key]]
+    copy.with_suffix(".json").write_text(json.dumps(doc))
+    return copy
+
+
+def test_online_band_recalibrates_a_band_that_is_too_narrow(
+    default_model: Path, tmp_path: Path
+) -> None:
+    """The metadata's band made 4x too narrow covers far less than 80% as it stands; published at
+    every step with the daemon's online calibration it covers about 80% per step and sensor."""
+    data = load_csv(write_slice(tmp_path / "two_months.csv", 24 * 60))
+    model = _narrowed(default_model, tmp_path, 0.25)
+    start = float(data.times[-1] - 0.5 * (data.times[-1] - data.times[0]))
+    result = evaluate(Forecaster.load(model), data, score_from_s=start, online_band=True)
+    band = result.online_band
+    assert band is not None and set(band.scored) == {"greensboro", "sand_point", "miami"}
+    assert all(n >= 500 for n in np.sum(list(band.scored.values()), axis=0))
+    for sensor in band.scored:
+        assert all(0.7 <= c <= 0.9 for c in band.coverage(sensor)), band.coverage(sensor)
+    # The same band without the calibration, on the same forecasts: far from 80%.
+    static = evaluate(Forecaster.load(model), data, score_from_s=start)
+    meta = Forecaster.load(model).meta
+    assert meta.validation is not None
+    q10, q90 = meta.validation.band(1)
+    assert max(band_coverage(static, q10, q90)) < 0.6
+
+
+def test_cli_band_reports_the_online_coverage(default_model: Path, tmp_path: Path) -> None:
+    data = write_slice(tmp_path / "month.csv", 24 * 30, "time,miami")
+    args = ["evaluate", "--data", str(data), "--model", str(default_model), "--band"]
+    table = runner.invoke(app, args)
+    assert table.exit_code == 0, table.output
+    assert "80% band recalibrated online" in table.output
+    doc = json.loads(runner.invoke(app, [*args, "--json"]).output)
+    assert set(doc["online_band"]["per_sensor"]) == {"miami"}
+    assert len(doc["online_band"]["coverage"]) == doc["horizon"]

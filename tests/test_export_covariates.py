@@ -59,13 +59,20 @@ def _stateful() -> keras.Model:
     )
 
 
+def _skip() -> keras.Model:
+    """The train.py form: the head also sees the step's inputs (a linear skip past the LSTM)."""
+    inputs = keras.Input(shape=(None, D))
+    joined = L.Concatenate()([L.LSTM(6, return_sequences=True)(inputs), inputs])
+    return keras.Model(inputs, L.Dense(1)(joined))
+
+
 def _series(n_seq: int, n_steps: int, seed: int = 3) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     values = 20.0 + np.cumsum(rng.normal(size=(n_seq, n_steps, 1)), axis=1)
     return values, PARITY_START_S + 3600.0 * np.arange(n_steps)
 
 
-@pytest.mark.parametrize("build", [_stateless, _stateful])
+@pytest.mark.parametrize("build", [_stateless, _stateful, _skip])
 def test_covariate_model_exports_with_rollout_parity(build: object, tmp_path: Path) -> None:
     model = _randomize(build(), seed=1)  # type: ignore[operator]
     out = tmp_path / "cov.tflite"
@@ -93,6 +100,33 @@ def test_rollout_parity_is_sensitive_to_the_calendar(tmp_path: Path) -> None:
     tokyo = InputSpec(SPEC.lags, SPEC.calendar, "Asia/Tokyo", SPEC.level_window)
     shifted = keras_covariate_rollout(model, arch, tokyo, SCALER, values, times, 12)
     assert np.max(np.abs(shifted - got)) > 1e-2
+
+
+def test_the_skip_is_part_of_the_exported_model(tmp_path: Path) -> None:
+    """Parity could not hold if the head's input weights were dropped: they carry the forecast."""
+    model = _randomize(_skip(), seed=4)
+    dense = model.layers[-1]
+    kernel, bias = dense.get_weights()
+    kernel[:6] = 0.0  # the LSTM's part of the head is zero: all that is left is the skip
+    dense.set_weights([kernel, bias])
+    out = tmp_path / "skip.tflite"
+    result = export_model(model, out, ExportOptions(scaler=SCALER, inputs=SPEC))
+    assert result.parity.ok
+    values, times = _series(1, 30)
+    got = forecaster_rollout(StepModel.load(out), values, times, 12)
+    assert np.ptp(got[0, 30:, 0]) > 1e-3  # a forecast that moves with the fed-back inputs
+
+
+@pytest.mark.parametrize(
+    "join", [lambda h, x: [x, h], lambda h, x: [h, h]], ids=["reversed", "not-the-input"]
+)
+def test_other_concatenates_are_refused_by_name(join: object) -> None:
+    inputs = keras.Input(shape=(None, D))
+    hidden = L.LSTM(4, return_sequences=True)(inputs)
+    joined = L.Concatenate(name="joined")(join(hidden, inputs))  # type: ignore[operator]
+    model = keras.Model(inputs, L.Dense(1)(joined))
+    with pytest.raises(ModelError, match=r"'joined' \(Concatenate\)"):
+        describe(model)
 
 
 def test_input_width_must_match_the_declared_inputs(tmp_path: Path) -> None:

@@ -141,8 +141,10 @@ def test_default_inputs_follow_the_step(
     assert spec.lags == lags and spec.calendar == calendar
 
 
-def test_merged_seeds_compute_exactly_the_mean_of_their_models() -> None:
-    """The block-diagonal LSTM(kU) is the k models side by side, over a whole sequence."""
+@pytest.mark.parametrize("skip", [False, True])
+def test_merged_seeds_compute_exactly_the_mean_of_their_models(skip: bool) -> None:
+    """The block-diagonal LSTM(kU) is the k models side by side, over a whole sequence; with the
+    input skip the head's input weights are averaged too."""
     import keras
 
     spec = importlib.util.spec_from_file_location("seeds", ROOT / "scripts" / "seed_ensemble.py")
@@ -152,18 +154,11 @@ def test_merged_seeds_compute_exactly_the_mean_of_their_models() -> None:
     models = []
     for seed in range(3):
         keras.utils.set_random_seed(seed)
-        models.append(
-            keras.Sequential(
-                [
-                    keras.Input(shape=(None, 5)),
-                    keras.layers.LSTM(6, return_sequences=True),
-                    keras.layers.Dense(1),
-                ]
-            )
-        )
+        models.append(module.forecaster_model(5, 6, 1, skip))
     x = np.random.default_rng(0).normal(size=(4, 30, 5)).astype(np.float32)
     merged = module.merge_seeds(models)
-    assert merged.layers[0].units == 18
+    assert [type(layer).__name__ for layer in merged.layers].count("Concatenate") == int(skip)
+    assert module._parts(merged)[0].units == 18
     mean = np.mean([m.predict(x, verbose=0) for m in models], axis=0)
     np.testing.assert_allclose(merged.predict(x, verbose=0), mean, atol=1e-5)
     assert np.ptp([m.predict(x, verbose=0) for m in models], axis=0).max() > 1e-2

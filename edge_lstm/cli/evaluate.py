@@ -14,7 +14,7 @@ from ..errors import EdgeLstmError
 from .common import BackendOption, ModelOption, fail, json_safe
 
 if TYPE_CHECKING:
-    from ..offline.evaluate import Evaluation
+    from ..offline.evaluate import Evaluation, OnlineBand
 
 #: Exit code for a CSV that cannot be used (missing column, bad time, too short).
 EXIT_BAD_DATA = 2
@@ -67,6 +67,14 @@ def evaluate(
             min=1, help="Score an origin every N steps (default: 1; about 100 origins with --peer)."
         ),
     ] = None,
+    band: Annotated[
+        bool,
+        typer.Option(
+            "--band",
+            help="Publish the 80% band at every step with its online calibration, as the daemon "
+            "does, and report its coverage per step (overall and per sensor).",
+        ),
+    ] = False,
 ) -> None:
     """Replay a CSV through the daemon's path and report MAE, RMSE and MASE per horizon step."""
     from ..model.forecaster import Forecaster
@@ -86,7 +94,7 @@ def evaluate(
         if every is None:
             every = _default_every(span * held_out / step_s, step_s) if peer else 1
         replay = functools.partial(
-            run_evaluation, score_from_s=score_from, every=every, peer=peer_model
+            run_evaluation, score_from_s=score_from, every=every, peer=peer_model, online_band=band
         )
         if series.rows > PROGRESS_ROWS:
             with typer.progressbar(length=series.rows, label="replaying", file=sys.stderr) as bar:
@@ -162,4 +170,20 @@ def format_table(result: Evaluation) -> str:
     ]
     for k in range(result.horizon):
         lines.append(f"{k + 1:>6}" + "".join(f"{s.mae[k]:>16.3f}" for s in result.methods.values()))
+    if result.online_band is not None:
+        lines += ["", *format_band(result.online_band)]
     return "\n".join(lines)
+
+
+def format_band(band: OnlineBand) -> list[str]:
+    """The online-calibrated band's coverage per step, overall and its range over sensors."""
+    import numpy as np
+
+    per_sensor = np.array([band.coverage(s) for s in band.scored])
+    low, high = np.nanmin(per_sensor, axis=0), np.nanmax(per_sensor, axis=0)
+    return [
+        "80% band recalibrated online (coverage per horizon step):",
+        "  all sensors  " + " ".join(f"{c:.0%}" for c in band.coverage()),
+        "  lowest       " + " ".join(f"{c:.0%}" for c in low),
+        "  highest      " + " ".join(f"{c:.0%}" for c in high),
+    ]

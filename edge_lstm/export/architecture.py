@@ -23,7 +23,7 @@ RECURRENT = ("LSTM", "GRU")
 class StepLayer:
     """One layer of the original model as the single-step model needs it."""
 
-    kind: str  # "lstm", "gru", "dense" (Dropout is dropped: identity at inference)
+    kind: str  # "lstm", "gru", "dense", "skip" (Dropout is dropped: identity at inference)
     config: dict[str, Any]
     weights: tuple[Any, ...]
     units: int
@@ -69,11 +69,17 @@ def describe(model: Any) -> Architecture:
         raise ModelError(f"model input shape {in_shape} is not (batch, time, features)")
     layers: list[StepLayer] = []
     stateful = False
+    sources = _sources(model)
+    previous = input_name = ""
     for layer in model.layers:
         name = type(layer).__name__
         if name == "InputLayer":
+            previous = input_name = layer.name
             continue
-        if name in RECURRENT:
+        if name == "Concatenate":
+            _check_skip(layer, sources.get(layer.name, []), [previous, input_name])
+            layers.append(StepLayer("skip", layer.get_config(), (), 0))
+        elif name in RECURRENT:
             config = layer.get_config()
             _check_recurrent(layer.name, name, config)
             stateful = stateful or bool(config["stateful"])
@@ -86,14 +92,14 @@ def describe(model: Any) -> Architecture:
             layers.append(
                 StepLayer("dense", config, tuple(dense.get_weights()), int(config["units"]))
             )
-        elif name == "Dropout":
-            continue  # inference is the identity
-        else:
+        elif name != "Dropout":  # Dropout: inference is the identity
             inner = f"({type(layer.layer).__name__})" if hasattr(layer, "layer") else ""
             raise ModelError(
                 f"layer {layer.name!r} of type {name}{inner} is not supported; edge-lstm exports "
-                "LSTM/GRU layers followed by optional Dense or TimeDistributed(Dense) layers"
+                "LSTM/GRU layers followed by optional Dense or TimeDistributed(Dense) layers "
+                "(and one Concatenate of the last output with the model input)"
             )
+        previous = layer.name
     if not any(layer.kind in ("lstm", "gru") for layer in layers):
         raise ModelError("model has no LSTM or GRU layer")
     out_shape = tuple(model.outputs[0].shape)
@@ -108,6 +114,39 @@ def describe(model: Any) -> Architecture:
         batch_size=None if in_shape[0] is None else int(in_shape[0]),
         time_steps=None if in_shape[1] is None else int(in_shape[1]),
     )
+
+
+def _sources(model: Any) -> dict[str, list[str]]:
+    """Each layer's input layers by name, from a functional model's config (a Sequential: {})."""
+    found: dict[str, list[str]] = {}
+
+    def walk(node: object, names: list[str]) -> None:
+        if isinstance(node, dict):
+            history = node.get("keras_history")  # [layer name, node index, tensor index]
+            if isinstance(history, list | tuple) and history and isinstance(history[0], str):
+                names.append(history[0])
+            for value in node.values():
+                walk(value, names)
+        elif isinstance(node, list | tuple):
+            for value in node:
+                walk(value, names)
+
+    for entry in model.get_config().get("layers", []):
+        if isinstance(entry, dict) and "inbound_nodes" in entry:
+            names: list[str] = []
+            walk(entry["inbound_nodes"], names)
+            found[str(entry.get("name"))] = names
+    return found
+
+
+def _check_skip(layer: Any, sources: list[str], expected: list[str]) -> None:
+    """A Concatenate is the input skip only as ``[last output, model input]`` on the last axis."""
+    axis = layer.get_config().get("axis", -1)
+    if sources != expected or axis not in (-1, 2):
+        raise ModelError(
+            f"layer {layer.name!r} (Concatenate) joins {sources} on axis {axis}; edge-lstm exports "
+            f"only a skip that joins {expected} on the last axis"
+        )
 
 
 def _wraps_dense(layer: Any) -> bool:
@@ -135,6 +174,9 @@ def build_step_model(arch: Architecture) -> Any:
     value = x_in
     rec_index = 0
     for layer in arch.layers:
+        if layer.kind == "skip":  # the input skip: the head also sees this step's inputs
+            value = keras.layers.Concatenate()([value, x_in])
+            continue
         if layer.kind == "dense":
             dense = keras.layers.Dense.from_config(_without_name(layer.config))
             value = dense(value)

@@ -22,7 +22,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 import numpy as np
@@ -82,6 +82,8 @@ class Trace:
     steps: dict[int, F64] = field(default_factory=dict)
     issued: list[int] = field(default_factory=list)
     forecasts: dict[str, list[F64]] = field(default_factory=lambda: {m: [] for m in METHODS})
+    bands: dict[int, tuple[F64, F64]] = field(default_factory=dict)
+    """The band ``(lo, hi)``, each ``(H, F)``, published after each step (``online_band``)."""
 
     def history(self, until: int) -> F64:
         """Observed values of steps ``first .. until`` (gaps interpolated), ``(n, F)``."""
@@ -112,6 +114,9 @@ class Evaluation:
     win_share: dict[str, float]
     win_share_by_step: dict[str, tuple[float, ...]]
     traces: dict[str, Trace] = field(repr=False, compare=False)
+    online_band: OnlineBand | None = None
+    """Coverage of the band published at every step and recalibrated online, as the daemon does
+    (``evaluate(..., online_band=True)`` on a model with a band)."""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able summary (traces left out)."""
@@ -138,6 +143,49 @@ class Evaluation:
             },
             "lstm_win_share": self.win_share,
             "lstm_win_share_by_step": {k: list(v) for k, v in self.win_share_by_step.items()},
+            **({} if self.online_band is None else {"online_band": self.online_band.to_dict()}),
+        }
+
+
+@dataclass(frozen=True)
+class OnlineBand:
+    """Coverage of the online-calibrated 80% band issued in the scoring window.
+
+    ``scored``/``covered``: per sensor, per horizon step, the bands whose actual arrived and
+    those of them that held it.
+    """
+
+    scored: dict[str, npt.NDArray[np.int64]]
+    covered: dict[str, npt.NDArray[np.int64]]
+
+    @classmethod
+    def of(cls, traces: dict[str, Trace], horizon: int) -> OnlineBand:
+        scored, covered = {}, {}
+        for sensor_id, trace in traces.items():
+            if not trace.bands:
+                continue
+            issued = sorted(trace.bands)
+            actual = _targets(replace(trace, issued=issued), horizon)  # (n, H, F)
+            lo = np.stack([trace.bands[i][0] for i in issued])
+            hi = np.stack([trace.bands[i][1] for i in issued])
+            valid = np.isfinite(actual).all(axis=2)
+            inside = ((actual >= lo) & (actual <= hi)).all(axis=2) & valid
+            scored[sensor_id] = valid.sum(axis=0).astype(np.int64)
+            covered[sensor_id] = inside.sum(axis=0).astype(np.int64)
+        return cls(scored, covered)
+
+    def coverage(self, sensor_id: str | None = None) -> tuple[float, ...]:
+        """Share of the scored bands that held the actual, per horizon step (NaN: none)."""
+        names = list(self.scored) if sensor_id is None else [sensor_id]
+        scored = np.sum([self.scored[s] for s in names], axis=0)
+        covered = np.sum([self.covered[s] for s in names], axis=0)
+        return tuple(float(c / n) if n else math.nan for c, n in zip(covered, scored, strict=True))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "coverage": list(self.coverage()),
+            "scored": np.sum(list(self.scored.values()), axis=0).tolist(),
+            "per_sensor": {s: list(self.coverage(s)) for s in self.scored},
         }
 
 
@@ -186,11 +234,15 @@ def evaluate(
     score_until_s: float | None = None,
     every: int = 1,
     peer: Peer | None = None,
+    online_band: bool = False,
 ) -> Evaluation:
     """Replay ``series`` (original units) and score LSTM, naive and seasonal naive.
 
     Only forecasts issued from steps starting in ``[score_from_s, score_until_s)`` whose step
     index is a multiple of ``every`` are scored (all, by default); ``peer`` adds a method.
+    ``online_band`` (a model with a band): every warm sensor publishes its band at every step
+    from the first row, as the daemon does, so the online calibration runs; the result's
+    ``online_band`` scores the bands issued in ``[score_from_s, score_until_s)``.
     """
     meta = forecaster.meta
     horizon = meta.horizon if horizon is None else horizon
@@ -217,11 +269,31 @@ def evaluate(
     seasonal = SeasonalNaiveForecaster(season, meta.n_features, horizon)
     traces = {s: Trace() for s in sensors}
     dropped = 0
+    if online_band and not forecaster.has_bands:
+        raise DataError(f"model {meta.name!r} has no band (residual quantiles) to calibrate")
+
+    def publish_bands(observed: dict[str, float]) -> None:
+        """Every warm sensor's band, as the daemon publishes it (scored online when its actuals
+        arrive); those issued in the scoring window are kept for the report."""
+        warm = [s for s in observed if forecaster.is_warm(s)]
+        if not warm:
+            return
+        low, high = forecaster.interval_batch(warm, horizon)
+        for i, sensor_id in enumerate(warm):
+            start = observed[sensor_id]
+            if lo <= start < hi:
+                bands = traces[sensor_id].bands
+                bands[round(start / meta.step_s)] = (
+                    low[i].astype(np.float64),
+                    high[i].astype(np.float64),
+                )
 
     def advance(events: list[StepEvent]) -> None:
         observed = apply_events(forecaster, events)
         apply_events(naive, events)
         apply_events(seasonal, events)
+        if online_band:
+            publish_bands(observed)
         for event in events:
             if event.kind == "observe" and event.values is not None:
                 index = round(event.bucket_start / meta.step_s)
@@ -262,7 +334,10 @@ def evaluate(
             trace.forecasts[peer.name] = [
                 peer.forecast(trace.history(step), horizon) for step in trace.issued
             ]
-    return _score(forecaster, series, sensors, horizon, season, rows, traces, dropped)
+    result = _score(forecaster, series, sensors, horizon, season, rows, traces, dropped)
+    if not online_band:
+        return result
+    return replace(result, online_band=OnlineBand.of(traces, horizon))
 
 
 def _score(
