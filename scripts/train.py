@@ -399,13 +399,11 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> None:
         raise DataError(f"{args.data}: no forecast could be scored on the validation part")
     q10 = np.nanquantile(res, 0.1, axis=0)
     q90 = np.nanquantile(res, 0.9, axis=0)
-    band = {
-        "residual_q10": [[float(v) for v in row] for row in q10],
-        "residual_q90": [[float(v) for v in row] for row in q90],
-    }
+    band_q10 = [[float(v) for v in row] for row in q10]
+    band_q90 = [[float(v) for v in row] for row in q90]
     # The band goes into the sidecar now, so that the held-out replay can publish it and
     # calibrate it online as the daemon does; the held-out scores join it below.
-    replace(result.meta, validation=Validation(args.horizon, season, {}, **band)).save(
+    replace(result.meta, validation=Validation(args.horizon, season, {}, band_q10, band_q90)).save(
         sidecar_path(tflite)
     )
     peer = None
@@ -417,27 +415,23 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> None:
     else:
         peer_note = "MSTL not run: statsforecast is not installed (pip install 'edge-lstm[peer]')"
     every = origin_stride(n_test, day)
-    test = evaluate(
-        Forecaster.load(tflite),
-        grid.raw,
-        args.horizon,
-        season,
-        max_gap,
-        score_from_s=t_test,
-        every=every,
-        peer=peer,
-    )
+
+    def held_out(**options: Any) -> Any:
+        """The held-out rolling origin, replayed from the first row on a fresh forecaster."""
+        return evaluate(
+            Forecaster.load(tflite),
+            grid.raw,
+            args.horizon,
+            season,
+            max_gap,
+            score_from_s=t_test,
+            **options,
+        )
+
+    test = held_out(every=every, peer=peer)
     # Coverage on every held-out origin (cheap without MSTL): 100 origins alone would leave
     # each step's figure +-4 points of binomial noise.
-    every_step = evaluate(
-        Forecaster.load(tflite),
-        grid.raw,
-        args.horizon,
-        season,
-        max_gap,
-        score_from_s=t_test,
-        online_band=True,
-    )
+    every_step = held_out(online_band=True)
     coverage = band_coverage(every_step, q10, q90)
     assert every_step.online_band is not None
     online = every_step.online_band.coverage()
@@ -446,7 +440,8 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> None:
         horizon=args.horizon,
         season=season,
         mae={name: list(scores.mae) for name, scores in test.methods.items()},
-        **band,
+        residual_q10=band_q10,
+        residual_q90=band_q90,
         rows=int(test.points[0]),
     )
     info = {
