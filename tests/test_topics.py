@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from edge_lstm.errors import ConfigError, PayloadError
+from edge_lstm.stream import topics
 from edge_lstm.stream.topics import (
     OutputTopics,
     TopicRouter,
@@ -137,3 +140,35 @@ def test_filters_overlap() -> None:
     assert filters_overlap("a/+/c", "a/+/c")
     assert not filters_overlap("mf/+", "mf/+/forecast")
     assert not filters_overlap("sensors/+", "edge-lstm/status")
+
+
+def _problem_without_fast_path(sensor_id: str) -> str | None:
+    """``sensor_id_problem`` with its printable-ASCII shortcut taken out."""
+    saved = topics._PLAIN_ID
+    topics._PLAIN_ID = re.compile(r"(?!)")  # matches nothing
+    try:
+        return topics.sensor_id_problem(sensor_id)
+    finally:
+        topics._PLAIN_ID = saved
+
+
+@given(st.text(alphabet=st.characters(max_codepoint=127), max_size=130))
+def test_ascii_shortcut_agrees_with_the_full_checks(sensor_id: str) -> None:
+    fine = _problem_without_fast_path(sensor_id) is None
+    assert (topics._PLAIN_ID.fullmatch(sensor_id) is not None) == fine
+    assert (topics.sensor_id_problem(sensor_id) is None) == fine
+
+
+@pytest.mark.parametrize(
+    "sensor_id", ["a", "b00042", "x" * 128, "a b", "~!\"%'()*,-.:;<=>?@[\\]^_`{|}~", "a$"]
+)
+def test_plain_ascii_ids_take_the_shortcut(sensor_id: str) -> None:
+    assert topics._PLAIN_ID.fullmatch(sensor_id) and topics.sensor_id_problem(sensor_id) is None
+
+
+@pytest.mark.parametrize(
+    "sensor_id", ["", "x" * 129, "$a", " a", "a ", "a/b", "a+b", "a#b", "a\tb", "a\x7f", "é"]
+)
+def test_everything_else_goes_through_the_full_checks(sensor_id: str) -> None:
+    assert topics._PLAIN_ID.fullmatch(sensor_id) is None
+    assert (topics.sensor_id_problem(sensor_id) is None) == (sensor_id == "é")

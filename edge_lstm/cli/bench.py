@@ -156,7 +156,7 @@ def _run_sections(
             from ..bench.e2e import run_e2e
 
             report["e2e"] = (
-                run_e2e(model_path, broker, 50, 4, 100.0, 1.0, say)
+                run_e2e(model_path, broker, 50, 4, 100.0, 1.0, say, repeats=2)
                 if quick
                 else run_e2e(model_path, broker, 1000, 20, 1000.0, 10.0, say)
             )
@@ -238,16 +238,21 @@ def format_report(report: dict[str, Any]) -> str:
         lines += [
             "",
             f"end to end ({e2e['broker']}), {e2e['sensors']} sensors, horizon {e2e['horizon']}:",
-            f"  bare paho subscriber {_num(e2e['bare_paho']['rate_per_s'])} readings/s, "
-            f"edge-lstm run {_num(e2e['daemon']['rate_per_s'])} readings/s "
-            f"({_num(e2e['daemon_vs_bare'], '.0%')})",
-            f"  bare paho subscriber over MQTT 5 (the daemon's protocol) "
-            f"{_num(e2e['bare_paho_mqtt5']['rate_per_s'])} readings/s "
-            f"(daemon {_num(e2e['daemon_vs_bare_mqtt5'], '.0%')} of it)",
+            f"  edge-lstm run (MQTT {e2e['daemon_mqtt_version']}, QoS 1) "
+            f"{_num(e2e['daemon']['rate_per_s'])} readings/s (medians of "
+            f"{e2e['repeats']} runs, each after its own bare runs)",
+            *(
+                f"  bare paho subscriber, MQTT {v}, QoS 1: "
+                f"{_num(e2e[f'bare_paho_{key}']['rate_per_s'])} readings/s, daemon "
+                f"{_num(e2e[f'daemon_vs_bare_{key}'], '.0%')} of it"
+                + (" (like for like)" if v == e2e["daemon_mqtt_version"] else "")
+                for v, key in (("5", "mqtt5"), ("3.1.1", "mqtt311"))
+            ),
             f"  latency at {_num(lat['achieved_rate_per_s'])} readings/s: "
             f"p50 {_num(lat['p50_ms'], '.1f')} ms, p99 {_num(lat['p99_ms'], '.1f')} ms",
             f"  readings lost: {e2e['readings_lost']} of {e2e['readings_sent']}",
-            f"  start to online (READY): {_num(e2e.get('start_to_online_s'), '.2f')} s",
+            f"  start to online (READY): {_num(e2e.get('start_to_online_s'), '.2f')} s "
+            f"(slowest {_num(e2e.get('start_to_online_max_s'), '.2f')} s)",
         ]
     memory = report.get("memory")
     if memory:

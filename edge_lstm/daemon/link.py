@@ -6,7 +6,6 @@ tested in process with a fake link, and the one module that imports paho stays b
 
 from __future__ import annotations
 
-import queue
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -14,6 +13,7 @@ from typing import Protocol
 
 from ..stream.readings import Inbound
 from .config import Config
+from .intake import Intake
 
 
 class Wakeups(Protocol):
@@ -85,7 +85,7 @@ class LinkFactory(Protocol):
         config: Config,
         subscriptions: list[str],
         status_topic: str,
-        intake: queue.Queue[Inbound],
+        intake: Intake[Inbound],
         on_connected: Callable[[], None] | None = None,
         extra_handlers: Mapping[str, Callable[[bytes], None]] | None = None,
     ) -> Link: ...

@@ -28,6 +28,7 @@ from ..errors import BrokerError
 from ..stream.readings import Inbound
 from .config import Config
 from .health import RateLimitedLog
+from .intake import Intake
 from .netloop import NetworkLoop
 
 log = logging.getLogger(__name__)
@@ -61,7 +62,7 @@ class MqttLink:
         config: Config,
         subscriptions: list[str],
         status_topic: str,
-        intake: queue.Queue[Inbound],
+        intake: Intake[Inbound],
         on_connected: Callable[[], None] | None = None,
         extra_handlers: Mapping[str, Callable[[bytes], None]] | None = None,
     ) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import faulthandler
 import logging
-import queue
 import signal
 import threading
 import time
@@ -24,6 +23,7 @@ from ..stream.readings import Inbound
 from .config import Config
 from .health import health_document
 from .homeassistant import status_topic as ha_status_topic
+from .intake import Intake
 from .link import Link, LinkFactory, one_wakeup
 from .mqtt import MqttLink
 from .pipeline import Outgoing, Pipeline
@@ -66,7 +66,7 @@ class Daemon:
         self._link_factory = link_factory
         self.notifier = Notifier(env)
         self.model_path: Path = config.model or default_model_path()
-        self._intake: queue.Queue[Inbound] = queue.Queue(maxsize=config.queue_size)
+        self._intake: Intake[Inbound] = Intake(config.queue_size)
         self._stop = threading.Event()
         self._stopped = threading.Event()
         self._reload = threading.Event()
@@ -236,27 +236,10 @@ class Daemon:
                 next_watchdog = now + watchdog_s
 
     def _drain(self, timeout_s: float) -> list[Inbound]:
-        try:
-            first = self._intake.get(timeout=timeout_s)
-        except queue.Empty:
-            return []
-        batch = [first]
-        limit = self.config.batch_max
         # Linger a little: readings trickling in one by one would otherwise cost one full
         # interpreter rollout (horizon steps) each instead of sharing it.
-        deadline = time.monotonic() + self.config.batch_wait_ms / 1000.0
-        while len(batch) < limit:
-            try:
-                batch.append(self._intake.get_nowait())
-            except queue.Empty:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    break
-                try:
-                    batch.append(self._intake.get(timeout=remaining))
-                except queue.Empty:
-                    break
-        return batch
+        c = self.config
+        return self._intake.take(c.batch_max, timeout_s, linger_s=c.batch_wait_ms / 1000.0)
 
     def _handle(self, batch: list[Inbound]) -> None:
         p = self.pipeline  # broker_state: the batch's state messages are taken out first

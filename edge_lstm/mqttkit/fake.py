@@ -10,7 +10,6 @@ sessions, TLS), tests use ``broker.Mosquitto`` instead.
 from __future__ import annotations
 
 import itertools
-import queue
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -18,6 +17,7 @@ from typing import Any
 
 from paho.mqtt.client import topic_matches_sub
 
+from ..daemon.intake import Intake
 from ..daemon.link import Link, LinkFactory
 from ..stream.readings import Inbound
 from .clients import WAIT_S, Message, wait_until
@@ -31,7 +31,7 @@ class FakeLink:
         config: object,  # the daemon's Config; a fake has no use for it
         subscriptions: list[str],
         status_topic: str,
-        intake: queue.Queue[Inbound],
+        intake: Intake[Inbound],
         on_connected: Callable[[], None] | None = None,
         extra_handlers: Mapping[str, Callable[[bytes], None]] | None = None,
     ) -> None:

@@ -21,6 +21,9 @@ _BAD_ID_CHARS = re.compile(r"[/+#\x00-\x1f\x7f]")
 # separators (Zl U+2028, Zp U+2029). They pass MQTT but make topics, logs and Home Assistant
 # names display as something else than what they are.
 _BAD_ID_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
+_PLAIN_ID = re.compile(r"[!\x22%-*,-.0-~](?:[ -\x22$-*,-.0-~]{0,126}[!\x22$-*,-.0-~])?")
+"""Printable ASCII ids that pass every check below: no '/', '+', '#', no leading '$', no white
+space at either end, at most 128 bytes (ASCII: a byte a character, no bad category)."""
 
 
 def _bad_character(text: str) -> str | None:
@@ -32,6 +35,8 @@ def _bad_character(text: str) -> str | None:
 
 def sensor_id_problem(sensor_id: str) -> str | None:
     """Why ``sensor_id`` cannot be used, or None when it is fine."""
+    if _PLAIN_ID.fullmatch(sensor_id):
+        return None  # the common case, at a fraction of the checks below (once per message)
     if not sensor_id:
         return "empty sensor id"
     if len(sensor_id.encode("utf-8", "surrogatepass")) > MAX_SENSOR_ID_BYTES:
