@@ -11,6 +11,7 @@ function with no Python API; on another C library (musl) the trimmer does nothin
 from __future__ import annotations
 
 import ctypes
+import time
 from collections.abc import Callable
 
 TRIM_EVERY = 2_000
@@ -27,17 +28,22 @@ def _malloc_trim() -> Callable[[int], int] | None:
 
 
 class HeapTrimmer:
-    """Counts work (``add``) and trims at the next ``settle`` once ``every`` units are done.
+    """Counts work (``add``) and trims at the next ``settle`` once ``every`` units are done,
+    and once more ``again_s`` after such a trim.
 
     ``settle`` goes where the last batch's temporaries are garbage already (the start of the
     next batch, the worker's once-a-second close check), not at the end of a batch: what the
-    caller still holds then (the forecasts to publish) would be freed after the trim.
+    caller still holds then (the forecasts to publish) would be freed after the trim. The
+    second trim returns what was freed later still: the last batch's outgoing packets, which
+    the network thread holds until the socket takes them.
     """
 
-    def __init__(self, every: int = TRIM_EVERY) -> None:
+    def __init__(self, every: int = TRIM_EVERY, again_s: float = 1.0) -> None:
         self.every = every
+        self.again_s = again_s
         self.trims = 0
         self._done = 0
+        self._again_at: float | None = None
         self._trim = _malloc_trim()
 
     @property
@@ -49,9 +55,17 @@ class HeapTrimmer:
         """Count ``work``: readings handled, steps closed or replayed."""
         self._done += work
 
-    def settle(self) -> bool:
-        """Trim if enough work was done since the last trim; True if it trimmed."""
-        if self._done < self.every or self._trim is None:
+    def settle(self, now_mono: float | None = None) -> bool:
+        """Trim if enough work was done since the last trim, or a follow-up is due; True if
+        it trimmed."""
+        if self._trim is None:
+            return False
+        now = time.monotonic() if now_mono is None else now_mono
+        if self._done >= self.every:
+            self._again_at = now + self.again_s
+        elif self._again_at is not None and now >= self._again_at:
+            self._again_at = None
+        else:
             return False
         self._done = 0
         self._trim(0)
