@@ -31,11 +31,10 @@ class HeapTrimmer:
     """Counts work (``add``) and trims at the next ``settle`` once ``every`` units are done,
     and once more ``again_s`` after such a trim.
 
-    ``settle`` goes where the last batch's temporaries are garbage already (the start of the
-    next batch, the worker's once-a-second close check), not at the end of a batch: what the
-    caller still holds then (the forecasts to publish) would be freed after the trim. The
-    second trim returns what was freed later still: the last batch's outgoing packets, which
-    the network thread holds until the socket takes them.
+    The pipeline settles at the end of a batch, once the batch's row copies are dropped, and
+    at the start of the next batch or close check. The second trim returns what the caller
+    freed after the first: the forecasts it published, and the outgoing packets the network
+    thread holds until the socket takes them.
     """
 
     def __init__(self, every: int = TRIM_EVERY, again_s: float = 1.0) -> None:

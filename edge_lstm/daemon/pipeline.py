@@ -139,6 +139,7 @@ class Pipeline:
         except BaseException:
             self.table.rollback(undo)
             raise
+        del undo  # the batch's row copies (3.6 KB a sensor): garbage before the trim below
         pending = self._unjournaled + readings if self._unjournaled else readings
         handled = [(m.mid, m.qos) for m in messages]
         if self.journal_readings(pending, now, make_room):
@@ -148,6 +149,7 @@ class Pipeline:
             self._unacked += handled
         self.record_latency(started, messages)
         self.heap.add(len(messages))
+        self.heap.settle()
         return Handled(out, acks)
 
     def tick(self, now: float) -> list[Outgoing]:
@@ -161,18 +163,21 @@ class Pipeline:
         out: list[Outgoing] = []
         size = self.config.batch_max
         for start in range(0, len(due), size):
-            chunk = due[start : start + size]
-            undo = Undo()
-            for sensor_id in chunk:
-                self.table.remember(undo, sensor_id)
-            self.table.keep_rows(undo, chunk)
-            try:
-                out += self.advance(self.resampler.close(chunk), now)
-            except BaseException:
-                self.table.rollback(undo)
-                raise
+            out += self._close_chunk(due[start : start + size], now)
         self.heap.add(len(due))
+        self.heap.settle()
         return out
+
+    def _close_chunk(self, chunk: list[str], now: float) -> list[Outgoing]:
+        undo = Undo()
+        for sensor_id in chunk:
+            self.table.remember(undo, sensor_id)
+        self.table.keep_rows(undo, chunk)
+        try:
+            return self.advance(self.resampler.close(chunk), now)
+        except BaseException:
+            self.table.rollback(undo)
+            raise
 
     @property
     def has_unacked(self) -> bool:
@@ -330,6 +335,7 @@ class Pipeline:
                 closing.add(sensor_id)
         self._step_and_forecast(events, time.time(), publish=False)
         self.heap.add(n)
+        self.heap.settle()
         return n
 
     # -- stepping and forecasting --------------------------------------------------------------
