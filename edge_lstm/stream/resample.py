@@ -16,6 +16,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
+import numpy as np
+
 from ..errors import PayloadError
 
 
@@ -86,23 +88,28 @@ class _Rows:
 
     A track held as Python objects (a float per sum and timestamp, replaced at every reading)
     costs ~350 bytes a sensor and scatters long-lived objects among each batch's temporaries,
-    which keeps the allocator's arenas from being returned. Rows are ``array`` items: Python
-    ints and floats in and out, the same float64 arithmetic, 40 bytes a sensor (one feature).
+    which keeps the allocator's arenas from being returned. Rows are items of memoryviews:
+    Python ints and floats in and out, the same float64 arithmetic, 40 bytes a sensor (one
+    feature), over numpy zeros so that rows never used are never touched (``max_sensors`` may
+    be a million).
     """
 
     def __init__(self, capacity: int, n_features: int) -> None:
         self.n_features = n_features
-        zeros = bytes(8 * capacity)
-        self.open = array("q", zeros)
-        self.closed = array("q", zeros)
-        self.count = array("q", zeros)
-        self.last_ts = array("d", zeros)
-        self.sums = array("d", bytes(8 * capacity * n_features))
-        self.free = list(range(capacity - 1, -1, -1))
+        self.open = _ints(capacity)
+        self.closed = _ints(capacity)
+        self.count = _ints(capacity)
+        self.last_ts = _floats(capacity)
+        self.sums = _floats(capacity * n_features)
+        self.free: list[int] = []  # rows given back; never used rows start at ``unused``
+        self.unused = 0
 
     def take(self, state: TrackState) -> int:
         """A free row holding ``state``."""
-        row = self.free.pop()
+        if self.free:
+            row = self.free.pop()
+        else:
+            row, self.unused = self.unused, self.unused + 1
         self.put(row, state)
         return row
 
@@ -123,11 +130,19 @@ class _Rows:
         f = self.n_features
         return (
             None if open_bucket == _NONE else open_bucket,
-            self.sums[row * f : row * f + f].tolist() if open_bucket != _NONE else [],
+            list(map(float, self.sums[row * f : row * f + f])) if open_bucket != _NONE else [],
             self.count[row],
             None if last_closed == _NONE else last_closed,
             self.last_ts[row],
         )
+
+
+def _ints(n: int) -> memoryview[int]:
+    return np.zeros(n, dtype=np.int64).data.cast("B").cast("q")
+
+
+def _floats(n: int) -> memoryview[float]:
+    return np.zeros(n, dtype=np.float64).data.cast("B").cast("d")
 
 
 class Resampler:
