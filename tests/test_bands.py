@@ -191,3 +191,40 @@ def test_the_daemon_publishes_each_sensors_calibrated_band(default_model: Path) 
     width = {s: [x["hi"] - x["lo"] for x in docs[s]["forecast"]] for s in ("g", "m")}  # type: ignore[attr-defined]
     assert width["g"] != pytest.approx(width["m"], abs=1e-3)
     assert fc.coverage("g")["scored"][0] > 300
+
+
+@pytest.mark.parametrize("flags_as", ["bool", "ticks"])
+def test_pending_bands_of_the_earlier_grid_layout_load_into_the_rings(flags_as: str) -> None:
+    """Earlier snapshots kept pending bands as a [target % H, lead - 1] grid, with bool flags
+    (unreleased) or target ticks (the previous release): the same bands come back."""
+    from edge_lstm.model.bands import _upgrade
+
+    store, cal = calibrator(horizon=4)
+    slots, _ = store.acquire(["s"])
+    rng = np.random.default_rng(3)
+    issued: dict[tuple[int, int], tuple[float, float]] = {}  # (target tick, lead) -> lo, hi
+    for _ in range(23):
+        tick = int(cal.tick[slots[0]])
+        lo, hi = cal.bands(slots, rng.normal(size=(1, 4, 1)).astype(np.float32))
+        cal.issue(slots, lo, hi)
+        for k in range(1, 5):
+            issued[(tick + k, k)] = (float(lo[0, k - 1, 0]), float(hi[0, k - 1, 0]))
+        cal.score(slots, None if rng.random() < 0.3 else rng.normal(size=(1, 1)))
+        issued = {key: v for key, v in issued.items() if key[0] > cal.tick[slots[0]]}
+    grid_lo = np.zeros((1, 4, 4, 1), dtype=np.float32)
+    grid_hi = np.zeros_like(grid_lo)
+    flags = np.zeros((1, 4, 4), dtype=np.bool_)
+    ticks = np.full((1, 4, 4), -1, dtype=np.int32)
+    for (target, k), (lo_k, hi_k) in issued.items():
+        where = (0, target % 4, k - 1)
+        grid_lo[where], grid_hi[where], flags[where], ticks[where] = lo_k, hi_k, True, target
+    saved = {"col_band_tick": cal.tick[slots], "col_band_pending_lo": grid_lo}
+    saved["col_band_pending_hi"] = grid_hi
+    if flags_as == "bool":
+        saved["col_band_pending"] = flags
+    else:
+        saved["col_band_pending_tick"] = ticks
+    pending = cal.pending[slots]
+    assert issued and (_upgrade("")(saved) == pending).all()
+    assert (_upgrade("lo")(saved)[pending] == cal.pending_lo[slots][pending]).all()
+    assert (_upgrade("hi")(saved)[pending] == cal.pending_hi[slots][pending]).all()

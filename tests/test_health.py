@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -69,7 +70,7 @@ def test_accuracy_multi_feature_mean_and_reset() -> None:
 
 
 def test_accuracy_memory_is_a_fixed_row_per_sensor() -> None:
-    """Pending forecasts are a ring of H target rows: nothing grows with time."""
+    """Pending forecasts are one ring per lead (model/leads.py): nothing grows with time."""
     acc, store = _accuracy(step_s=1.0, horizon=4)
     slots, _ = store.acquire([f"s{s}" for s in range(5)])
     before = store.nbytes_per_sensor()
@@ -90,3 +91,24 @@ def test_counters() -> None:
     d = c.as_dict()
     assert d["readings_rejected"] == {"bad_json": 3, "late": 1}
     assert d["readings_rejected_total"] == 4
+
+
+def test_accuracy_loads_a_snapshot_of_the_earlier_grid_layout(tmp_path: Path) -> None:
+    """The unreleased [target % H, lead] grid: its pending forecasts are dropped, the error
+    sums so far are kept."""
+    old = StateStore(state_size=2, n_features=1, capacity=8)
+    old.add_column("acc_pending", (3, 3, 1), np.float32)[:] = 7.0
+    old.add_column("acc_target", (3,), np.int32)[:] = 5
+    old.add_column("acc_error_sum", (3,), np.float64)[:] = 2.5
+    old.add_column("acc_error_count", (3,), np.int32)[:] = 1
+    old.acquire(["s"])
+    old.save(tmp_path / "snap", "sha")
+    acc, store = _accuracy(step_s=1.0, horizon=3)
+    store.load(tmp_path / "snap", "sha")
+    (slot,) = store.slots(["s"])
+    assert not acc.pending[slot].any() and not acc.issued_tag[slot].any()
+    assert acc.sensor_summary("s") == {
+        "scores": "ok_forecasts",
+        "mae_by_step": [2.5, 2.5, 2.5],
+        "scored_by_step": [1, 1, 1],
+    }

@@ -96,6 +96,24 @@ def test_sensor_cap_evicts_least_recently_updated() -> None:
     assert rs.add(r("b", 0.5)) == []  # b was forgotten, so it is new again (not late)
 
 
+def test_tracks_live_in_fixed_rows_that_evictions_and_forgets_give_back() -> None:
+    """Tracks are rows of preallocated arrays (no Python objects per sensor): the cap's worth
+    of rows serves any number of sensors coming and going, in least-recent order."""
+    rs = Resampler(step_s=10, n_features=2, max_sensors=3)
+    for i in range(50):
+        rs.add(r(f"s{i}", 1.0 + i, float(i), -float(i)))
+        if i % 7 == 3:
+            rs.forget(f"s{i}")
+    assert rs.ids() == ["s47", "s48", "s49"] and len(rs) == 3
+    assert rs.state_of("s49") == (5, [49.0, -49.0], 1, None, 50.0)
+    assert rs.close(["s49"]) == [StepEvent("s49", "observe", 50.0, (49.0, -49.0))]
+    assert rs.state_of("s49") == (None, [], 0, 5, 50.0)  # a closed track has no sums
+    rs.set_state("s48", None)
+    rs.set_state("new", (5, [1.0, 2.0], 2, 4, 55.0))
+    assert rs.ids() == ["s47", "s49", "new"]
+    assert rs.close(["new"]) == [StepEvent("new", "observe", 50.0, (0.5, 1.0))]
+
+
 def test_snapshot_round_trip_continues_identically() -> None:
     one = Resampler(step_s=10, n_features=1)
     one.add(r("a", 1.0, 2.0))

@@ -1,22 +1,23 @@
 """Running accuracy of the published forecasts: columns of the sensor table. Pure numpy.
 
 Forecast step ``k`` issued after bucket ``b`` is for bucket ``b + k``. A sensor's pending
-forecasts are a ring of ``H`` rows, one per target bucket (``target % H``): row ``r`` holds,
-for the next target with that residue, the prediction each of the last ``H`` forecasts made
-for it (NaN where none was issued). The actual of a bucket scores its row and frees it; it
-comes before the forecast issued after that bucket (the pipeline's order), which reuses the
-row for ``b + H``. The error of one step is the mean absolute error over features, in
-original units.
+predictions are one ring per lead ``k`` (``model/leads.py``), and ``issued[b % H]`` tags the
+forecast issued after bucket ``b``: the actual of bucket ``t`` scores, for each ``k``, the cell
+of ``t`` in ring ``k`` if the forecast of bucket ``t - k`` was issued (its tag is there), then
+clears it. It comes before the forecast issued after that bucket (the pipeline's order), the
+only one that writes those cells again. The error of one step is the mean absolute error over
+features, in original units.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import numpy.typing as npt
 
 from ..model.arrays import FloatArray
+from ..model.leads import cell_count, lead_cells
 from ..model.state import StateStore
 
 IntArray = npt.NDArray[np.intp]
@@ -26,8 +27,8 @@ SCORES = "ok_forecasts"
 """What the running accuracy scores: forecasts published with ``"status": "ok"`` (past the
 model's warm-up), the rule ``edge-lstm demo`` uses too; ``warming_up`` forecasts are not scored."""
 
-_TARGET_MASK = 0x7FFFFFFF
-"""Targets are kept as bucket numbers modulo 2**31, +1 (0: the row is free)."""
+_TAG_MASK = 0x7FFFFFFF
+"""Issues are tagged with their bucket number modulo 2**31, +1 (0: none)."""
 
 
 class Accuracy:
@@ -39,8 +40,12 @@ class Accuracy:
         self.horizon = h = horizon
         n_features = store.last_y.shape[1]
         # A reset (a gap too long to fill) drops the pending forecasts, not the errors so far.
-        self.pending = store.add_column("acc_pending", (h, h, n_features), np.float32)
-        self.target = store.add_column("acc_target", (h,), np.int32)
+        # A snapshot with the earlier layout (a [target % H, lead] grid, never released) loads
+        # without its pending forecasts: at most H scores per sensor are skipped.
+        self.pending = store.add_column(
+            "acc_pending", (cell_count(h), n_features), np.float32, upgrade=_not_rebuilt
+        )
+        self.issued_tag = store.add_column("acc_issued", (h,), np.int32)
         self.error_sum = store.add_column("acc_error_sum", (h,), np.float64, kept=True)
         self.error_count = store.add_column("acc_error_count", (h,), np.int32, kept=True)
         self.total_sum = np.zeros(h)
@@ -49,7 +54,7 @@ class Accuracy:
 
     def detach(self) -> None:
         """Remove the columns (a reloaded model with another horizon gets new ones)."""
-        for name in ("acc_pending", "acc_target", "acc_error_sum", "acc_error_count"):
+        for name in ("acc_pending", "acc_issued", "acc_error_sum", "acc_error_count"):
             self.store.drop_column(name)
 
     def _bucket(self, bucket_starts: Sequence[float]) -> npt.NDArray[np.int64]:
@@ -59,20 +64,16 @@ class Accuracy:
         self, slots: IntArray, bucket_starts: Sequence[float], forecasts: FloatArray
     ) -> None:
         """Remember forecasts ``(N, H', F)`` issued after ``bucket_starts`` (distinct slots)."""
-        steps = min(forecasts.shape[1], self.horizon)
+        h = self.horizon
+        steps = min(forecasts.shape[1], h)
         if not len(slots) or not steps:
             return
-        k = np.arange(1, steps + 1)
-        targets = self._bucket(bucket_starts)[:, None] + k[None, :]  # (N, steps)
-        rows = targets % self.horizon
-        tags = ((targets & _TARGET_MASK) + 1).astype(np.int32)
-        owners = np.broadcast_to(slots[:, None], rows.shape)
-        stale = self.target[owners, rows] != tags
-        if stale.any():  # the row held an older target: its predictions are past
-            fresh = (owners[stale], rows[stale])
-            self.pending[fresh] = np.nan
-            self.target[fresh] = tags[stale]
-        self.pending[slots[:, None], rows, k[None, :] - 1] = forecasts[:, :steps]
+        issues = self._bucket(bucket_starts)
+        # A forecast's tag vouches for all its leads: the ones it has no value for get NaN.
+        values = np.full((len(slots), h, forecasts.shape[2]), np.nan, dtype=np.float32)
+        values[:, :steps] = forecasts[:, :steps]
+        self.pending[slots[:, None], lead_cells(issues, h)] = values
+        self.issued_tag[slots, issues % h] = _tags(issues)
 
     def actual(self, slots: IntArray, bucket_starts: Sequence[float], values: Float64Array) -> None:
         """Score the pending forecasts of each ``(slot, bucket)`` against ``values`` ``(N, F)``.
@@ -81,22 +82,26 @@ class Accuracy:
         """
         if not len(slots):
             return
-        buckets = self._bucket(bucket_starts)
-        rows = buckets % self.horizon
-        tags = ((buckets & _TARGET_MASK) + 1).astype(np.int32)
-        due = self.target[slots, rows] == tags
-        if not due.any():
+        h = self.horizon
+        targets = self._bucket(bucket_starts)
+        issues = targets[:, None] - np.arange(1, h + 1)[None, :]  # (N, H): lead k at k - 1
+        due = self.issued_tag[slots[:, None], issues % h] == _tags(issues)
+        scoring = due.any(axis=1)
+        if not scoring.any():
             return
-        slots, rows = slots[due], rows[due]
-        predicted = self.pending[slots, rows].astype(np.float64)  # (n, H, F)
-        errors = np.abs(predicted - values[due][:, None, :].astype(np.float64)).mean(axis=2)
+        slots, due, values = slots[scoring], due[scoring], values[scoring]
+        owners = np.broadcast_to(slots[:, None], due.shape)
+        cells = lead_cells(targets[scoring], h)
+        predicted = np.where(due[:, :, None], self.pending[owners, cells], np.nan)  # (n, H, F)
+        actual = values[:, None, :].astype(np.float64)
+        errors = np.abs(predicted.astype(np.float64) - actual).mean(axis=2)
         scored = np.isfinite(errors)
         errors = np.where(scored, errors, 0.0)
         np.add.at(self.error_sum, slots, errors)
         np.add.at(self.error_count, slots, scored.astype(np.int32))
         self.total_sum += errors.sum(axis=0)
         self.total_count += scored.sum(axis=0)
-        self.target[slots, rows] = 0
+        self.pending[owners[due], cells[due]] = np.nan  # scored: nothing left for this target
         ids = self.store.ids_of(slots[scored.any(axis=1)])
         self._dirty.update(ids)
 
@@ -122,6 +127,15 @@ class Accuracy:
         """Sensors scored since the last call (to republish their accuracy)."""
         dirty, self._dirty = sorted(self._dirty), set()
         return dirty
+
+
+def _not_rebuilt(saved: Mapping[str, npt.NDArray[np.generic]]) -> None:
+    return None
+
+
+def _tags(buckets: npt.NDArray[np.int64]) -> npt.NDArray[np.int32]:
+    tags: npt.NDArray[np.int32] = ((buckets & _TAG_MASK) + 1).astype(np.int32)
+    return tags
 
 
 def _summary(sums: npt.NDArray[np.float64], counts: npt.NDArray[np.integer]) -> dict[str, object]:

@@ -16,12 +16,14 @@ whatever its noise, and a noisy sensor gets a wider band than a quiet one.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from .arrays import FloatArray
-from .state import StateStore
+from .leads import cell_count, from_grid, lead_cells
+from .state import StateStore, Upgrade
 
 Float64Array = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.intp]
@@ -52,18 +54,22 @@ class BandCalibrator:
         self.log_lo = store.add_column("band_log_lo", (h, n_features), np.float32)
         self.log_hi = store.add_column("band_log_hi", (h, n_features), np.float32)
         self.tick = store.add_column("band_tick", (), np.int64)
-        # pending[slot, target % H, k-1]: the band issued k steps before the target step.
-        # Every step (observed or filled) clears its row after scoring it, so a row only ever
-        # holds bands for the next step of its residue: a flag says which were issued.
-        self.pending_lo = store.add_column("band_pending_lo", (h, h, n_features), np.float32)
-        self.pending_hi = store.add_column("band_pending_hi", (h, h, n_features), np.float32)
-        self.pending = store.add_column("band_pending", (h, h), np.bool_, upgrade=_pending)
+        # The bands issued and not yet scored, one ring per lead (leads.py): each step
+        # (observed or filled) scores and clears the cells of its own target; a flag says
+        # which cells hold an issued band.
+        cells = cell_count(h)
+        self.pending_lo = store.add_column(
+            "band_pending_lo", (cells, n_features), np.float32, upgrade=_upgrade("lo")
+        )
+        self.pending_hi = store.add_column(
+            "band_pending_hi", (cells, n_features), np.float32, upgrade=_upgrade("hi")
+        )
+        self.pending = store.add_column("band_pending", (cells,), np.bool_, upgrade=_upgrade(""))
         # int32: 2**31 bands scored is 68 years of 1 s steps
         self.scored = store.add_column("band_scored", (h,), np.int32)
         self.covered = store.add_column("band_covered", (h,), np.int32)
         self.total_scored = np.zeros(h, dtype=np.int64)
         self.total_covered = np.zeros(h, dtype=np.int64)
-        self._k = np.arange(h)
 
     def rebase(self, q10: FloatArray, q90: FloatArray) -> None:
         """New held-out quantiles (a reloaded model); the sensors' scales are kept."""
@@ -96,10 +102,7 @@ class BandCalibrator:
     def issue(self, slots: IntArray, lo: FloatArray, hi: FloatArray) -> None:
         """Remember the bands just published so that the actuals can score them."""
         steps = min(lo.shape[1], self.horizon)
-        targets = self.tick[slots][:, None] + 1 + self._k[None, :steps]
-        rows = targets % self.horizon
-        cols = np.broadcast_to(self._k[:steps], rows.shape)
-        where = (slots[:, None], rows, cols)
+        where = (slots[:, None], lead_cells(self.tick[slots], self.horizon, steps))
         self.pending_lo[where] = lo[:, :steps]
         self.pending_hi[where] = hi[:, :steps]
         self.pending[where] = True
@@ -111,22 +114,22 @@ class BandCalibrator:
         """
         target = self.tick[slots] + 1
         self.tick[slots] = target
-        row = target % self.horizon
+        where = (slots[:, None], lead_cells(target, self.horizon))
         if actual is not None:
-            due = self.pending[slots, row]  # (B, H)
+            due = self.pending[where]  # (B, H): the band issued k steps ago, if any
             if due.any():
-                self._update(slots, row, due, actual)
-        self.pending[slots, row] = False
+                self._update(slots, where, due, actual)
+        self.pending[where] = False
 
     def _update(
         self,
         slots: IntArray,
-        row: npt.NDArray[np.int64],
+        where: tuple[IntArray, npt.NDArray[np.int64]],
         due: npt.NDArray[np.bool_],
         actual: Float64Array,
     ) -> None:
-        lo = self.pending_lo[slots, row]  # (B, H, F)
-        hi = self.pending_hi[slots, row]
+        lo = self.pending_lo[where]  # (B, H, F)
+        hi = self.pending_hi[where]
         value = actual[:, None, :]
         miss_lo = value < lo
         miss_hi = value > hi
@@ -157,10 +160,26 @@ class BandCalibrator:
         return rate, scored.astype(np.int64)
 
 
-def _pending(saved: Mapping[str, npt.NDArray[np.int64]]) -> npt.NDArray[np.bool_] | None:
-    """The flags from the previous release's target ticks (-1: none; a past one: scored)."""
-    ticks, tick = saved.get("col_band_pending_tick"), saved.get("col_band_tick")
-    if ticks is None or tick is None:
-        return None
-    flags: npt.NDArray[np.bool_] = ticks > tick[:, None, None]
-    return flags
+def _upgrade(side: str) -> Upgrade:
+    """Rebuild ``band_pending_<side>`` (``""``: the flags) from an earlier release's grid.
+
+    Earlier releases kept ``[target % H, lead - 1]`` grids, the flags as a bool grid or (the
+    release before) as target ticks (-1: none; a past one: scored).
+    """
+
+    def rebuild(saved: Mapping[str, npt.NDArray[Any]]) -> npt.NDArray[Any] | None:
+        tick = saved.get("col_band_tick")
+        flags = saved.get("col_band_pending")
+        ticks = saved.get("col_band_pending_tick")
+        if flags is None or flags.ndim != 3:
+            flags = None if ticks is None or tick is None else ticks > tick[:, None, None]
+        values = flags if not side else saved.get(f"col_band_pending_{side}")
+        if tick is None or flags is None or values is None or values.ndim < 3:
+            return None
+        h = flags.shape[1]
+        # The grid's row r holds the one target in tick+1 .. tick+H with that residue.
+        rows = np.arange(h)[None, :]
+        targets = tick[:, None] + 1 + (rows - tick[:, None] - 1) % h
+        return from_grid(values, flags.astype(np.bool_), targets.astype(np.int64))
+
+    return rebuild

@@ -131,7 +131,9 @@ def rollout_plan(spec: InputSpec, length: int, steps: int) -> RolloutPlan:
     # at length-1+k. Step k reads positions length-1+k-taps, and drops length-1+k-window.
     tap_positions = [length - 1 + k - taps for k in range(steps)]
     drop_positions = [max(length - 1 + k - spec.level_window, 0) for k in range(steps)]
-    read = np.unique(np.concatenate([*tap_positions, drop_positions]))
+    # sorted(set()), not np.unique: that imports numpy.ma (1.2 MiB the daemon needs nowhere else)
+    wanted = set(np.concatenate([*tap_positions, drop_positions]).tolist())
+    read = np.asarray(sorted(wanted), dtype=np.intp)
     observed = read[read < length]
     column_of = np.full(length + steps, -1, dtype=np.intp)
     column_of[observed] = np.arange(observed.size)

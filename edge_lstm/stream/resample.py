@@ -10,10 +10,13 @@ clock (``close_due``), or at the end of a replay (``flush``). Each closed bucket
 from __future__ import annotations
 
 import math
+from array import array
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal, Protocol
+
+import numpy as np
 
 from ..errors import PayloadError
 
@@ -61,7 +64,7 @@ class StepEvent:
 
 @dataclass(frozen=True)
 class Track:
-    """One sensor's bucketing progress, as plain values (``_Track``'s fields in order)."""
+    """One sensor's bucketing progress, as plain values."""
 
     open_bucket: int | None
     sums: list[float]
@@ -71,16 +74,75 @@ class Track:
 
 
 TrackState = tuple[int | None, list[float], int, int | None, float]
-"""``_Track``'s fields in order."""
+"""``Track``'s fields in order."""
+
+_FRESH: TrackState = (None, [], 0, None, -math.inf)
 
 
-@dataclass(slots=True)
-class _Track:
-    open_bucket: int | None = None
-    sums: list[float] = field(default_factory=list)
-    count: int = 0
-    last_closed: int | None = None
-    last_ts: float = -math.inf
+_NONE = -(2**63)
+"""``open_bucket``/``last_closed`` of a track that has none (bucket numbers are far above)."""
+
+
+class _Rows:
+    """Every track's fields, unboxed: one row of preallocated arrays per sensor.
+
+    A track held as Python objects (a float per sum and timestamp, replaced at every reading)
+    costs ~350 bytes a sensor and scatters long-lived objects among each batch's temporaries,
+    which keeps the allocator's arenas from being returned. Rows are items of memoryviews:
+    Python ints and floats in and out, the same float64 arithmetic, 40 bytes a sensor (one
+    feature), over numpy zeros so that rows never used are never touched (``max_sensors`` may
+    be a million).
+    """
+
+    def __init__(self, capacity: int, n_features: int) -> None:
+        self.n_features = n_features
+        self.open = _ints(capacity)
+        self.closed = _ints(capacity)
+        self.count = _ints(capacity)
+        self.last_ts = _floats(capacity)
+        self.sums = _floats(capacity * n_features)
+        self.free: list[int] = []  # rows given back; never used rows start at ``unused``
+        self.unused = 0
+
+    def take(self, state: TrackState) -> int:
+        """A free row holding ``state``."""
+        if self.free:
+            row = self.free.pop()
+        else:
+            row, self.unused = self.unused, self.unused + 1
+        self.put(row, state)
+        return row
+
+    def put(self, row: int, state: TrackState) -> None:
+        open_bucket, sums, count, last_closed, last_ts = state
+        self.open[row] = _NONE if open_bucket is None else int(open_bucket)
+        self.closed[row] = _NONE if last_closed is None else int(last_closed)
+        self.count[row] = int(count)
+        self.last_ts[row] = float(last_ts)
+        f = self.n_features
+        # a closed track's sums are unused (and empty)
+        self.sums[row * f : row * f + f] = array(
+            "d", sums if open_bucket is not None else [0.0] * f
+        )
+
+    def get(self, row: int) -> TrackState:
+        open_bucket, last_closed = self.open[row], self.closed[row]
+        f = self.n_features
+        return (
+            None if open_bucket == _NONE else open_bucket,
+            list(map(float, self.sums[row * f : row * f + f])) if open_bucket != _NONE else [],
+            self.count[row],
+            None if last_closed == _NONE else last_closed,
+            self.last_ts[row],
+        )
+
+
+def _ints(n: int) -> memoryview[int]:
+    return np.zeros(n, dtype=np.int64).data.cast("B").cast("q")
+
+
+def _floats(n: int) -> memoryview[float]:
+    return np.zeros(n, dtype=np.float64).data.cast("B").cast("d")
 
 
 class Resampler:
@@ -101,7 +163,10 @@ class Resampler:
         self.max_gap_steps = max_gap_steps
         self.grace_s = grace_s
         self.max_sensors = max_sensors
-        self._tracks: OrderedDict[str, _Track] = OrderedDict()
+        # sensor -> its row, least recently updated first (a dict, not an OrderedDict: that
+        # allocates a node per key; moving a key to the end is a pop and an insert)
+        self._tracks: dict[str, int] = {}
+        self._rows = _Rows(max_sensors, n_features)
 
     def __len__(self) -> int:
         return len(self._tracks)
@@ -117,49 +182,61 @@ class Resampler:
                 f"sensor {reading.sensor_id!r}: expected {self.n_features} value(s), "
                 f"got {len(reading.values)}",
             )
-        track = self._tracks.get(reading.sensor_id)
+        rows = self._rows
+        row = self._tracks.get(reading.sensor_id)
         bucket = self.bucket_of(reading.ts)
-        if track is not None:
-            if reading.ts == track.last_ts:
+        if row is not None:
+            last_ts, last_closed = rows.last_ts[row], rows.closed[row]
+            if reading.ts == last_ts:
                 raise DuplicateReading(f"sensor {reading.sensor_id!r}: duplicate ts {reading.ts}")
-            if reading.ts < track.last_ts or (
-                track.last_closed is not None and bucket <= track.last_closed
-            ):
+            if reading.ts < last_ts or (last_closed != _NONE and bucket <= last_closed):
                 raise LateReading(f"sensor {reading.sensor_id!r}: late reading ts {reading.ts}")
         else:
             if len(self._tracks) >= self.max_sensors:
-                self._tracks.popitem(last=False)  # least recently updated
-            track = self._tracks[reading.sensor_id] = _Track()
-        self._tracks.move_to_end(reading.sensor_id)
+                self._evict()
+            row = rows.take(_FRESH)
+        self._tracks.pop(reading.sensor_id, None)
+        self._tracks[reading.sensor_id] = row  # the most recently updated
         events: list[StepEvent] = []
-        if track.open_bucket is not None and bucket > track.open_bucket:
-            events.append(self._close(reading.sensor_id, track))
-        if track.open_bucket is None:
-            events += self._gap(reading.sensor_id, track, bucket)
-            track.open_bucket, track.sums, track.count = bucket, [0.0] * self.n_features, 0
-        track.sums = [s + v for s, v in zip(track.sums, reading.values, strict=True)]
-        track.count += 1
-        track.last_ts = reading.ts
+        open_bucket = rows.open[row]
+        if open_bucket != _NONE and bucket > open_bucket:
+            events.append(self._close(reading.sensor_id, row))
+            open_bucket = _NONE
+        f = self.n_features
+        at = row * f
+        if open_bucket == _NONE:
+            events += self._gap(reading.sensor_id, row, bucket)
+            rows.open[row], rows.count[row] = bucket, 0
+            rows.sums[at : at + f] = array("d", [0.0] * f)
+        sums = rows.sums
+        for i, v in enumerate(reading.values):
+            sums[at + i] = sums[at + i] + v
+        rows.count[row] += 1
+        rows.last_ts[row] = reading.ts
         return events
 
-    def _close(self, sensor_id: str, track: _Track) -> StepEvent:
-        assert track.open_bucket is not None
-        bucket = track.open_bucket
-        mean = tuple(s / track.count for s in track.sums)
-        track.open_bucket, track.last_closed, track.sums, track.count = None, bucket, [], 0
+    def _close(self, sensor_id: str, row: int) -> StepEvent:
+        rows, f = self._rows, self.n_features
+        bucket = rows.open[row]
+        assert bucket != _NONE
+        count = rows.count[row]
+        mean = tuple(s / count for s in rows.sums[row * f : row * f + f].tolist())
+        rows.open[row], rows.closed[row], rows.count[row] = _NONE, bucket, 0
         return StepEvent(sensor_id, "observe", bucket * self.step_s, mean)
 
-    def _gap(self, sensor_id: str, track: _Track, bucket: int) -> list[StepEvent]:
-        if track.last_closed is None:
+    def _gap(self, sensor_id: str, row: int, bucket: int) -> list[StepEvent]:
+        rows = self._rows
+        last_closed = rows.closed[row]
+        if last_closed == _NONE:
             return []
-        missing = bucket - track.last_closed - 1
+        missing = bucket - last_closed - 1
         if missing <= 0:
             return []
         if missing > self.max_gap_steps:
-            track.last_closed = None
+            rows.closed[row] = _NONE
             return [StepEvent(sensor_id, "reset", bucket * self.step_s)]
-        first = track.last_closed + 1
-        track.last_closed = bucket - 1
+        first = last_closed + 1
+        rows.closed[row] = bucket - 1
         return [StepEvent(sensor_id, "fill", (first + i) * self.step_s) for i in range(missing)]
 
     def close_due(
@@ -180,11 +257,12 @@ class Resampler:
         """The sensors ``close_due`` would close now (nothing changes)."""
         offsets = clock_offset_s or {}
         step_s, grace_s = self.step_s, self.grace_s
+        opened = self._rows.open
         return [
             sensor_id
-            for sensor_id, track in self._tracks.items()
-            if track.open_bucket is not None
-            and (track.open_bucket + 1) * step_s + grace_s <= now - offsets.get(sensor_id, 0.0)
+            for sensor_id, row in self._tracks.items()
+            if opened[row] != _NONE
+            and (opened[row] + 1) * step_s + grace_s <= now - offsets.get(sensor_id, 0.0)
         ]
 
     def __contains__(self, sensor_id: object) -> bool:
@@ -196,18 +274,26 @@ class Resampler:
 
     def flush(self) -> list[StepEvent]:
         """Close every open bucket (the end of a replay)."""
+        opened = self._rows.open
         return [
-            self._close(sensor_id, track)
-            for sensor_id, track in self._tracks.items()
-            if track.open_bucket is not None
+            self._close(sensor_id, row)
+            for sensor_id, row in self._tracks.items()
+            if opened[row] != _NONE
         ]
 
+    def _evict(self) -> None:
+        """Forget the least recently updated sensor."""
+        self.forget(next(iter(self._tracks)))
+
     def forget(self, sensor_id: str) -> None:
-        self._tracks.pop(sensor_id, None)
+        row = self._tracks.pop(sensor_id, None)
+        if row is not None:
+            self._rows.free.append(row)
 
     def clear(self) -> None:
         """Forget every sensor."""
-        self._tracks.clear()
+        for sensor_id in list(self._tracks):
+            self.forget(sensor_id)
 
     def ids(self) -> list[str]:
         """Sensors with a track, least recently updated first."""
@@ -215,57 +301,57 @@ class Resampler:
 
     def track(self, sensor_id: str) -> Track | None:
         """A copy of a sensor's bucketing progress (None if unknown)."""
-        t = self._tracks.get(sensor_id)
-        if t is None:
-            return None
-        return Track(t.open_bucket, list(t.sums), t.count, t.last_closed, t.last_ts)
+        state = self.state_of(sensor_id)
+        return None if state is None else Track(*state)
 
     def state_of(self, sensor_id: str) -> TrackState | None:
-        """A sensor's progress as a plain tuple, cheaply (``set_state`` puts it back)."""
-        t = self._tracks.get(sensor_id)
-        # sums is replaced, never changed in place, by add and _close: no copy needed
-        return None if t is None else (t.open_bucket, t.sums, t.count, t.last_closed, t.last_ts)
+        """A sensor's progress as a plain tuple (``set_state`` puts it back)."""
+        row = self._tracks.get(sensor_id)
+        return None if row is None else self._rows.get(row)
 
     def set_state(self, sensor_id: str, state: TrackState | None) -> None:
         """Put back what ``state_of`` returned (None: the sensor had no track)."""
         if state is None:
-            self._tracks.pop(sensor_id, None)
+            self.forget(sensor_id)
+            return
+        row = self._tracks.get(sensor_id)
+        if row is None:
+            self._tracks[sensor_id] = self._rows.take(state)
         else:
-            self._tracks[sensor_id] = _Track(*state)
+            self._rows.put(row, state)
 
     def put_track(self, sensor_id: str, track: Track) -> None:
         """Resume a sensor from ``track``; it counts as the most recently updated."""
         if sensor_id not in self._tracks and len(self._tracks) >= self.max_sensors:
-            self._tracks.popitem(last=False)
-        self._tracks[sensor_id] = _Track(
-            track.open_bucket, list(track.sums), track.count, track.last_closed, track.last_ts
-        )
-        self._tracks.move_to_end(sensor_id)
+            self._evict()
+        state = (track.open_bucket, list(track.sums), track.count, track.last_closed, track.last_ts)
+        self.set_state(sensor_id, state)
+        self._tracks[sensor_id] = self._tracks.pop(sensor_id)  # the most recently updated
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able snapshot of every sensor's open bucket and progress."""
-        return {
-            "step_s": self.step_s,
-            "tracks": {
-                sensor_id: [t.open_bucket, t.sums, t.count, t.last_closed, t.last_ts]
-                for sensor_id, t in self._tracks.items()
-                if math.isfinite(t.last_ts)
-            },
-        }
+        tracks = {}
+        for sensor_id, row in self._tracks.items():
+            state = self._rows.get(row)
+            if math.isfinite(state[4]):
+                tracks[sensor_id] = list(state)
+        return {"step_s": self.step_s, "tracks": tracks}
 
     def restore(self, doc: Mapping[str, Any]) -> None:
         """Replace the tracks with a ``to_dict`` snapshot (ignored if the step differs)."""
         if float(doc.get("step_s", -1)) != self.step_s:
             return
-        tracks: OrderedDict[str, _Track] = OrderedDict()
+        tracks: OrderedDict[str, TrackState] = OrderedDict()
         for sensor_id, (open_bucket, sums, count, last_closed, last_ts) in doc["tracks"].items():
             sums = [float(s) for s in sums]
             if open_bucket is not None and len(sums) != self.n_features:
                 continue
-            tracks[str(sensor_id)] = _Track(open_bucket, sums, int(count), last_closed, last_ts)
+            tracks[str(sensor_id)] = (open_bucket, sums, int(count), last_closed, last_ts)
         while len(tracks) > self.max_sensors:
             tracks.popitem(last=False)
-        self._tracks = tracks
+        self.clear()
+        for sensor_id, state in tracks.items():
+            self._tracks[sensor_id] = self._rows.take(state)
 
 
 class _Steppable(Protocol):
