@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -112,3 +114,26 @@ def test_topic_and_output_prefix_that_feed_back_are_refused() -> None:
     args = ["run", "--topic", "mf/{sensor}", "--output-prefix", "mf", "--validate-config"]
     result = runner.invoke(app, args)
     assert result.exit_code == 1 and "matches the daemon's own output" in result.stderr
+
+
+def test_the_lean_daemon_is_only_started_by_edge_lstm_run() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "edge_lstm.daemon"], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 2 and done.stderr.strip().splitlines() == [
+        "python -m edge_lstm.daemon is started by `edge-lstm run`"
+    ]
+
+
+def test_the_hand_over_keeps_every_flag(tmp_path: Path) -> None:
+    """What ``edge-lstm run`` hands the lean daemon loads to the same config it checked."""
+    from edge_lstm.daemon.__main__ import handover, taken_over
+    from edge_lstm.daemon.config import Config
+
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('broker = "pi:1884"\n')
+    overrides = {"topics": ("a/{sensor}", "b/{sensor}"), "model": tmp_path / "m.tflite"}
+    overrides |= {"retain_forecasts": True, "grace_s": None}
+    path, again = taken_over(handover(cfg, overrides))
+    env: dict[str, str] = {}
+    assert path == cfg and Config.load(path, env, again) == Config.load(cfg, env, overrides)

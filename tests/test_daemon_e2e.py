@@ -186,6 +186,16 @@ def test_online_is_announced(run: Run) -> None:
     assert run.recorder.on(f"{run.prefix}/out/status")[0].payload == b"online"
 
 
+def test_run_hands_over_to_the_lean_daemon_in_the_same_process(run: Run) -> None:
+    """``edge-lstm run`` execs ``python -m edge_lstm.daemon`` (same PID: systemd's main process
+    and the READY above are the daemon's); the command-line layer's compiled parts (pydantic,
+    which typer loads to run a command) are not in the daemon's memory."""
+    pid = run.daemon.pid
+    cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    assert cmdline[1:3] == [b"-m", b"edge_lstm.daemon"], cmdline
+    assert "pydantic_core" not in Path(f"/proc/{pid}/maps").read_text()
+
+
 @pytest.mark.parametrize("sensor", range(SENSORS))
 def test_forecasts_equal_an_in_process_forecaster(
     run: Run, golden_model: Path, sensor: int

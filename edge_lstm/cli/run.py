@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import inspect
 import json
-import logging
 import os
 import sys
 import types
@@ -20,36 +19,6 @@ import typer
 
 from ..daemon.config import FIELDS, SCHEMA, Config, field_help
 from ..errors import EdgeLstmError
-
-_SYSLOG_PRIORITY = {
-    logging.DEBUG: 7,
-    logging.INFO: 6,
-    logging.WARNING: 4,
-    logging.ERROR: 3,
-    logging.CRITICAL: 2,
-}
-
-
-class _JournaldFormatter(logging.Formatter):
-    """``<priority>logger: message``: journald reads the priority prefix and adds the time."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        text = super().format(record)
-        return f"<{_SYSLOG_PRIORITY.get(record.levelno, 6)}>{text}"
-
-
-def setup_logging(level: str, env: typing.Mapping[str, str] | None = None) -> None:
-    """Logs to stderr; the journald form when systemd connected stderr to the journal."""
-    env = os.environ if env is None else env
-    handler = logging.StreamHandler(sys.stderr)
-    if env.get("JOURNAL_STREAM"):
-        handler.setFormatter(_JournaldFormatter("%(name)s: %(message)s"))
-    else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level.upper())
-    logging.getLogger("paho").setLevel(logging.WARNING)
 
 
 def run(**options: Any) -> None:
@@ -69,26 +38,29 @@ def run(**options: Any) -> None:
             typer.echo(json.dumps(config.to_dict(), indent=2))
             typer.echo("configuration is valid", err=True)
             return
-        setup_logging(config.log_level)
-        from ..daemon.service import Daemon
-
-        code = Daemon(config).run_forever()
+        check_model(config, interpreter=False)  # a missing or corrupt file: one line, here
     except EdgeLstmError as exc:
         typer.echo(f"edge-lstm run: error: {exc}", err=True)
         raise typer.Exit(code=1) from None
-    if code:
-        raise typer.Exit(code=code)
+    # The daemon itself runs without the command-line layer (see edge_lstm/daemon/__main__.py).
+    from ..daemon.__main__ import HANDOVER, handover
+
+    os.environ[HANDOVER] = handover(config_path, overrides)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, [sys.executable, "-m", "edge_lstm.daemon"])
 
 
-def check_model(config: Config) -> None:
-    """Load the configured model (file, sidecar, checksum, interpreter); ``ModelError`` if not."""
+def check_model(config: Config, interpreter: bool = True) -> None:
+    """Load the configured model (file, sidecar, checksum and, with ``interpreter``, the
+    interpreter); ``ModelError`` if it cannot load."""
     from ..errors import ModelError
     from ..model.paths import default_model_path
     from ..model.runtime import StepModel
 
     path = config.model or default_model_path()
     try:
-        StepModel.load(path)
+        StepModel.load(path) if interpreter else StepModel.read(path)
     except ModelError as exc:
         raise ModelError(f"model: {exc}") from None
 

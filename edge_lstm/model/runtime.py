@@ -108,6 +108,12 @@ class StepModel:
     @classmethod
     def load(cls, path: Path | str, backend: str | None = None) -> StepModel:
         """Load ``path`` and its sidecar metadata; every problem is one ``ModelError`` line."""
+        content, meta = cls.read(path)
+        return cls(content, meta, backend=backend, source=str(path))
+
+    @staticmethod
+    def read(path: Path | str) -> tuple[bytes, ModelMeta]:
+        """The model's bytes and its sidecar, checked against each other (no interpreter yet)."""
         path = Path(path)
         # These first: the sidecar's or the checksum's complaint would point the wrong way.
         if path.suffix != ".tflite":
@@ -127,7 +133,7 @@ class StepModel:
                 f"{path}: sha256 {digest[:12]}… does not match its metadata "
                 f"({meta.tflite_sha256[:12]}…): truncated, corrupt or from another export"
             )
-        return cls(content, meta, backend=backend, source=str(path))
+        return content, meta
 
     @property
     def sha256(self) -> str:
