@@ -57,6 +57,9 @@ def test_retrained_model_has_the_seasonal_inputs_and_beats_mstl() -> None:
     # Three seeds of LSTM(32) merged into one LSTM(96): about 160 KB of float32 weights.
     assert [layer.units for layer in meta.layers] == [96]
     assert RETRAINED.stat().st_size < 200_000
+    # ... refitted on training + validation (train.py's --refit), its band from before the refit.
+    assert "refit on training + validation" in meta.info["trained_with"]
+    assert meta.info["band_from"].endswith("(models before the refit)")
 
 
 def test_retrained_model_forecasts_through_the_forecaster_with_times() -> None:

@@ -101,13 +101,14 @@ def test_a_full_row_survives_a_snapshot(default_model: Path, tmp_path: Path) -> 
     assert _steps(restored, ["s", "t"], tail) == _steps(live, ["s", "t"], tail)
 
 
-def test_the_previous_release_snapshot_restores_and_goes_on_identically(
-    default_model: Path, tmp_path: Path
-) -> None:
+def test_the_previous_release_snapshot_restores_and_goes_on_identically(tmp_path: Path) -> None:
     """Written by release 0.1.0 (its old resampler and clock offsets in the snapshot's extra,
-    the history ring stored twice): restored, the next forecasts are the ones 0.1.0 made."""
+    the history ring stored twice): restored, the next forecasts are the ones 0.1.0 made.
+
+    With the default model of that time (``model.tflite``, kept beside the fixture: a snapshot
+    is tied to its model's sha256, and the shipped default is retrained now and then)."""
     shutil.copy(PREVIOUS / "state.snapshot", tmp_path / "state.snapshot")
-    p = _pipeline(default_model, capacity=8)
+    p = _pipeline(PREVIOUS / "model.tflite", capacity=8)
     keeper = SnapshotKeeper(tmp_path)
     keeper.restore(p)
     assert keeper.restored_sensors == 3 and p.table.clock_of("a") == LAG

@@ -59,6 +59,51 @@ def test_train_writes_keras_tflite_and_metadata(trained: Path) -> None:
     assert [layer.units for layer in meta.layers] == [12]
 
 
+def test_the_shipped_model_is_refitted_and_its_band_is_out_of_sample(trained: Path) -> None:
+    """The default refit is recorded; the band and the validation figure come from the models
+    before it (a refitted model has seen the validation part)."""
+    info = ModelMeta.load(trained.with_suffix(".json")).info
+    assert "refit on training + validation for " in info["trained_with"]
+    assert info["band_from"].endswith("(models before the refit)")
+    assert info["validation_lstm_vs_seasonal_naive"] > 0
+
+
+@pytest.mark.parametrize("refit", [True, False])
+def test_refit_trains_each_seed_again_on_training_and_validation(
+    tmp_path: Path, refit: bool
+) -> None:
+    train = _train_module()
+    args = train.parse_args(  # type: ignore[attr-defined]
+        [
+            "--data", str(_slice(tmp_path)), "--columns", "greensboro", "--step", "2h",
+            "--units", "3", "--epochs", "2", "--seeds", "2", "--out", str(tmp_path / "m"),
+            "--verbose", "0", *([] if refit else ["--no-refit"]),
+        ]
+    )  # fmt: skip
+    grid = train.load_series(args)  # type: ignore[attr-defined]
+    n = grid.values.shape[1]
+    split = (int(n * 0.6), int(n * 0.75))
+    spec = train.choose_inputs(args, split[0], grid.step_s)  # type: ignore[attr-defined]
+    scaler = train.fit_scaler(grid, split[0], spec)  # type: ignore[attr-defined]
+    windows = train.training_windows(args, spec, grid, scaler, split)  # type: ignore[attr-defined]
+    # The refit's windows: the training stride over training and validation, never held out.
+    part = grid.values[0][: split[1]], grid.times_s[: split[1]]
+    y = train.training_inputs(*part, spec, scaler)[1]  # type: ignore[attr-defined]
+    width = windows.x.shape[1]
+    np.testing.assert_array_equal(windows.all_x[: len(windows.x)], windows.x)
+    assert len(windows.all_x) > len(windows.x)
+    last = windows.all_y[-1]
+    end = next(e for e in range(len(y), width - 1, -1) if np.array_equal(y[e - width : e], last))
+    assert split[0] - 1 < end <= split[1] - 1
+    trained = train.train(args, spec, grid, scaler, split)  # type: ignore[attr-defined]
+    assert len(trained.epochs) == 2 and all(1 <= e <= 2 for e in trained.epochs)
+    if refit:
+        assert trained.model is not trained.selected
+        assert trained.refit_epochs == trained.epochs  # no deadline came: as many as chosen
+    else:
+        assert trained.model is trained.selected and trained.refit_epochs == []
+
+
 def test_default_inputs_follow_the_step_and_the_data(trained: Path) -> None:
     """2 h steps over 50 days: a day is 12 steps, a week 84 (the training part holds 3)."""
     spec = ModelMeta.load(trained.with_suffix(".json")).inputs
