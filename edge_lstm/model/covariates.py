@@ -15,7 +15,13 @@ import numpy as np
 import numpy.typing as npt
 
 from .arrays import FloatArray
-from .features import calendar_features, inputs_taps_first, level_sum_step, output_values
+from .features import (
+    calendar_features,
+    inputs_taps_first,
+    level_sum_step,
+    output_values,
+    z_blocks,
+)
 from .history import HistoryRing, rollout_plan
 from .metadata import ModelMeta
 from .state import StateStore
@@ -72,9 +78,17 @@ class InputPath:
         count = history.count[slots]
         level_sum = history.level_sum[slots]  # a copy: the real one is not touched
         level = history.level(slots)
-        out = np.empty((len(slots), steps, self.meta.n_features))
+        batch, n_features = len(slots), self.meta.n_features
+        out = np.empty((batch, steps, n_features))
         out[:, 0] = output_values(last_y, level, scaler)
+        # Every step's input rows in one buffer: the calendar part is known in advance and
+        # written once; each step writes its value part and hands its rows to the model as
+        # they are (contiguous float32: no copy).
+        rows = np.empty((max(steps - 1, 0), batch, spec.width(n_features)), dtype=np.float32)
         calendar = self._rollout_calendar(slots, steps)
+        values_end = (1 + len(spec.lags)) * n_features
+        if calendar is not None:
+            rows[:, :, values_end:] = calendar.transpose(1, 0, 2)
         full_from = int(window - count.min()) + 1  # from this step on, every window is full
         lags_from = int(spec.max_lag - count.min())  # from this step on, every lag exists
         for k in range(1, steps):
@@ -91,10 +105,10 @@ class InputPath:
                 else:
                     level_sum = level_sum_step(level_sum, dropped, value)
                     level = level_sum / window
-            rows = None if calendar is None else calendar[:, k - 1]
-            taps = values[plan.taps[k]]
             counts = seen + 1 if k < lags_from else None
-            x = inputs_taps_first(taps, counts, level, None, spec, scaler, rows)
+            blocks = z_blocks(values[plan.blocks[k]], counts, level, spec, scaler)
+            x = rows[k - 1]
+            x[:, :values_end] = blocks.reshape(values_end, batch).T
             y, state = self.model.step(x, state)
             out[:, k] = output_values(y, level, scaler)
         return out.astype(np.float32)

@@ -39,6 +39,7 @@ __all__ = [
     "tapped_inputs",
     "training_inputs",
     "utc_offsets_s",
+    "z_blocks",
 ]
 
 INPUT_KEYS = ("lags", "calendar", "timezone", "level_window")
@@ -235,17 +236,7 @@ def inputs_taps_first(
     end gives the ``(B, D)`` rows.
     """
     n_features, batch = taps.shape[1:]
-    blocks = taps[spec.block_taps]  # a copy, (1 + lags, F, B): v_t, then each lag
-    if spec.lags and count is not None:  # None: the caller knows every lag exists
-        counts = np.asarray(count)
-        if counts.min() < spec.lags[-1]:  # a missing lag (history too short) is v_t
-            for i, season in enumerate(spec.lags, start=1):
-                short = counts < season
-                blocks[i][:, short] = blocks[0][:, short]
-    # z(v - level) for every value-like block, in one pass: (v - (level + mean)) / scale
-    shift = np.asarray(level, dtype=np.float64).T + scaler.mean_array[:, None]
-    blocks -= shift
-    blocks /= scaler.scale_array[:, None]
+    blocks = z_blocks(taps[spec.block_taps], count, level, spec, scaler)  # a copy of the taps
     x = np.empty((spec.width(n_features), batch), dtype=np.float32)
     values_end = blocks.shape[0] * n_features
     x[:values_end] = blocks.reshape(values_end, batch)
@@ -257,6 +248,32 @@ def inputs_taps_first(
         x[values_end:] = np.asarray(calendar_rows).T
     rows: FloatArray = np.ascontiguousarray(x.T)
     return rows
+
+
+def z_blocks(
+    blocks: Float64Array,
+    count: npt.ArrayLike | None,
+    level: npt.ArrayLike,
+    spec: InputSpec,
+    scaler: Scaler,
+) -> Float64Array:
+    """The value part of the rows, in place: ``blocks`` ``(1 + lags, F, B)`` (``v_t``, then each
+    lag, original units) become ``z(v - level_t)``; returns ``blocks``.
+
+    ``count``: values each sensor has seen (a lag it has not seen yet is ``v_t``), or None
+    when the caller knows every lag exists. Training and the device both come through here.
+    """
+    if spec.lags and count is not None:
+        counts = np.asarray(count)
+        if counts.min() < spec.lags[-1]:  # a missing lag (history too short) is v_t
+            for i, season in enumerate(spec.lags, start=1):
+                short = counts < season
+                blocks[i][:, short] = blocks[0][:, short]
+    # z(v - level) for every value-like block, in one pass: (v - (level + mean)) / scale
+    shift = np.asarray(level, dtype=np.float64).T + scaler.mean_array[:, None]
+    blocks -= shift
+    blocks /= scaler.scale_array[:, None]
+    return blocks
 
 
 def step_inputs(

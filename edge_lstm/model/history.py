@@ -119,6 +119,9 @@ class RolloutPlan:
     history: int
     """Buffer columns holding history; predictions follow."""
     taps: tuple[IntArray, ...]
+    blocks: tuple[IntArray, ...]
+    """The columns of each step's value blocks (``v_t``, then each lag): ``taps[k]`` picked
+    by ``spec.block_taps``, so a step gathers them in one go."""
     dropped: tuple[int, ...]
     width: int
 
@@ -144,10 +147,12 @@ def rollout_plan(spec: InputSpec, length: int, steps: int) -> RolloutPlan:
             runs[-1][2] += 1
         else:
             runs.append([column, position, 1])
+    step_taps = tuple(column_of[p] for p in tap_positions)
     return RolloutPlan(
         runs=tuple((c, p, w) for c, p, w in runs),
         history=observed.size,
-        taps=tuple(column_of[p] for p in tap_positions),
+        taps=step_taps,
+        blocks=tuple(t[spec.block_taps] for t in step_taps),
         dropped=tuple(int(column_of[p]) for p in drop_positions),
         width=observed.size + steps,
     )
