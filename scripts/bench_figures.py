@@ -165,14 +165,14 @@ def memory_table(report: dict[str, Any]) -> list[str]:
     if not memory:
         return ["(no memory section in this report)"]
     lines = [
-        "| active sensors | RSS | per sensor over idle |",
-        "|---:|---:|---:|",
-        f"| 0 (idle) | {memory['idle_rss_mib']:.1f} MiB | |",
+        "| active sensors | RSS, settled | per sensor over idle | peak so far |",
+        "|---:|---:|---:|---:|",
+        f"| 0 (idle) | {memory['idle_rss_mib']:.1f} MiB | | |",
     ]
     for r in memory["rows"]:
         lines.append(
             f"| {r['sensors']:,} | {r['rss_mib']:.1f} MiB | "
-            f"{r['bytes_per_sensor_over_idle'] / 1000:.1f} KB |"
+            f"{r['bytes_per_sensor_over_idle'] / 1000:.1f} KB | {r['peak_rss_mib']:.1f} MiB |"
         )
     return lines
 

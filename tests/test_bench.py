@@ -212,6 +212,7 @@ def test_e2e_and_memory_quick_json(any_model: Path, mosquitto: Mosquitto) -> Non
     assert [r["sensors"] for r in memory["rows"]] == [10, 100]
     assert [r["sensors_active"] for r in memory["rows"]] == [10, 100]
     assert all(r["rss_bytes"] >= memory["idle_rss_bytes"] * 0.9 for r in memory["rows"])
+    assert all(r["peak_rss_bytes"] >= r["rss_bytes"] for r in memory["rows"])
 
 
 @pytest.mark.broker

@@ -105,7 +105,8 @@ def test_the_previous_release_snapshot_restores_and_goes_on_identically(
     default_model: Path, tmp_path: Path
 ) -> None:
     """Written by release 0.1.0 (its old resampler and clock offsets in the snapshot's extra,
-    the history ring stored twice): restored, the next forecasts are the ones 0.1.0 made."""
+    the history ring stored twice, in float64): restored, the next forecasts are the ones 0.1.0
+    made, to the payload's last digit (1e-5): the ring now keeps values as float32."""
     shutil.copy(PREVIOUS / "state.snapshot", tmp_path / "state.snapshot")
     p = _pipeline(default_model, capacity=8)
     keeper = SnapshotKeeper(tmp_path)
@@ -113,7 +114,11 @@ def test_the_previous_release_snapshot_restores_and_goes_on_identically(
     assert keeper.restored_sensors == 3 and p.table.clock_of("a") == LAG
     sensors = ["a", "bb", "ccc"]
     out = _steps(p, sensors, range(30, 31), js=(1,)) + _steps(p, sensors, range(31, 34))
-    assert out == json.loads((PREVIOUS / "after.json").read_text())
+    want = json.loads((PREVIOUS / "after.json").read_text())
+    assert [(s, [pt["t"] for pt in f]) for s, f in out] == [(s, [pt["t"] for pt in f]) for s, f in want]
+    got_values = [[[pt[k] for k in ("v", "lo", "hi")] for pt in f] for _, f in out]
+    want_values = [[[pt[k] for k in ("v", "lo", "hi")] for pt in f] for _, f in want]
+    np.testing.assert_allclose(got_values, want_values, rtol=0, atol=1.5e-5)
 
 
 def test_home_assistant_announces_once_and_again_for_a_birth(default_model: Path) -> None:
