@@ -115,10 +115,15 @@ def test_the_previous_release_snapshot_restores_and_goes_on_identically(
     sensors = ["a", "bb", "ccc"]
     out = _steps(p, sensors, range(30, 31), js=(1,)) + _steps(p, sensors, range(31, 34))
     want = json.loads((PREVIOUS / "after.json").read_text())
-    assert [(s, [pt["t"] for pt in f]) for s, f in out] == [(s, [pt["t"] for pt in f]) for s, f in want]
-    got_values = [[[pt[k] for k in ("v", "lo", "hi")] for pt in f] for _, f in out]
-    want_values = [[[pt[k] for k in ("v", "lo", "hi")] for pt in f] for _, f in want]
-    np.testing.assert_allclose(got_values, want_values, rtol=0, atol=1.5e-5)
+
+    def times(docs: list[Any]) -> list[Any]:
+        return [(s, [pt["t"] for pt in f]) for s, f in docs]
+
+    def values(docs: list[Any]) -> list[Any]:
+        return [[[pt[k] for k in ("v", "lo", "hi")] for pt in f] for _, f in docs]
+
+    assert times(out) == times(want)
+    np.testing.assert_allclose(values(out), values(want), rtol=0, atol=1.5e-5)
 
 
 def test_home_assistant_announces_once_and_again_for_a_birth(default_model: Path) -> None:

@@ -171,12 +171,7 @@ class Config:
     )
     batch_max: int = field(
         default=5_000,
-        metadata=about(
-            "Most messages the worker handles in one batch; MQTT 5 asks the broker for a window "
-            "of twice as many unacknowledged readings (a bound on memory in a backlog).",
-            low=1,
-            high=1_000_000,
-        ),
+        metadata=about("Most messages the worker handles in one batch.", low=1, high=1_000_000),
     )
     batch_wait_ms: float = field(
         default=10.0,

@@ -145,7 +145,7 @@ class MqttLink:
             props.SessionExpiryInterval = SESSION_EXPIRY_S
             # Acknowledgements wait for the worker; with MQTT 3.1.1 the broker stops sending
             # after its own in-flight limit (Mosquitto: 20), v5 lets us ask for a wider window.
-            props.ReceiveMaximum = receive_window(c)
+            props.ReceiveMaximum = max(1, min(c.queue_size, 65_535))
             kwargs = {"clean_start": False, "properties": props}
         try:
             self._client.connect_async(
@@ -327,20 +327,6 @@ class MqttLink:
                 f"intake queue full ({self.intake.maxsize}); dropped a message on {msg.topic}",
                 time.time(),
             )
-
-
-def receive_window(config: Config) -> int:
-    """MQTT 5 Receive Maximum: unacknowledged QoS 1 readings the broker may send us.
-
-    Two batches: one the worker handles while the next arrives. A wider window buys no
-    throughput (acknowledgements follow each batch) but lets a backlog (a reconnect, a busy
-    broker) pile up in the intake as Python objects: with 65,535 a 30,000-reading burst took
-    about 15 MiB more at its peak, and fragmented memory kept part of it after. With
-    ``broker_state`` the readings are held, unacknowledged, until a marker comes back after
-    them: the window is as wide as the intake, or a longer backlog would stall the marker.
-    """
-    wide = config.queue_size if config.broker_state else 2 * config.batch_max
-    return 65_535  # TEMP
 
 
 def _taken_over(reason_code: ReasonCode, lasted_s: float, v5: bool) -> bool:
