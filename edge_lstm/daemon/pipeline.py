@@ -28,7 +28,7 @@ from .homeassistant import discovery_messages
 from .sensors import Row, SensorTable, Undo
 from .wal import Journal, JournalFull, NullJournal
 
-FORECAST_CHUNK = 1024
+FORECAST_CHUNK = 256
 """Most sensors forecast in one rollout (the interpreter's largest batch size, runtime.py)."""
 
 log = logging.getLogger(__name__)
