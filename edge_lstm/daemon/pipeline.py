@@ -209,10 +209,11 @@ class Pipeline:
         table = self.table
         resampler = table.resampler
         sensor_for = self.router.sensor_for
+        own_id = table.store.own_id
         for msg in messages:
             admitted = False
             try:
-                sensor_id = sensor_for(msg.topic)
+                sensor_id = own_id(sensor_for(msg.topic))
                 if owns is not None and not owns(sensor_id):
                     self.counters.other_shard += 1
                     continue

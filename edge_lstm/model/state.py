@@ -129,6 +129,20 @@ class StateStore:
         """A sensor's slot (None if unknown)."""
         return self._slots.get(sensor_id)
 
+    def own_id(self, sensor_id: str) -> str:
+        """The store's own copy of a known sensor's id (``sensor_id`` itself if unknown).
+
+        Each message carries its own copy of the id; keeping the first one alone (not one per
+        reading, in every structure keyed by it) keeps a long-lived object from being
+        allocated among every batch's temporaries, where it would pin the allocator's arenas.
+        """
+        slot = self._slots.get(sensor_id)
+        if slot is None:
+            return sensor_id
+        own = self._ids[slot]
+        assert own is not None
+        return own
+
     def ids_of(self, slots: Iterable[int]) -> list[str]:
         """The sensors in ``slots`` (each a live slot)."""
         ids = self._ids
