@@ -34,7 +34,7 @@ FORECAST_CHUNK = 256
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Outgoing:
     """One message to publish."""
 
