@@ -2,10 +2,10 @@
 
 One daemon process; sensors are added in increasing counts (each gets three readings, so it has
 a state and has been forecast), and RSS is read once the daemon reports them all active and has
-had ``SETTLE_S`` to finish: the steady state between steps, after the follow-up heap trim that
-comes a second after a burst (``daemon/heap.py``). The peak (``VmHWM``) so far is recorded
-beside it: what the burst of readings itself took. Also the size of one row of the sensor
-table: a warm sensor's steady state.
+had ``SETTLE_S`` to finish: the steady state between steps, after the follow-up heap trims that
+come a second apart while work comes and once after it stops (``daemon/heap.py``). The peak
+(``VmHWM``) so far is recorded beside it: what the burst of readings itself took. Also the size
+of one row of the sensor table: a warm sensor's steady state.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from ..mqttkit.broker import broker_at
 from .harness import BenchDaemon, future_start, publish
 
 ROUNDS = 3
-SETTLE_S = 2.0
+SETTLE_S = 3.0
 
 
 def run_memory(
