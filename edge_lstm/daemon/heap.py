@@ -22,8 +22,11 @@ TRIM_EVERY = 2_000
 """Readings (or closed steps) between trims: one trim per large batch, one per few small ones
 (a trim walks the heap: about a millisecond at 10,000 sensors)."""
 
-THRESHOLD_BYTES = 128 * 1024
-"""glibc's own starting value of both thresholds (``mallopt(3)``), kept from then on."""
+THRESHOLD_BYTES = 1024 * 1024
+"""Both thresholds (``mallopt(3)``), kept from then on. glibc starts at 128 KiB: there a
+batch's many arrays of a few hundred KiB each get a mapping and its page faults, about 5% of
+the worker's CPU (1,000 sensors); at 1 MiB that cost is gone and an arena's top still keeps at
+most 1 MiB."""
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
 """``mallopt`` parameter numbers (``<malloc.h>``)."""
@@ -44,9 +47,9 @@ def _malloc_trim() -> Callable[[int], int] | None:
 def hold_less(threshold_bytes: int = THRESHOLD_BYTES) -> bool:
     """Fix glibc's mmap and trim thresholds for this process (True if it could).
 
-    With fixed thresholds an array of 128 KiB or more is unmapped as soon as it is freed, and
-    what smaller ones free goes back with the next trim, from every arena. It costs a mapping
-    and its page faults per large temporary: well under 1% of a batch (docs/bench.md).
+    With fixed thresholds an array of 1 MiB or more is unmapped as soon as it is freed, what
+    smaller ones free goes back with the next trim, from every arena, and no arena's top keeps
+    more than 1 MiB.
     """
     try:
         mallopt = _libc().mallopt
