@@ -165,16 +165,22 @@ def memory_table(report: dict[str, Any]) -> list[str]:
     if not memory:
         return ["(no memory section in this report)"]
     lines = [
-        "| active sensors | RSS | per sensor over idle |",
-        "|---:|---:|---:|",
-        f"| 0 (idle) | {memory['idle_rss_mib']:.1f} MiB | |",
+        "| active sensors | RSS, settled | per sensor over idle | peak so far |",
+        "|---:|---:|---:|---:|",
+        f"| 0 (idle) | {_mib_mb(memory['idle_rss_bytes'])} | | |",
     ]
     for r in memory["rows"]:
         lines.append(
-            f"| {r['sensors']:,} | {r['rss_mib']:.1f} MiB | "
-            f"{r['bytes_per_sensor_over_idle'] / 1000:.1f} KB |"
+            f"| {r['sensors']:,} | {_mib_mb(r['rss_bytes'])} | "
+            f"{r['bytes_per_sensor_over_idle'] / 1000:.1f} KB | {_mib_mb(r['peak_rss_bytes'])} |"
         )
-    return lines
+    row = memory["table_bytes_per_sensor"]
+    return [*lines, "", f"One row of the sensor table (a warm sensor's state): {row:,} bytes."]
+
+
+def _mib_mb(n_bytes: float) -> str:
+    """Binary and decimal: the issues' targets are in MB."""
+    return f"{n_bytes / 2**20:.1f} MiB ({n_bytes / 1e6:.1f} MB)"
 
 
 def readme_table(report: dict[str, Any]) -> list[str]:

@@ -212,6 +212,11 @@ def test_e2e_and_memory_quick_json(any_model: Path, mosquitto: Mosquitto) -> Non
     assert [r["sensors"] for r in memory["rows"]] == [10, 100]
     assert [r["sensors_active"] for r in memory["rows"]] == [10, 100]
     assert all(r["rss_bytes"] >= memory["idle_rss_bytes"] * 0.9 for r in memory["rows"])
+    assert all(r["peak_rss_bytes"] >= r["rss_bytes"] for r in memory["rows"])
+    table = "\n".join(load_bench_figures().memory_table(doc))
+    idle = memory["idle_rss_bytes"]
+    assert f"| 0 (idle) | {idle / 2**20:.1f} MiB ({idle / 1e6:.1f} MB) |" in table
+    assert f"{memory['table_bytes_per_sensor']:,} bytes" in table
 
 
 @pytest.mark.broker

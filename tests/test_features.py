@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from edge_lstm.model.features import (
     InputSpec,
+    as_kept,
     calendar_features,
     output_values,
     running_level,
@@ -159,7 +160,7 @@ def test_training_rows_equal_stepwise_rows(
     """The vectorised rows are the spec's definition, applied to each step's whole window."""
     spec = InputSpec(lags=tuple(sorted(lags)), calendar=("time_of_day",), level_window=level_window)
     rng = np.random.default_rng(seed)
-    series = rng.normal(100.0, 10.0, size=(n, 1))
+    series = as_kept(rng.normal(100.0, 10.0, size=(n, 1)))  # as the device's history holds it
     times = 1_700_000_000.0 + 900.0 * np.arange(n)
     scaler = Scaler((100.0,), (10.0,))
     x, y, level = training_inputs(series, times, spec, scaler)
@@ -173,6 +174,21 @@ def test_training_rows_equal_stepwise_rows(
         np.testing.assert_allclose(row[0], x[t], rtol=1e-6, atol=1e-6)
         np.testing.assert_allclose(lev[0], level[t], rtol=1e-12)
     assert y.shape == (n - 1, 1)
+
+
+def test_training_rounds_values_as_the_device_history_keeps_them() -> None:
+    """Values enter as float32 (half the ring's memory); training rounds them the same way."""
+    spec = InputSpec(lags=(2,), level_window=3)
+    raw = np.asarray([[100.1], [99.7], [100.3], [101.9], [98.2]])
+    kept = as_kept(raw)
+    assert kept.dtype == np.float64 and not np.array_equal(kept, raw)
+    assert np.array_equal(kept, raw.astype(np.float32))
+    for got, want in zip(
+        training_inputs(raw, None, spec, Scaler.identity(1)),
+        training_inputs(kept, None, spec, Scaler.identity(1)),
+        strict=True,
+    ):
+        np.testing.assert_array_equal(got, want)
 
 
 def test_calendar_spec_requires_times() -> None:

@@ -40,6 +40,17 @@ def test_eviction_takes_least_recently_seen_never_one_in_the_batch() -> None:
         store.acquire(["w", "x", "y", "z"])
 
 
+def test_own_id_is_the_stores_copy_of_a_known_id() -> None:
+    store = StateStore(state_size=3, n_features=1, capacity=4)
+    first = "".join(["sen", "sor"])  # built at run time: a string object of its own
+    store.acquire([first])
+    again = "".join(["sens", "or"])
+    assert again == first and again is not first
+    assert store.own_id(again) is first
+    unknown = "".join(["oth", "er"])
+    assert store.own_id(unknown) is unknown
+
+
 def test_unknown_and_remove() -> None:
     store = filled()
     with pytest.raises(UnknownSensorError, match="'zz'"):

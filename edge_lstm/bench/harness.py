@@ -80,6 +80,10 @@ class BenchDaemon:
         """Resident memory of the daemon process (Linux /proc)."""
         return self.process.rss()
 
+    def peak_rss_bytes(self) -> int:
+        """Its peak resident memory so far (Linux /proc)."""
+        return self.process.peak_rss()
+
 
 def publish(
     broker: Address, topic: str, sensors: int, rounds: int, start_ts: float, step_s: float,

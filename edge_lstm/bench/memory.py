@@ -1,8 +1,11 @@
 """Resident memory of ``edge-lstm run`` idle and with N active sensors (Linux ``/proc``).
 
 One daemon process; sensors are added in increasing counts (each gets three readings, so it has
-a state and has been forecast), and RSS is read once the daemon reports them all active. Also
-the size of one row of the sensor table: a warm sensor's steady state.
+a state and has been forecast), and RSS is read once the daemon reports them all active and has
+had ``SETTLE_S`` to finish: the steady state between steps, after the follow-up heap trims that
+come a second apart while work comes and once after it stops (``daemon/heap.py``). The peak
+(``VmHWM``) so far is recorded beside it: what the burst of readings itself took. Also the size
+of one row of the sensor table: a warm sensor's steady state.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from ..mqttkit.broker import broker_at
 from .harness import BenchDaemon, future_start, publish
 
 ROUNDS = 3
+SETTLE_S = 3.0
 
 
 def run_memory(
@@ -49,17 +53,20 @@ def run_memory(
                 )  # fmt: skip
                 first_round += ROUNDS
                 health = _wait_active(daemon, count)
+                time.sleep(SETTLE_S)
                 rows.append(
                     {
                         "sensors": count,
                         "sensors_active": health.get("sensors_active"),
                         "rss_bytes": daemon.rss_bytes(),
+                        "peak_rss_bytes": daemon.peak_rss_bytes(),
                     }
                 )
         finally:
             daemon.close()
     for row in rows:
         row["rss_mib"] = row["rss_bytes"] / 2**20
+        row["peak_rss_mib"] = row["peak_rss_bytes"] / 2**20
         row["bytes_per_sensor_over_idle"] = (row["rss_bytes"] - idle) / row["sensors"]
     return {
         "broker": broker_desc,

@@ -258,7 +258,10 @@ def format_report(report: dict[str, Any]) -> str:
     if memory:
         lines += ["", f"daemon memory: idle {memory['idle_rss_mib']:.1f} MiB"]
         for r in memory["rows"]:
-            lines.append(f"  {r['sensors']:>6} active sensors: {r['rss_mib']:.1f} MiB")
+            lines.append(
+                f"  {r['sensors']:>6} active sensors: {r['rss_mib']:.1f} MiB"
+                f" (peak so far {r['peak_rss_mib']:.1f} MiB)"
+            )
     if report.get("scaling"):
         from ..bench.scaling import format_scaling
 

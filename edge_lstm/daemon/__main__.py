@@ -43,10 +43,12 @@ def main() -> int:
     config_path, overrides = taken_over(text)
     try:
         config = Config.load(config_path, os.environ, overrides)
+        from .heap import hold_less
         from .logs import setup_logging
         from .service import Daemon
 
         setup_logging(config.log_level)
+        hold_less()  # a process-wide setting: here, where the process is the daemon's own
         return Daemon(config).run_forever()
     except EdgeLstmError as exc:
         print(f"edge-lstm run: error: {exc}", file=sys.stderr)

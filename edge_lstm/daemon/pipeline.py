@@ -28,13 +28,13 @@ from .homeassistant import discovery_messages
 from .sensors import Row, SensorTable, Undo
 from .wal import Journal, JournalFull, NullJournal
 
-FORECAST_CHUNK = 1024
+FORECAST_CHUNK = 256
 """Most sensors forecast in one rollout (the interpreter's largest batch size, runtime.py)."""
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Outgoing:
     """One message to publish."""
 
@@ -209,10 +209,11 @@ class Pipeline:
         table = self.table
         resampler = table.resampler
         sensor_for = self.router.sensor_for
+        own_id = table.store.own_id
         for msg in messages:
             admitted = False
             try:
-                sensor_id = sensor_for(msg.topic)
+                sensor_id = own_id(sensor_for(msg.topic))
                 if owns is not None and not owns(sensor_id):
                     self.counters.other_shard += 1
                     continue

@@ -301,6 +301,13 @@ def output_values(y: npt.ArrayLike, level: npt.ArrayLike, scaler: Scaler) -> Flo
     return values
 
 
+def as_kept(values: npt.ArrayLike) -> Float64Array:
+    """``values`` as a sensor's history keeps them (``history.HistoryRing``): rounded to
+    float32, computed on as float64."""
+    kept: Float64Array = np.asarray(values, dtype=np.float32).astype(np.float64)
+    return kept
+
+
 def training_inputs(
     values: npt.ArrayLike,
     times_s: npt.ArrayLike | None,
@@ -316,7 +323,7 @@ def training_inputs(
     (``(N-1, F)``). The first rows of a series follow the device's rules for a new sensor
     (missing lag: ``v_t``; level over the values seen so far).
     """
-    series = np.asarray(values, dtype=np.float64)
+    series = as_kept(values)  # rounded as the device's history rounds them
     if series.ndim == 1:
         series = series[:, None]
     n, n_features = series.shape

@@ -13,6 +13,7 @@ import hashlib
 import io
 import json
 import logging
+import mmap
 import os
 import tempfile
 import time
@@ -67,15 +68,15 @@ class StateStore:
         if capacity < 1:
             raise ValueError("capacity must be >= 1")
         self.capacity = capacity
-        self.state = np.zeros((capacity, state_size), dtype=np.float32)
-        self.last_y = np.zeros((capacity, n_features), dtype=np.float32)
-        self.steps = np.zeros(capacity, dtype=np.int64)
+        self.state = lazy_zeros((capacity, state_size), np.float32)
+        self.last_y = lazy_zeros((capacity, n_features), np.float32)
+        self.steps = lazy_zeros((capacity,), np.int64)
         self._columns: dict[str, _Column] = {
             "state": _Column(self.state, 0.0, True),
             "last_y": _Column(self.last_y, 0.0, True),
             "steps": _Column(self.steps, 0.0, True),
         }
-        self._touched = np.zeros(capacity, dtype=np.int64)
+        self._touched = lazy_zeros((capacity,), np.int64)
         self._clock = 0
         self._slots: dict[str, int] = {}
         self._ids: list[str | None] = [None] * capacity
@@ -103,9 +104,8 @@ class StateStore:
         """
         if name in self._columns:
             raise ValueError(f"column {name!r} exists")
-        # zeros: the OS maps untouched pages lazily, so unused capacity costs no memory
         shape = (self.capacity, *shape)
-        array = np.zeros(shape, dtype=dtype) if fill == 0 else np.full(shape, fill, dtype=dtype)
+        array = lazy_zeros(shape, dtype) if fill == 0 else np.full(shape, fill, dtype=dtype)
         self._columns[name] = _Column(array, fill, required, kept, upgrade)
         return array
 
@@ -128,6 +128,20 @@ class StateStore:
     def slot(self, sensor_id: str) -> int | None:
         """A sensor's slot (None if unknown)."""
         return self._slots.get(sensor_id)
+
+    def own_id(self, sensor_id: str) -> str:
+        """The store's own copy of a known sensor's id (``sensor_id`` itself if unknown).
+
+        Each message carries its own copy of the id; keeping the first one alone (not one per
+        reading, in every structure keyed by it) keeps a long-lived object from being
+        allocated among every batch's temporaries, where it would pin the allocator's arenas.
+        """
+        slot = self._slots.get(sensor_id)
+        if slot is None:
+            return sensor_id
+        own = self._ids[slot]
+        assert own is not None
+        return own
 
     def ids_of(self, slots: Iterable[int]) -> list[str]:
         """The sensors in ``slots`` (each a live slot)."""
@@ -369,6 +383,24 @@ def set_aside(path: Path, reason: str) -> Path | None:
         return None
     log.warning("set aside unusable state snapshot %s -> %s: %s", path, target.name, reason)
     return target
+
+
+def lazy_zeros(shape: tuple[int, ...], dtype: type[np.generic]) -> np.ndarray[Any, Any]:
+    """Zeros in an anonymous mapping of their own: the OS gives a page memory at its first
+    write, so capacity no sensor uses costs none.
+
+    ``np.zeros`` promises that only when the C library maps the array afresh; one served from
+    its heap (below glibc's mmap threshold, 1 MiB in the daemon: ``daemon/heap.py``) is
+    cleared by writing every page: 0.9 MiB of a 10,000-sensor table before any sensor came.
+    """
+    kind = np.dtype(dtype)
+    n_bytes = int(np.prod(shape)) * kind.itemsize
+    if n_bytes == 0:
+        return np.zeros(shape, dtype=kind)
+    # Private: a shared anonymous mapping (mmap's default) would give a page memory at its
+    # first read too.
+    pages = mmap.mmap(-1, n_bytes, flags=mmap.MAP_PRIVATE)
+    return np.frombuffer(pages, dtype=kind).reshape(shape)
 
 
 def unique(ids: Iterable[str]) -> list[str]:

@@ -43,13 +43,13 @@ def daemon_settings(broker: Address, model: Path, prefix: str, **more: object) -
     }
 
 
-def rss_bytes(pid: int) -> int:
-    """Resident set size of a process, from /proc (Linux)."""
+def rss_bytes(pid: int, field: str = "VmRSS") -> int:
+    """Resident set size of a process, from /proc (Linux); ``field="VmHWM"``: its peak."""
     with open(f"/proc/{pid}/status", encoding="ascii") as f:
         for line in f:
-            if line.startswith("VmRSS:"):
+            if line.startswith(f"{field}:"):
                 return int(line.split()[1]) * 1024
-    raise OSError(f"no VmRSS for pid {pid}")
+    raise OSError(f"no {field} for pid {pid}")
 
 
 class DaemonProcess:
@@ -111,6 +111,10 @@ class DaemonProcess:
     def rss(self) -> int:
         """Resident memory of the daemon in bytes."""
         return rss_bytes(self.pid)
+
+    def peak_rss(self) -> int:
+        """The most resident memory the daemon has had so far, in bytes."""
+        return rss_bytes(self.pid, "VmHWM")
 
     def log(self) -> str:
         """Everything the daemon wrote so far."""

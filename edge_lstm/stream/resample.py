@@ -35,7 +35,7 @@ class DuplicateReading(PayloadError):
         super().__init__("duplicate", message)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Reading:
     """One validated sensor reading: ``values`` in original units, ``ts`` in epoch seconds."""
 
@@ -52,7 +52,7 @@ class Reading:
             raise ValueError(f"sensor {self.sensor_id!r}: timestamp must be finite")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class StepEvent:
     """What one sensor's state must do for one model step."""
 
