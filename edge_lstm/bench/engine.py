@@ -50,16 +50,25 @@ class EngineRow:
     loop_us_per_sensor: float
 
 
+def repeat_for(
+    work: Callable[[], object], min_time_s: float, clock: Callable[[], float] = time.perf_counter
+) -> tuple[int, float]:
+    """Call ``work`` until ``min_time_s`` of ``clock`` has passed (at least once): the number
+    of calls and the time they took."""
+    calls = 0
+    start = clock()
+    elapsed = 0.0
+    while calls == 0 or elapsed < min_time_s:
+        work()
+        calls += 1
+        elapsed = clock() - start
+    return calls, elapsed
+
+
 def measure_rate(work: Callable[[], object], units: int, min_time_s: float) -> float:
     """Units per second of ``work`` (called once untimed, then repeatedly for ``min_time_s``)."""
     work()  # warm-up: first calls allocate interpreters and touch memory
-    reps = 0
-    start = time.perf_counter()
-    elapsed = 0.0
-    while reps == 0 or elapsed < min_time_s:
-        work()
-        reps += 1
-        elapsed = time.perf_counter() - start
+    reps, elapsed = repeat_for(work, min_time_s)
     return units * reps / elapsed
 
 

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from ..model.metadata import ModelMeta, sidecar_path
-from .engine import FULL_COUNTS, QUICK_COUNTS, StepClock, bench_values
+from .engine import FULL_COUNTS, QUICK_COUNTS, StepClock, bench_values, repeat_for
 
 __all__ = ["FULL_COUNTS", "LIMIT", "MODELS", "QUICK_COUNTS", "bench_model_paths", "run_inputs"]
 
@@ -82,13 +82,7 @@ def cpu_us_per_call(work: Callable[[], None], min_time_s: float) -> float:
     """CPU microseconds (this process, all threads) per call of ``work``, over at least
     ``min_time_s`` of CPU time. CPU rather than wall time: other processes on a loaded machine
     take the core away without being counted."""
-    calls = 0
-    start = time.process_time()
-    elapsed = 0.0
-    while calls == 0 or elapsed < min_time_s:
-        work()
-        calls += 1
-        elapsed = time.process_time() - start
+    calls, elapsed = repeat_for(work, min_time_s, time.process_time)
     return 1e6 * elapsed / calls
 
 
