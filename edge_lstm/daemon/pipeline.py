@@ -17,6 +17,7 @@ import numpy as np
 
 from ..errors import PayloadError
 from ..model.forecaster import Forecaster
+from ..model.runtime import BATCH_SIZES
 from ..stream.documents import ForecastFormatter
 from ..stream.readings import Inbound, parse_payload
 from ..stream.resample import Reading, Resampler, StepEvent, apply_events
@@ -28,8 +29,8 @@ from .homeassistant import discovery_messages
 from .sensors import Row, SensorTable, Undo
 from .wal import Journal, JournalFull, NullJournal
 
-FORECAST_CHUNK = 256
-"""Most sensors forecast in one rollout (the interpreter's largest batch size, runtime.py)."""
+FORECAST_CHUNK = BATCH_SIZES[-1]
+"""Most sensors forecast in one rollout: the interpreter's largest batch size."""
 
 log = logging.getLogger(__name__)
 
