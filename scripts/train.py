@@ -383,8 +383,7 @@ def main(argv: list[str] | None = None) -> None:
 
 def run(args: argparse.Namespace, argv: list[str] | None) -> None:
     from edge_lstm.export import ExportOptions, export_model, require_keras
-    from edge_lstm.model.forecaster import Forecaster
-    from edge_lstm.offline.evaluate import band_coverage, evaluate, residuals
+    from edge_lstm.offline.heldout import Span, held_out, validation_band
     from edge_lstm.offline.peers import make_peer, peer_available
 
     require_keras("scripts/train.py")  # before minutes of data work, one line naming the extra
@@ -439,43 +438,32 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> None:
     result = export_model(model, tflite, options)
 
     day = round(DAY_S / grid.step_s)
-    season = day if day >= 2 else 1
-    t_val = float(grid.times_s[n_train])
-    t_test = float(grid.times_s[n_val_end])
     # Gaps up to the longest input are filled by the model (a longer one resets the sensor, which
     # then warms up again): the training data was interpolated over them too.
-    max_gap = max(3, spec.history_len)
-    # The band: quantiles of the validation part's rollout residuals, per horizon step, from
-    # the models as selected: a refitted model has seen the validation part, its residuals
-    # there would make the band too narrow.
+    span = Span(
+        horizon=args.horizon,
+        season=day if day >= 2 else 1,
+        max_gap=max(3, spec.history_len),
+        t_val=float(grid.times_s[n_train]),
+        t_test=float(grid.times_s[n_val_end]),
+    )
+    # The band, from the models as selected: a refitted model has seen the validation part.
     with tempfile.TemporaryDirectory() as tmp:
         scored = tflite
         if trained.selected is not model:
             scored = Path(tmp) / "selected.tflite"
             export_model(trained.selected, scored, replace(options, parity_sequences=1))
-        val = evaluate(
-            Forecaster.load(scored),
-            grid.raw,
-            args.horizon,
-            season,
-            max_gap,
-            score_from_s=t_val,
-            score_until_s=t_test,
-        )
+        try:
+            band = validation_band(scored, grid.raw, span)
+        except DataError as exc:
+            raise DataError(f"{args.data}: {exc}") from None
     export_s = time.monotonic() - started - train_s
-    val_ratio = val.methods["lstm"].mae_mean / val.methods["seasonal_naive"].mae_mean
-    res = residuals(val).reshape(-1, args.horizon, 1)
-    if not np.isfinite(res).any(axis=(0, 2)).all():
-        raise DataError(f"{args.data}: no forecast could be scored on the validation part")
-    q10 = np.nanquantile(res, 0.1, axis=0)
-    q90 = np.nanquantile(res, 0.9, axis=0)
-    band_q10 = [[float(v) for v in row] for row in q10]
-    band_q90 = [[float(v) for v in row] for row in q90]
+    band_q10, band_q90 = band.rows()
     # The band goes into the sidecar now, so that the held-out replay can publish it and
     # calibrate it online as the daemon does; the held-out scores join it below.
-    replace(result.meta, validation=Validation(args.horizon, season, {}, band_q10, band_q90)).save(
-        sidecar_path(tflite)
-    )
+    replace(
+        result.meta, validation=Validation(args.horizon, span.season, {}, band_q10, band_q90)
+    ).save(sidecar_path(tflite))
     peer = None
     if args.no_peer:
         peer_note = "MSTL skipped (--no-peer)"
@@ -484,49 +472,28 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> None:
         peer_note = "MSTL: statsforecast, daily and weekly seasons, AutoETS trend"
     else:
         peer_note = "MSTL not run: statsforecast is not installed (pip install 'edge-lstm[peer]')"
-    every = origin_stride(n_test, day)
-
-    def held_out(**options: Any) -> Any:
-        """The held-out rolling origin, replayed from the first row on a fresh forecaster."""
-        return evaluate(
-            Forecaster.load(tflite),
-            grid.raw,
-            args.horizon,
-            season,
-            max_gap,
-            score_from_s=t_test,
-            **options,
-        )
-
-    test = held_out(every=every, peer=peer)
-    # Coverage on every held-out origin (cheap without MSTL): 100 origins alone would leave
-    # each step's figure +-4 points of binomial noise.
-    every_step = held_out(online_band=True)
-    coverage = band_coverage(every_step, q10, q90)
-    assert every_step.online_band is not None
-    online = every_step.online_band.coverage()
+    test = held_out(tflite, grid.raw, span, band, origin_stride(n_test, day), peer)
     report_s = time.monotonic() - started - train_s - export_s
     validation = Validation(
         horizon=args.horizon,
-        season=season,
-        mae={name: list(scores.mae) for name, scores in test.methods.items()},
+        season=span.season,
+        mae={name: list(scores.mae) for name, scores in test.table.methods.items()},
         residual_q10=band_q10,
         residual_q90=band_q90,
-        rows=int(test.points[0]),
+        rows=int(test.table.points[0]),
     )
     info = {
         **dict(result.meta.info),
         "train_seconds": round(train_s, 1),
-        "held_out": f"rolling origin every {every} steps over the last {n_test} steps",
-        "band_from": f"{res.shape[0]} rollouts on the validation part"
+        "held_out": f"rolling origin every {test.every} steps over the last {n_test} steps",
+        "band_from": f"{band.rollouts} rollouts on the validation part"
         + (" (models before the refit)" if args.refit else ""),
-        "validation_lstm_vs_seasonal_naive": round(val_ratio, 4),
-        "band_coverage_held_out": [round(c, 3) for c in coverage],
-        "band_coverage_origins": int(every_step.points[0]),
-        "band_coverage_online_held_out": [round(c, 3) for c in online],
+        "validation_lstm_vs_seasonal_naive": round(band.lstm_vs_seasonal_naive, 4),
+        "band_coverage_held_out": [round(c, 3) for c in test.coverage],
+        "band_coverage_origins": test.coverage_origins,
+        "band_coverage_online_held_out": [round(c, 3) for c in test.online.coverage()],
     }
-    meta = replace(result.meta, validation=validation, info=info)
-    meta.save(sidecar_path(tflite))
+    replace(result.meta, validation=validation, info=info).save(sidecar_path(tflite))
     from edge_lstm.cli.evaluate import format_band, format_table
 
     print(
@@ -538,20 +505,21 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> None:
         f"abs error {result.parity.max_abs_error:.2e} over {result.parity.steps} steps with the "
         f"inputs), scored in {report_s:.0f} s"
     )
-    print(f"validation part (models before any refit): LSTM {val_ratio:.3f} of seasonal naive")
     print(
-        f"\nheld-out rolling origin (every {every} steps from step {n_val_end}, gaps up to "
-        f"{max_gap} steps filled); {peer_note}"
+        f"validation part (models before any refit): LSTM {band.lstm_vs_seasonal_naive:.3f} "
+        "of seasonal naive"
     )
-    print(format_table(test))
     print(
-        f"\n80% band coverage per horizon step on all {every_step.points[0]} held-out origins, "
-        "as the metadata's quantiles give it: " + " ".join(f"{c:.0%}" for c in coverage)
+        f"\nheld-out rolling origin (every {test.every} steps from step {n_val_end}, gaps up to "
+        f"{span.max_gap} steps filled); {peer_note}"
     )
-    print("\n".join(format_band(every_step.online_band)))
-    lstm = test.methods["lstm"].mae_mean
-    rivals = {k: v.mae_mean for k, v in test.methods.items() if k != "lstm"}
-    beaten = [k for k, v in rivals.items() if lstm > v]
+    print(format_table(test.table))
+    print(
+        f"\n80% band coverage per horizon step on all {test.coverage_origins} held-out origins, "
+        "as the metadata's quantiles give it: " + " ".join(f"{c:.0%}" for c in test.coverage)
+    )
+    print("\n".join(format_band(test.online)))
+    beaten = test.beaten_by()
     if beaten:
         print(f"warning: the LSTM's mean MAE is above {', '.join(beaten)} on the held-out part")
 

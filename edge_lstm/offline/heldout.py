@@ -1,0 +1,120 @@
+"""A trained model's out-of-sample figures: its band from the validation part, its held-out table.
+
+What ``scripts/train.py`` reports after training, kept here (no TensorFlow) so the training
+script is training: the band is the validation part's rollout residual quantiles per horizon
+step; the held-out part is a rolling origin against naive, seasonal naive and an optional peer,
+plus the band's coverage on every held-out origin, as published (static) and recalibrated online
+as the daemon does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from ..model.forecaster import Forecaster
+from .csvdata import DataError, Series
+from .evaluate import Evaluation, OnlineBand, Peer, band_coverage, evaluate, residuals
+
+F64 = npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class Span:
+    """Where a series is scored: seasonal-naive ``season``, gaps filled up to ``max_gap``
+    steps, validation from ``t_val`` to ``t_test`` (epoch seconds), held out from ``t_test``."""
+
+    horizon: int
+    season: int
+    max_gap: int
+    t_val: float
+    t_test: float
+
+
+@dataclass(frozen=True)
+class Band:
+    """Quantiles ``(horizon, F)`` of the validation rollouts' residuals, and how they scored."""
+
+    q10: F64
+    q90: F64
+    rollouts: int
+    lstm_vs_seasonal_naive: float
+
+    def rows(self) -> tuple[list[list[float]], list[list[float]]]:
+        """The quantiles as the metadata stores them."""
+        return [[float(v) for v in r] for r in self.q10], [[float(v) for v in r] for r in self.q90]
+
+
+def validation_band(model: Path, series: Series, span: Span) -> Band:
+    """The 80% band of ``model``'s rollouts on the validation part (replayed from the first row).
+
+    The model must not have seen the validation part (``train.py`` scores the models as selected,
+    before any refit): otherwise its residuals there, and so the band, are too narrow.
+    """
+    val = evaluate(
+        Forecaster.load(model),
+        series,
+        span.horizon,
+        span.season,
+        span.max_gap,
+        score_from_s=span.t_val,
+        score_until_s=span.t_test,
+    )
+    res = residuals(val)
+    if not np.isfinite(res).any(axis=(0, 2)).all():
+        raise DataError("no forecast could be scored on the validation part")
+    ratio = val.methods["lstm"].mae_mean / val.methods["seasonal_naive"].mae_mean
+    return Band(
+        np.nanquantile(res, 0.1, axis=0), np.nanquantile(res, 0.9, axis=0), res.shape[0], ratio
+    )
+
+
+@dataclass(frozen=True)
+class HeldOut:
+    """The held-out rolling origin (every ``every`` steps, with the peer) and the band's coverage
+    per horizon step on every held-out origin: static quantiles, and recalibrated online."""
+
+    table: Evaluation
+    every: int
+    coverage: tuple[float, ...]
+    coverage_origins: int
+    online: OnlineBand
+
+    def beaten_by(self) -> list[str]:
+        """The methods whose mean MAE is below the LSTM's."""
+        methods = self.table.methods
+        lstm = methods["lstm"].mae_mean
+        return [name for name, s in methods.items() if name != "lstm" and s.mae_mean < lstm]
+
+
+def held_out(
+    model: Path, series: Series, span: Span, band: Band, every: int, peer: Peer | None
+) -> HeldOut:
+    """Score ``model`` (whose sidecar carries ``band``) on the held-out part, from a fresh replay.
+
+    Coverage is counted on every origin (cheap without a peer): 100 origins alone would leave
+    each step's figure +-4 points of binomial noise.
+    """
+
+    def replay(every: int = 1, peer: Peer | None = None, online_band: bool = False) -> Evaluation:
+        return evaluate(
+            Forecaster.load(model),
+            series,
+            span.horizon,
+            span.season,
+            span.max_gap,
+            score_from_s=span.t_test,
+            every=every,
+            peer=peer,
+            online_band=online_band,
+        )
+
+    table = replay(every, peer)
+    every_origin = replay(online_band=True)
+    coverage = band_coverage(every_origin, band.q10, band.q90)
+    if every_origin.online_band is None:
+        raise DataError("the held-out replay published no band")
+    return HeldOut(table, every, coverage, int(every_origin.points[0]), every_origin.online_band)
