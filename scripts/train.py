@@ -104,6 +104,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "seed again on training + validation for as many epochs (the band still comes from "
         "the first models, out of sample)",
     )
+    p.add_argument(
+        "--companion",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="blend a linear forecast from the last 7 or 14 days' changes with the LSTM's, "
+        "where validation shows it helps (docs/training.md)",
+    )
     p.add_argument("--no-peer", action="store_true", help="skip MSTL in the report")
     p.add_argument(
         "--out", type=Path, required=True, help="output stem: writes .keras/.tflite/.json"
@@ -383,7 +390,8 @@ def main(argv: list[str] | None = None) -> None:
 
 def run(args: argparse.Namespace, argv: list[str] | None) -> None:
     from edge_lstm.export import ExportOptions, export_model, require_keras
-    from edge_lstm.offline.heldout import Span, held_out, validation_band
+    from edge_lstm.offline.blend import choose_companion, lstm_alone, refit
+    from edge_lstm.offline.heldout import Band, Span, held_out, mae_ratio, replay_validation
     from edge_lstm.offline.peers import make_peer, peer_available
 
     require_keras("scripts/train.py")  # before minutes of data work, one line naming the extra
@@ -447,22 +455,34 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> None:
         t_val=float(grid.times_s[n_train]),
         t_test=float(grid.times_s[n_val_end]),
     )
-    # The band, from the models as selected: a refitted model has seen the validation part.
+    # The band and the companion, from the models as selected: a refitted model has seen the
+    # validation part.
     with tempfile.TemporaryDirectory() as tmp:
         scored = tflite
         if trained.selected is not model:
             scored = Path(tmp) / "selected.tflite"
             export_model(trained.selected, scored, replace(options, parity_sequences=1))
-        try:
-            band = validation_band(scored, grid.raw, span)
-        except DataError as exc:
-            raise DataError(f"{args.data}: {exc}") from None
+        val = replay_validation(scored, grid.raw, span)
+        choice = (
+            choose_companion(scored, grid.raw, span, [v[:n_train] for v in grid.values], day, val)
+            if args.companion
+            else lstm_alone(val)
+        )
+    companion = choice.companion
+    if companion is not None and args.refit:  # the LSTM's newest data, the companion's too
+        companion = refit(companion, [v[:n_val_end] for v in grid.values])
+    try:
+        band = Band.of(choice.residuals, mae_ratio(val))
+    except DataError as exc:
+        raise DataError(f"{args.data}: {exc}") from None
     export_s = time.monotonic() - started - train_s
     band_q10, band_q90 = band.rows()
     # The band goes into the sidecar now, so that the held-out replay can publish it and
     # calibrate it online as the daemon does; the held-out scores join it below.
     replace(
-        result.meta, validation=Validation(args.horizon, span.season, {}, band_q10, band_q90)
+        result.meta,
+        validation=Validation(args.horizon, span.season, {}, band_q10, band_q90),
+        companion=companion,
     ).save(sidecar_path(tflite))
     peer = None
     if args.no_peer:
@@ -489,11 +509,14 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> None:
         "band_from": f"{band.rollouts} rollouts on the validation part"
         + (" (models before the refit)" if args.refit else ""),
         "validation_lstm_vs_seasonal_naive": round(band.lstm_vs_seasonal_naive, 4),
+        "companion": choice.note(),
         "band_coverage_held_out": [round(c, 3) for c in test.coverage],
         "band_coverage_origins": test.coverage_origins,
         "band_coverage_online_held_out": [round(c, 3) for c in test.online.coverage()],
     }
-    replace(result.meta, validation=validation, info=info).save(sidecar_path(tflite))
+    replace(result.meta, validation=validation, info=info, companion=companion).save(
+        sidecar_path(tflite)
+    )
     from edge_lstm.cli.evaluate import format_band, format_table
 
     print(
@@ -507,7 +530,7 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> None:
     )
     print(
         f"validation part (models before any refit): LSTM {band.lstm_vs_seasonal_naive:.3f} "
-        "of seasonal naive"
+        f"of seasonal naive; {choice.note()}"
     )
     print(
         f"\nheld-out rolling origin (every {test.every} steps from step {n_val_end}, gaps up to "

@@ -226,6 +226,7 @@ def test_cli_export_and_inspect(tmp_path: Path) -> None:
     assert shown.exit_code == 0, shown.output
     assert "LSTM(7) -> LSTM(5)" in shown.output and "FULLY_CONNECTED" in shown.output
     assert "parity" in shown.output and "ok" in shown.output
+    assert "companion  none" in shown.output  # export has no data to fit a companion on
 
 
 def test_cli_quantized_export_reports_error_and_size(tmp_path: Path) -> None:

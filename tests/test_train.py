@@ -57,6 +57,9 @@ def test_train_writes_keras_tflite_and_metadata(trained: Path) -> None:
     # Three seeds (the default) of LSTM(4), merged into one LSTM(12) that the export proved.
     assert meta.info["trained_with"].startswith("1x LSTM(12) = mean of 3 LSTM(4)")
     assert [layer.units for layer in meta.layers] == [12]
+    # Whether a companion helps was decided on validation, and said; one kept blends the horizon.
+    assert meta.info["companion"].startswith(("companion of", "no companion"))
+    assert meta.companion is None or len(meta.companion.share) == meta.horizon
 
 
 def test_the_shipped_model_is_refitted_and_its_band_is_out_of_sample(trained: Path) -> None:

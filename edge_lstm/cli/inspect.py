@@ -38,6 +38,7 @@ def describe(meta: ModelMeta, size_bytes: int, ops: list[str], backend: str) -> 
         f"features   {', '.join(meta.features)}",
         f"step       {meta.step_s:g} s   horizon {meta.horizon}   warmup {meta.warmup}",
         _inputs_line(meta),
+        _companion_line(meta),
         "scaler     mean "
         + ", ".join(f"{v:.6g}" for v in meta.scaler.mean)
         + "   scale "
@@ -73,6 +74,17 @@ def _inputs_line(meta: ModelMeta) -> str:
     return (
         f"inputs     value, lags {list(spec.lags)}, calendar {list(spec.calendar)} in "
         f"{spec.timezone}, level over {spec.level_window} steps (D = {meta.input_width})"
+    )
+
+
+def _companion_line(meta: ModelMeta) -> str:
+    c = meta.companion
+    if c is None:
+        return "companion  none (the LSTM's forecast alone)"
+    return (
+        f"companion  {len(c.lags)} seasonal changes (lags {c.lags[0]}..{c.lags[-1]} steps), "
+        f"LSTM share per step {', '.join(f'{v:g}' for v in c.share)}; "
+        f"history {meta.history_len} steps a sensor"
     )
 
 

@@ -15,6 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .arrays import FloatArray
+from .companion import Companion
 from .features import (
     calendar_features,
     inputs_taps_first,
@@ -48,7 +49,7 @@ class InputPath:
         self.model = model
         self.meta = model.meta
         self.spec = self.meta.input_spec
-        self.history = HistoryRing(store, self.spec, self.meta.n_features)
+        self.history = HistoryRing(store, self.spec, self.meta.n_features, self.meta.history_len)
         self._calendar_cache: dict[float, Float64Array] = {}
 
     def rows(self, slots: IntArray, values: Float64Array, times: Float64Array | None) -> FloatArray:
@@ -111,7 +112,25 @@ class InputPath:
             x[:, :values_end] = blocks.reshape(values_end, batch).T
             y, state = self.model.step(x, state)
             out[:, k] = output_values(y, level, scaler)
+        if self.meta.companion is not None:
+            out = self._blend(slots, out, self.meta.companion)
         return out.astype(np.float32)
+
+    def _blend(self, slots: IntArray, lstm: Float64Array, companion: Companion) -> Float64Array:
+        """The companion's blend for the sensors whose history reaches its longest lag."""
+        ready = self.history.count[slots] >= companion.history_len
+        if not ready.any():
+            return lstm
+        steps = min(lstm.shape[1], companion.horizon)
+        ahead, before = companion.positions(steps)
+        start = self.history.length - companion.history_len  # its window's oldest position
+        at = self.history.at
+        lin = companion.forecast_from(
+            at(slots, start + ahead),
+            at(slots, start + before),
+            at(slots, [self.history.length - 1])[:, 0],
+        )
+        return companion.blend(lstm, lin, ready)
 
     def _rollout_calendar(self, slots: IntArray, steps: int) -> npt.NDArray[np.float64] | None:
         """Calendar rows ``(B or 1, steps-1, 2C)`` of the steps the rollout predicts."""

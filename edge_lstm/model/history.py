@@ -36,10 +36,12 @@ class HistoryRing:
     (``features.training_inputs``), so lags and levels agree with it to the bit.
     """
 
-    def __init__(self, store: StateStore, spec: InputSpec, n_features: int) -> None:
+    def __init__(
+        self, store: StateStore, spec: InputSpec, n_features: int, length: int = 0
+    ) -> None:
         self.spec = spec
         self.window = spec.level_window
-        self.length = max(spec.history_len, 1)
+        self.length = max(spec.history_len, length, 1)
         self.values = store.add_column(
             "history", (self.length, n_features), np.float32, required=True, upgrade=_single
         )
@@ -99,6 +101,15 @@ class HistoryRing:
         where = (self.pos[slots][:, None] + (start + np.arange(width))[None, :]) % self.length
         block: Float64Array = self.values[slots[:, None], where].transpose(1, 2, 0)
         return block
+
+    def at(self, slots: IntArray, positions: npt.ArrayLike) -> Float64Array:
+        """Values at ``positions`` (any shape ``P``; ``L-1`` the newest) as ``(B, *P, F)``."""
+        offsets = np.asarray(positions, dtype=np.intp)
+        pos = self.pos[slots].reshape((-1,) + (1,) * offsets.ndim)
+        picked: Float64Array = self.values[
+            slots.reshape(pos.shape), (pos + offsets[None]) % self.length
+        ].astype(np.float64)
+        return picked
 
 
 def _single(saved: Mapping[str, Float64Array]) -> Float64Array | None:

@@ -17,6 +17,7 @@ import numpy as np
 
 from ..errors import ModelError
 from .arrays import FloatArray
+from .companion import Companion
 from .features import PLAIN, InputSpec
 from .scaler import Scaler as Scaler  # re-exported: the sidecar's scaler is part of its API
 
@@ -114,6 +115,8 @@ class ModelMeta:
     info: Mapping[str, Any] = field(default_factory=dict)
     inputs: InputSpec | None = None
     """Extra inputs of each step (format 2); None: ``x`` is the observed value alone."""
+    companion: Companion | None = None
+    """A linear seasonal forecast blended with the LSTM's (format 2, with ``inputs``)."""
 
     def __post_init__(self) -> None:
         if not self.features:
@@ -136,6 +139,14 @@ class ModelMeta:
             raise ValueError("horizon must be >= 1")
         if self.warmup < 0:
             raise ValueError("warmup must be >= 0")
+        if self.companion is not None:
+            if self.input_spec.is_plain:
+                raise ValueError("companion needs a model with inputs (its history ring)")
+            if self.companion.n_features != len(self.features):
+                raise ValueError(
+                    f"companion has {self.companion.n_features} features, model has "
+                    f"{len(self.features)}"
+                )
 
     @property
     def n_features(self) -> int:
@@ -150,6 +161,12 @@ class ModelMeta:
     def input_width(self) -> int:
         """D, the width of the model's ``x`` input (F for a model without extra inputs)."""
         return self.input_spec.width(self.n_features)
+
+    @property
+    def history_len(self) -> int:
+        """Values each sensor's history ring holds: for the inputs and the companion."""
+        companion = 0 if self.companion is None else self.companion.history_len
+        return max(self.input_spec.history_len, companion)
 
     @property
     def format_version(self) -> int:
@@ -167,7 +184,8 @@ class ModelMeta:
 
     def layout_key(self) -> tuple[object, ...]:
         """What must match for saved states to be meaningful under another model file."""
-        return (self.features, tuple((s.name, s.size) for s in self.state), self.input_spec)
+        state = tuple((s.name, s.size) for s in self.state)
+        return (self.features, state, self.input_spec, self.history_len)
 
     def to_json(self) -> str:
         """The sidecar document (format 1, or 2 with ``inputs``), laid out by ``_LAYOUT``."""
@@ -198,8 +216,11 @@ class ModelMeta:
                 f"{source}: format_version {version!r} is not supported (expected one of "
                 f"{', '.join(map(str, FORMAT_VERSIONS))})"
             )
-        if doc.get("inputs") is not None and version < 2:
-            raise ModelError(f"{source}: inputs needs format_version 2, the file says {version}")
+        for part in ("inputs", "companion"):
+            if doc.get(part) is not None and version < 2:
+                raise ModelError(
+                    f"{source}: {part} needs format_version 2, the file says {version}"
+                )
         values: dict[str, Any] = {}
         try:
             for key in _LAYOUT:
@@ -303,6 +324,14 @@ _LAYOUT = (
         "inputs",
         lambda d: None if d is None else InputSpec.from_doc(d),
         lambda spec: spec.to_doc(),
+        required=False,
+        omit_none=True,
+    ),
+    _Key(
+        ("companion",),
+        "companion",
+        lambda d: None if d is None else Companion.from_doc(d),
+        lambda companion: companion.to_doc(),
         required=False,
         omit_none=True,
     ),

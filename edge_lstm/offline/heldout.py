@@ -17,7 +17,7 @@ import numpy.typing as npt
 
 from ..model.forecaster import Forecaster
 from .csvdata import DataError, Series
-from .evaluate import Evaluation, OnlineBand, Peer, band_coverage, evaluate, residuals
+from .evaluate import Evaluation, OnlineBand, Peer, band_coverage, evaluate
 
 F64 = npt.NDArray[np.float64]
 
@@ -43,18 +43,27 @@ class Band:
     rollouts: int
     lstm_vs_seasonal_naive: float
 
+    @classmethod
+    def of(cls, residuals: F64, lstm_vs_seasonal_naive: float) -> Band:
+        """From the residuals ``(N, horizon, F)`` (``actual - forecast``, NaN unscored)."""
+        if not np.isfinite(residuals).any(axis=(0, 2)).all():
+            raise DataError("no forecast could be scored on the validation part")
+        q10 = np.nanquantile(residuals, 0.1, axis=0)
+        q90 = np.nanquantile(residuals, 0.9, axis=0)
+        return cls(q10, q90, residuals.shape[0], lstm_vs_seasonal_naive)
+
     def rows(self) -> tuple[list[list[float]], list[list[float]]]:
         """The quantiles as the metadata stores them."""
         return [[float(v) for v in r] for r in self.q10], [[float(v) for v in r] for r in self.q90]
 
 
-def validation_band(model: Path, series: Series, span: Span) -> Band:
-    """The 80% band of ``model``'s rollouts on the validation part (replayed from the first row).
+def replay_validation(model: Path, series: Series, span: Span) -> Evaluation:
+    """``model``'s rollouts on the validation part, replayed from the first row.
 
     The model must not have seen the validation part (``train.py`` scores the models as selected,
     before any refit): otherwise its residuals there, and so the band, are too narrow.
     """
-    val = evaluate(
+    return evaluate(
         Forecaster.load(model),
         series,
         span.horizon,
@@ -63,13 +72,12 @@ def validation_band(model: Path, series: Series, span: Span) -> Band:
         score_from_s=span.t_val,
         score_until_s=span.t_test,
     )
-    res = residuals(val)
-    if not np.isfinite(res).any(axis=(0, 2)).all():
-        raise DataError("no forecast could be scored on the validation part")
-    ratio = val.methods["lstm"].mae_mean / val.methods["seasonal_naive"].mae_mean
-    return Band(
-        np.nanquantile(res, 0.1, axis=0), np.nanquantile(res, 0.9, axis=0), res.shape[0], ratio
-    )
+
+
+def mae_ratio(evaluation: Evaluation) -> float:
+    """The LSTM's mean MAE over seasonal naive's, on the same points."""
+    methods = evaluation.methods
+    return methods["lstm"].mae_mean / methods["seasonal_naive"].mae_mean
 
 
 @dataclass(frozen=True)
