@@ -290,6 +290,18 @@ class _Key:
     omit_none: bool = False
 
 
+def _part(name: str, parse: Callable[[Any], Any]) -> _Key:
+    """An optional object of format 2 that parses and writes itself (``from_doc``/``to_doc``)."""
+    return _Key(
+        (name,),
+        name,
+        lambda d: None if d is None else parse(d),
+        lambda part: part.to_doc(),
+        required=False,
+        omit_none=True,
+    )
+
+
 # The sidecar document, declared once: ``to_json`` writes and ``from_json`` reads these keys in
 # this order. Optional parts get None (absent, null or empty) and read it themselves. ``inputs``
 # (format 2) is InputSpec's own object: a new input kind is added there, not here.
@@ -319,22 +331,8 @@ _LAYOUT = (
         required=False,
     ),
     _Key(("info",), "info", lambda d: dict(d or {}), dict, required=False),
-    _Key(
-        ("inputs",),
-        "inputs",
-        lambda d: None if d is None else InputSpec.from_doc(d),
-        lambda spec: spec.to_doc(),
-        required=False,
-        omit_none=True,
-    ),
-    _Key(
-        ("companion",),
-        "companion",
-        lambda d: None if d is None else Companion.from_doc(d),
-        lambda companion: companion.to_doc(),
-        required=False,
-        omit_none=True,
-    ),
+    _part("inputs", InputSpec.from_doc),
+    _part("companion", Companion.from_doc),
 )
 
 

@@ -57,21 +57,39 @@ class Band:
         return [[float(v) for v in r] for r in self.q10], [[float(v) for v in r] for r in self.q90]
 
 
-def replay_validation(model: Path, series: Series, span: Span) -> Evaluation:
-    """``model``'s rollouts on the validation part, replayed from the first row.
-
-    The model must not have seen the validation part (``train.py`` scores the models as selected,
-    before any refit): otherwise its residuals there, and so the band, are too narrow.
-    """
+def replay(
+    model: Path,
+    series: Series,
+    span: Span,
+    held_out_part: bool = False,
+    every: int = 1,
+    peer: Peer | None = None,
+    online_band: bool = False,
+) -> Evaluation:
+    """``model`` replayed over ``series`` from the first row on a fresh forecaster, scored on
+    the validation part (or the held-out part); the options are ``evaluate``'s."""
+    start, stop = (span.t_test, None) if held_out_part else (span.t_val, span.t_test)
     return evaluate(
         Forecaster.load(model),
         series,
         span.horizon,
         span.season,
         span.max_gap,
-        score_from_s=span.t_val,
-        score_until_s=span.t_test,
+        score_from_s=start,
+        score_until_s=stop,
+        every=every,
+        peer=peer,
+        online_band=online_band,
     )
+
+
+def replay_validation(model: Path, series: Series, span: Span) -> Evaluation:
+    """``model``'s rollouts on the validation part.
+
+    The model must not have seen the validation part (``train.py`` scores the models as selected,
+    before any refit): otherwise its residuals there, and so the band, are too narrow.
+    """
+    return replay(model, series, span)
 
 
 def mae_ratio(evaluation: Evaluation) -> float:
@@ -107,21 +125,8 @@ def held_out(
     each step's figure +-4 points of binomial noise.
     """
 
-    def replay(every: int = 1, peer: Peer | None = None, online_band: bool = False) -> Evaluation:
-        return evaluate(
-            Forecaster.load(model),
-            series,
-            span.horizon,
-            span.season,
-            span.max_gap,
-            score_from_s=span.t_test,
-            every=every,
-            peer=peer,
-            online_band=online_band,
-        )
-
-    table = replay(every, peer)
-    every_origin = replay(online_band=True)
+    table = replay(model, series, span, True, every, peer)
+    every_origin = replay(model, series, span, True, online_band=True)
     coverage = band_coverage(every_origin, band.q10, band.q90)
     if every_origin.online_band is None:
         raise DataError("the held-out replay published no band")
