@@ -60,6 +60,9 @@ def test_retrained_model_has_the_seasonal_inputs_and_beats_mstl() -> None:
     # ... refitted on training + validation (train.py's --refit), its band from before the refit.
     assert "refit on training + validation" in meta.info["trained_with"]
     assert meta.info["band_from"].endswith("(models before the refit)")
+    # The companion was weighed on validation and left out: the ring stays a week of hours.
+    assert meta.companion is None and meta.info["companion"].startswith("no companion")
+    assert meta.history_len == 168
 
 
 def test_retrained_model_forecasts_through_the_forecaster_with_times() -> None:
