@@ -5,7 +5,8 @@ per-sensor level is at most ``LIMIT`` times that of the same-size model without 
 models ship with the package (``edge_lstm/bench/models/``, built by
 ``scripts/make_bench_models.py``; random weights, since the cost does not depend on them): both
 1 x LSTM(32), one feature, horizon 12, the same held-out band; ``seasonal`` adds lags of a day and
-a week, time of day and day of week in Europe/London (a zone with DST) and a 24-step level.
+a week, time of day and day of week in Europe/London (a zone with DST), a 24-step level and a
+14-day companion blended at every step (the largest ``scripts/train.py`` chooses).
 
 For each sensor count both forecasters are first warmed past the longest lag with bands issued
 (the steady state a daemon runs in). Then rounds alternate the two models (the order flips every
