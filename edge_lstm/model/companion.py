@@ -89,33 +89,38 @@ class Companion:
         return np.asarray(self.weights, dtype=np.float64)
 
     @cached_property
+    def constant_array(self) -> Float64Array:
+        return np.asarray(self.constant, dtype=np.float64)
+
+    @cached_property
     def share_array(self) -> Float64Array:
         return np.asarray(self.share, dtype=np.float64)
 
-    def positions(self, steps: int) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:
-        """History positions read for ``steps`` (0 the oldest of ``history_len``, the newest
-        ``history_len - 1``): ``(K, steps)`` of ``v_{t+h-L_k}`` and ``(K,)`` of ``v_{t-L_k}``."""
+    def plan(self, steps: int) -> npt.NDArray[np.intp]:
+        """History positions ``steps`` of the forecast read (0 the oldest of ``history_len``,
+        ``history_len - 1`` the newest): ``v_{t+h-L_k}`` for each lag and step (lag-major),
+        then ``v_{t-L_k}`` for each lag, then ``v_t``."""
         newest = self.history_len - 1
         lags = np.asarray(self.lags, dtype=np.intp)
-        h = np.arange(1, steps + 1, dtype=np.intp)
-        return newest + h[None, :] - lags[:, None], newest - lags
+        ahead = newest + np.arange(1, steps + 1, dtype=np.intp)[None, :] - lags[:, None]
+        return np.concatenate([ahead.ravel(), newest - lags, [newest]])
 
     def forecast(self, recent: npt.ArrayLike, steps: int) -> Float64Array:
         """``lin`` ``(B, steps, F)`` from each sensor's last ``history_len`` values
         ``(B, history_len, F)`` (oldest first); ``steps <= horizon``."""
         values = np.asarray(recent, dtype=np.float64)
-        ahead, before = self.positions(steps)
-        return self.forecast_from(values[:, ahead], values[:, before], values[:, -1])
+        return self.forecast_at(values[:, self.plan(steps)], steps)
 
-    def forecast_from(
-        self, ahead: Float64Array, before: Float64Array, last: Float64Array
-    ) -> Float64Array:
-        """:meth:`forecast` from the values it reads: at :meth:`positions` (``(B, K, S, F)``
-        and ``(B, K, F)``) and the latest ``(B, F)``."""
-        slopes = ahead - before[:, :, None]  # (B, K, S, F)
-        change = np.einsum("bkhf,kf->bhf", slopes, self.weight_array)
-        h = np.arange(1, ahead.shape[2] + 1, dtype=np.float64)[None, :, None]
-        lin: Float64Array = change + last[:, None, :] + h * np.asarray(self.constant)
+    def forecast_at(self, picked: Float64Array, steps: int) -> Float64Array:
+        """:meth:`forecast` from the values at :meth:`plan`'s positions, ``(B, P, F)``."""
+        batch, k = picked.shape[0], len(self.lags)
+        ahead = picked[:, : k * steps].reshape(batch, k, steps, self.n_features)
+        before = picked[:, k * steps : k * (steps + 1)]
+        weights = self.weight_array
+        lin: Float64Array = np.einsum("bksf,kf->bsf", ahead, weights)
+        lin -= np.einsum("bkf,kf->bf", before, weights)[:, None, :]
+        lin += picked[:, -1][:, None, :]
+        lin += np.arange(1, steps + 1, dtype=np.float64)[None, :, None] * self.constant_array
         return lin
 
     def blend(self, lstm: Float64Array, lin: Float64Array, ready: npt.ArrayLike) -> Float64Array:

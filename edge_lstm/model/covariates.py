@@ -122,14 +122,9 @@ class InputPath:
         if not ready.any():
             return lstm
         steps = min(lstm.shape[1], companion.horizon)
-        ahead, before = companion.positions(steps)
+        positions = companion.plan(steps)
         start = self.history.length - companion.history_len  # its window's oldest position
-        at = self.history.at
-        lin = companion.forecast_from(
-            at(slots, start + ahead),
-            at(slots, start + before),
-            at(slots, [self.history.length - 1])[:, 0],
-        )
+        lin = companion.forecast_at(self.history.at(slots, start + positions), steps)
         return companion.blend(lstm, lin, ready)
 
     def _rollout_calendar(self, slots: IntArray, steps: int) -> npt.NDArray[np.float64] | None:

@@ -103,12 +103,15 @@ class HistoryRing:
         return block
 
     def at(self, slots: IntArray, positions: npt.ArrayLike) -> Float64Array:
-        """Values at ``positions`` (any shape ``P``; ``L-1`` the newest) as ``(B, *P, F)``."""
-        offsets = np.asarray(positions, dtype=np.intp)
-        pos = self.pos[slots].reshape((-1,) + (1,) * offsets.ndim)
-        picked: Float64Array = self.values[
-            slots.reshape(pos.shape), (pos + offsets[None]) % self.length
-        ].astype(np.float64)
+        """Values at ``positions`` (``(P,)``; ``L-1`` the newest) as ``(B, P, F)``."""
+        length = self.length
+        # Ring rows of each slot, wrapped by a subtraction (an integer % is several times
+        # slower), then one index into the (slots x L, F) rows (one index, not two: faster).
+        rows = self.pos[slots].astype(np.int64)[:, None] + np.asarray(positions, np.int64)[None, :]
+        rows -= length * (rows >= length)
+        rows += slots.astype(np.int64)[:, None] * length
+        flat = self.values.reshape(-1, self.values.shape[2])
+        picked: Float64Array = np.take(flat, rows, axis=0).astype(np.float64)
         return picked
 
 
