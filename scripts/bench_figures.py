@@ -109,7 +109,8 @@ def inputs_table(report: dict[str, Any]) -> list[str]:
         f"(at least {inputs['min_time_s']:g} s of CPU per model, operation and round); "
         f"`plain`: {', '.join(seasonal['layers'])} without extra inputs; `seasonal`: the same "
         f"with lags {spec['lags']}, {' and '.join(spec['calendar'])} in {spec['timezone']}, "
-        f"level over {spec['level_window']} steps (input width {seasonal['input_width']}). "
+        f"level over {spec['level_window']} steps (input width {seasonal['input_width']})"
+        f"{_companion_words(seasonal)}. "
         "In brackets: the lowest and highest ratio of a single round.",
         "",
         "| sensors | observe: plain / seasonal µs | ratio | forecast (h=12): plain / seasonal µs "
@@ -210,8 +211,9 @@ def readme_table(report: dict[str, Any]) -> list[str]:
         counts = " / ".join(f"{n:,}" for n in inputs)
         ratios = " / ".join(_x(r["cycle_ratio"]) for r in inputs.values())
         lines.append(
-            "| CPU per sensor-step (observe + forecast + band) of a model with lags, calendar "
-            f"and level, {counts} sensors | | the same-size model without them | {ratios} |"
+            "| CPU per sensor-step (observe + forecast + band) of a model with lags, calendar, "
+            f"level{_companion_words(report['inputs']['models']['seasonal'], short=True)}, "
+            f"{counts} sensors | | the same-size model without them | {ratios} |"
         )
     if e2e:
         lat = e2e["latency"]
@@ -277,6 +279,20 @@ def replace_block(text: str, name: str, lines: list[str]) -> str:
     head, rest = text.split(begin, 1)
     _, tail = rest.split(end, 1)
     return head + begin + "\n" + "\n".join(lines) + "\n" + end + tail
+
+
+def _companion_words(model: dict[str, Any], short: bool = False) -> str:
+    """How the report describes the seasonal model's companion ('' without one)."""
+    companion = model.get("companion")
+    if not companion:
+        return ""
+    days = len(companion["lags"])
+    if short:
+        return f" and a {days}-day companion"
+    return (
+        f", and a companion of the last {days} days' changes blended at every step (a history "
+        f"of {companion['history_len']} values a sensor)"
+    )
 
 
 def main() -> int:

@@ -149,4 +149,7 @@ def _describe(path: Path, meta: ModelMeta) -> dict[str, Any]:
         "layers": [f"{layer.kind}({layer.units})" for layer in meta.layers],
         "input_width": meta.input_width,
         "inputs": None if spec.is_plain else spec.to_doc(),
+        "companion": None
+        if meta.companion is None
+        else {"lags": list(meta.companion.lags), "history_len": meta.history_len},
     }

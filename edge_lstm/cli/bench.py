@@ -179,7 +179,8 @@ def format_inputs(inputs: dict[str, Any]) -> list[str]:
     seasonal = inputs["models"]["seasonal"]
     lines = [
         f"inputs: CPU us per sensor-step, {inputs['models']['plain']['layers'][0]} without and "
-        f"with lags/calendar/level (D={seasonal['input_width']}), median of "
+        f"with lags/calendar/level{'/companion' if seasonal.get('companion') else ''} "
+        f"(D={seasonal['input_width']}), median of "
         f"{inputs['rounds']} interleaved rounds:",
         f"{'sensors':>8}" + "".join(f"{op + ' plain':>16}{'seasonal':>10}{'ratio':>7}" for op in
                                     ("observe", "forecast", "cycle")),
