@@ -63,9 +63,13 @@ class Choice:
 def lstm_alone(lstm: Evaluation) -> Choice:
     """No companion: the LSTM's own validation figures."""
     lstm_res = residuals(lstm)
-    naive = float(np.nanmean(np.abs(residuals(lstm, "seasonal_naive"))))
-    ratio = float(np.nanmean(np.abs(lstm_res))) / naive
+    ratio = float(np.nanmean(np.abs(lstm_res))) / _seasonal_naive_mae(lstm)
     return Choice(None, lstm_res, ratio, ratio)
+
+
+def _seasonal_naive_mae(evaluation: Evaluation) -> float:
+    """Seasonal naive's MAE on the replay's points: what the ratios divide by."""
+    return float(np.nanmean(np.abs(residuals(evaluation, "seasonal_naive"))))
 
 
 def companion_lags(day: int, days: int) -> tuple[int, ...]:
@@ -80,7 +84,7 @@ def choose_companion(
     (each series' training part, ``(N, F)``); ``lstm``: its validation replay alone."""
     alone = lstm_alone(lstm)
     lstm_res, lstm_ratio = alone.residuals, alone.lstm_ratio
-    naive = float(np.nanmean(np.abs(residuals(lstm, "seasonal_naive"))))
+    naive = _seasonal_naive_mae(lstm)
     if span.horizon > day or day < 2:
         return alone  # the companion reads observed history only: at most a day ahead
     meta_path = sidecar_path(model)
