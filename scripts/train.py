@@ -391,7 +391,7 @@ def main(argv: list[str] | None = None) -> None:
 def run(args: argparse.Namespace, argv: list[str] | None) -> None:
     from edge_lstm.export import ExportOptions, export_model, require_keras
     from edge_lstm.offline.blend import choose_companion, lstm_alone, refit
-    from edge_lstm.offline.heldout import Band, Span, held_out, mae_ratio, replay_validation
+    from edge_lstm.offline.heldout import Band, Span, held_out, replay_validation
     from edge_lstm.offline.peers import make_peer, peer_available
 
     require_keras("scripts/train.py")  # before minutes of data work, one line naming the extra
@@ -472,7 +472,7 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> None:
     if companion is not None and args.refit:  # the LSTM's newest data, the companion's too
         companion = refit(companion, [v[:n_val_end] for v in grid.values])
     try:
-        band = Band.of(choice.residuals, mae_ratio(val))
+        band = Band.of(choice.residuals)
     except DataError as exc:
         raise DataError(f"{args.data}: {exc}") from None
     export_s = time.monotonic() - started - train_s
@@ -508,7 +508,7 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> None:
         "held_out": f"rolling origin every {test.every} steps over the last {n_test} steps",
         "band_from": f"{band.rollouts} rollouts on the validation part"
         + (" (models before the refit)" if args.refit else ""),
-        "validation_lstm_vs_seasonal_naive": round(band.lstm_vs_seasonal_naive, 4),
+        "validation_lstm_vs_seasonal_naive": round(choice.lstm_ratio, 4),
         "companion": choice.note(),
         "band_coverage_held_out": [round(c, 3) for c in test.coverage],
         "band_coverage_origins": test.coverage_origins,
@@ -528,10 +528,7 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> None:
         f"abs error {result.parity.max_abs_error:.2e} over {result.parity.steps} steps with the "
         f"inputs), scored in {report_s:.0f} s"
     )
-    print(
-        f"validation part (models before any refit): LSTM {band.lstm_vs_seasonal_naive:.3f} "
-        f"of seasonal naive; {choice.note()}"
-    )
+    print(f"validation part (models before any refit): {choice.note()}")
     print(
         f"\nheld-out rolling origin (every {test.every} steps from step {n_val_end}, gaps up to "
         f"{span.max_gap} steps filled); {peer_note}"

@@ -51,7 +51,10 @@ class Choice:
         """One line for the report and the metadata's info."""
         tried = ", ".join(f"{d} days {r:.3f}" for d, r in self.tried.items()) or "none possible"
         if self.companion is None:
-            return f"no companion (LSTM alone {self.lstm_ratio:.3f}; blends: {tried})"
+            return (
+                f"no companion (LSTM alone {self.lstm_ratio:.3f} of seasonal naive; "
+                f"blends: {tried})"
+            )
         c = self.companion
         shares = f"{min(c.share):.1f}..{max(c.share):.1f}"
         return (
@@ -63,13 +66,13 @@ class Choice:
 def lstm_alone(lstm: Evaluation) -> Choice:
     """No companion: the LSTM's own validation figures."""
     lstm_res = residuals(lstm)
-    ratio = float(np.nanmean(np.abs(lstm_res))) / _seasonal_naive_mae(lstm)
+    ratio = _mean_mae(lstm_res) / _mean_mae(residuals(lstm, "seasonal_naive"))
     return Choice(None, lstm_res, ratio, ratio)
 
 
-def _seasonal_naive_mae(evaluation: Evaluation) -> float:
-    """Seasonal naive's MAE on the replay's points: what the ratios divide by."""
-    return float(np.nanmean(np.abs(residuals(evaluation, "seasonal_naive"))))
+def _mean_mae(res: F64) -> float:
+    """Mean over horizon steps of each step's MAE (``evaluate``'s mean MAE, the same points)."""
+    return float(np.mean(np.nanmean(np.abs(res), axis=(0, 2))))
 
 
 def companion_lags(day: int, days: int) -> tuple[int, ...]:
@@ -84,7 +87,7 @@ def choose_companion(
     (each series' training part, ``(N, F)``); ``lstm``: its validation replay alone."""
     alone = lstm_alone(lstm)
     lstm_res, lstm_ratio = alone.residuals, alone.lstm_ratio
-    naive = _seasonal_naive_mae(lstm)
+    naive = _mean_mae(residuals(lstm, "seasonal_naive"))
     if span.horizon > day or day < 2:
         return alone  # the companion reads observed history only: at most a day ahead
     meta_path = sidecar_path(model)
@@ -104,7 +107,7 @@ def choose_companion(
             meta.save(meta_path)
         share = choose_share(-lstm_res, -lin_res)
         mixed = share[None, :, None] * lstm_res + (1 - share[None, :, None]) * lin_res
-        ratio = float(np.nanmean(np.abs(mixed))) / naive
+        ratio = _mean_mae(mixed) / naive
         options.append((days, ratio, replace(trial, share=tuple(map(float, share))), mixed))
     tried = {days: ratio for days, ratio, _, _ in options}
     if not options:

@@ -36,21 +36,20 @@ class Span:
 
 @dataclass(frozen=True)
 class Band:
-    """Quantiles ``(horizon, F)`` of the validation rollouts' residuals, and how they scored."""
+    """Quantiles ``(horizon, F)`` of the validation rollouts' residuals, and how many."""
 
     q10: F64
     q90: F64
     rollouts: int
-    lstm_vs_seasonal_naive: float
 
     @classmethod
-    def of(cls, residuals: F64, lstm_vs_seasonal_naive: float) -> Band:
+    def of(cls, residuals: F64) -> Band:
         """From the residuals ``(N, horizon, F)`` (``actual - forecast``, NaN unscored)."""
         if not np.isfinite(residuals).any(axis=(0, 2)).all():
             raise DataError("no forecast could be scored on the validation part")
         q10 = np.nanquantile(residuals, 0.1, axis=0)
         q90 = np.nanquantile(residuals, 0.9, axis=0)
-        return cls(q10, q90, residuals.shape[0], lstm_vs_seasonal_naive)
+        return cls(q10, q90, residuals.shape[0])
 
     def rows(self) -> tuple[list[list[float]], list[list[float]]]:
         """The quantiles as the metadata stores them."""
@@ -90,12 +89,6 @@ def replay_validation(model: Path, series: Series, span: Span) -> Evaluation:
     before any refit): otherwise its residuals there, and so the band, are too narrow.
     """
     return replay(model, series, span)
-
-
-def mae_ratio(evaluation: Evaluation) -> float:
-    """The LSTM's mean MAE over seasonal naive's, on the same points."""
-    methods = evaluation.methods
-    return methods["lstm"].mae_mean / methods["seasonal_naive"].mae_mean
 
 
 @dataclass(frozen=True)
