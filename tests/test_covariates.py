@@ -274,27 +274,40 @@ def test_warming_up_lasts_until_the_longest_lag(model_path: Path, series: np.nda
     assert fc.is_warm("s")
 
 
-def test_calendar_rows_computed_ahead_equal_rows_computed_one_at_a_time(
+def test_calendar_rows_come_from_one_block_on_the_step_grid(
     model_path: Path, series: np.ndarray
 ) -> None:
-    """One new step time computes the next ones with it (across the DST change): same values."""
+    """One block of rows from the first time asked serves later steps and forecasts (across
+    the DST change): the values computed one at a time. Past the block, or off its grid, a
+    new block; times on no common grid are computed directly."""
     from edge_lstm.model.calendar import calendar_features
     from edge_lstm.model.covariates import CALENDAR_AHEAD
+
+    def one_at_a_time(times: np.ndarray) -> np.ndarray:
+        return np.stack([calendar_features([t], SPEC.calendar, SPEC.timezone)[0] for t in times])
 
     fc = fresh(model_path)
     assert fc.inputs is not None
     fc.observe("s", float(series[10, 0]), at=TIMES[10])
-    cache = fc.inputs._calendar_cache
-    ahead = [float(TIMES[11] + STEP_S * k) for k in range(CALENDAR_AHEAD)]
+    start, rows = fc.inputs._calendar_block
+    ahead = TIMES[11] + STEP_S * np.arange(CALENDAR_AHEAD)
     assert ahead[0] < datetime(2024, 3, 31, 1, tzinfo=timezone.utc).timestamp() < ahead[-1]
-    assert list(cache) == ahead  # the predicted step's time and the steps after it
-    for t in ahead:
-        one = calendar_features([t], SPEC.calendar, SPEC.timezone)[0]
-        np.testing.assert_array_equal(cache[t], one)
-    for t in range(11, 40):  # later steps and forecasts read the rows already there
+    assert start == TIMES[11]  # the predicted step's time, and the steps after it
+    np.testing.assert_array_equal(rows, one_at_a_time(ahead))
+    for t in range(11, 30):  # later steps and forecasts read the rows already there
         fc.observe("s", float(series[t, 0]), at=TIMES[t])
         fc.forecast("s")
-    assert list(cache) == ahead
+    assert fc.inputs._calendar_block[1] is rows
+    later = ahead[-1] + STEP_S * np.arange(3)  # past the block: a new one from its first time
+    np.testing.assert_array_equal(fc.inputs._calendar(later), one_at_a_time(later))
+    assert fc.inputs._calendar_block[0] == ahead[-1]
+    off_grid = later + 1800.0  # half a step off the block's grid: a new block
+    np.testing.assert_array_equal(fc.inputs._calendar(off_grid), one_at_a_time(off_grid))
+    assert fc.inputs._calendar_block[0] == off_grid[0]
+    kept = fc.inputs._calendar_block
+    mixed = np.concatenate([later, off_grid])  # two clocks half a step apart: computed directly
+    np.testing.assert_array_equal(fc.inputs._calendar(mixed), one_at_a_time(mixed))
+    assert fc.inputs._calendar_block is kept
 
 
 def test_snapshot_and_journal_replay_equal_an_uninterrupted_daemon(

@@ -125,15 +125,19 @@ class Companion:
 
     def blend(self, lstm: Float64Array, lin: Float64Array, ready: npt.ArrayLike) -> Float64Array:
         """``lstm`` ``(B, S, F)`` with its first ``min(S, horizon)`` steps blended with ``lin``
-        for the sensors that are ``ready`` (``(B,)``: their history reaches the longest lag)."""
+        for the sensors that are ``ready`` (``(B,)``: their history reaches the longest lag):
+        ``share * lstm + (1 - share) * lin``. Works in place: ``lstm`` (returned) and ``lin``
+        are overwritten."""
         steps = min(lstm.shape[1], self.horizon)
-        share = self.share_array[:steps][None, :, None]
-        mixed = share * lstm[:, :steps] + (1.0 - share) * lin[:, :steps]
-        out = lstm.copy()
-        out[:, :steps] = np.where(
-            np.asarray(ready, dtype=bool)[:, None, None], mixed, lstm[:, :steps]
-        )
-        return out
+        head = lstm[:, :steps]
+        mixed = lin[:, :steps]
+        mixed -= head  # lstm + (1 - share) * (lin - lstm)
+        mixed *= 1.0 - self.share_array[:steps][None, :, None]
+        ready = np.asarray(ready, dtype=bool)
+        if not ready.all():
+            mixed[~ready] = 0.0
+        head += mixed
+        return lstm
 
     def to_doc(self) -> dict[str, Any]:
         return {

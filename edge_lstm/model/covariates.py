@@ -15,25 +15,20 @@ import numpy as np
 import numpy.typing as npt
 
 from .arrays import FloatArray
-from .companion import Companion
-from .features import (
-    calendar_features,
-    inputs_taps_first,
-    level_sum_step,
-    output_values,
-    z_blocks,
-)
+from .features import calendar_features, inputs_taps_first, output_values
 from .history import HistoryRing, rollout_plan
 from .metadata import ModelMeta
 from .state import StateStore
 
 Float64Array = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.intp]
+CountArray = npt.NDArray[np.int64]
 
 
 CALENDAR_AHEAD = 48
-"""Step times computed with a new one (the next two days of hourly steps)."""
+"""Calendar rows computed past the latest time asked (the next two days of hourly steps)."""
 CALENDAR_CACHE_ROWS = 4096
+"""The longest block of calendar rows kept; times further apart are computed directly."""
 
 
 class _Model(Protocol):
@@ -50,7 +45,9 @@ class InputPath:
         self.meta = model.meta
         self.spec = self.meta.input_spec
         self.history = HistoryRing(store, self.spec, self.meta.n_features, self.meta.history_len)
-        self._calendar_cache: dict[float, Float64Array] = {}
+        # calendar rows of start + step * i (i = 0..n-1): empty until the first time is asked
+        self._calendar_block: tuple[float, Float64Array] = (0.0, np.empty((0, 0)))
+        self._read_positions: dict[tuple[int, bool], IntArray] = {}
 
     def rows(self, slots: IntArray, values: Float64Array, times: Float64Array | None) -> FloatArray:
         """Append one step's values to the history; the model's input rows for it."""
@@ -67,65 +64,104 @@ class InputPath:
     def rollout(
         self, slots: IntArray, steps: int, last_y: FloatArray, state: FloatArray
     ) -> FloatArray:
-        """Forecasts ``(B, steps, F)``; ``state`` is a copy, the history is not touched."""
-        history = self.history
-        spec, scaler, window = self.spec, self.meta.scaler, self.spec.level_window
+        """Forecasts ``(B, steps, F)``; ``state`` is a copy, the history is not touched.
+
+        The arithmetic is :func:`~edge_lstm.model.features.z_blocks`'s, rearranged so a step
+        costs a few numpy calls (it is a Python loop: at a few sensors each call counts). In
+        units of the scale, with ``u = v / scale`` and ``l = (level + mean) / scale``: a value
+        input is ``u - l``, a lag input ``u_lag - l``, the model's output ``y`` is the value
+        ``u = y + l`` and the level moves by ``(u - u_dropped) / window``. Every value the
+        rollout reads or predicts is kept as ``u`` in one buffer (``Z``, columns of
+        :class:`~edge_lstm.model.history.RolloutPlan`); lags that are all history are
+        gathered in one go, the calendar rows written once.
+        """
+        history, spec, scaler = self.history, self.spec, self.meta.scaler
         plan = rollout_plan(spec, history.length, steps)
-        # One buffer, taps first (column, feature, sensor): the history values the rollout
-        # reads, then its own predictions. Batch innermost keeps each numpy loop long.
-        values = np.empty((plan.width, self.meta.n_features, len(slots)))
-        for column, position, width in plan.runs:
-            values[column : column + width] = history.run(slots, position, width)
-        count = history.count[slots]
-        level_sum = history.level_sum[slots]  # a copy: the real one is not touched
-        level = history.level(slots)
-        batch, n_features = len(slots), self.meta.n_features
-        out = np.empty((batch, steps, n_features))
-        out[:, 0] = output_values(last_y, level, scaler)
-        # Every step's input rows in one buffer: the calendar part is known in advance and
-        # written once; each step writes its value part and hands its rows to the model as
-        # they are (contiguous float32: no copy).
+        batch, n_features, n_lags = len(slots), self.meta.n_features, len(spec.lags)
+        scale = scaler.scale_array
+        companion = self.meta.companion
+        ready = None if companion is None else history.count[slots] >= companion.history_len
+        blend = ready is not None and bool(ready.any())
+        # one gather: the rollout's history values, then (if it blends) the companion's
+        picked = history.at(slots, self._positions(steps, blend))
+        z = np.empty((plan.width, batch, n_features))
+        z[: plan.history] = picked[:, : plan.history].transpose(1, 0, 2)
+        z[: plan.history] /= scale
+        count = history.count[slots].astype(np.int64)
+        level = (history.level(slots) + scaler.mean_array) / scale  # l: level and mean, /scale
+        values_end = (1 + n_lags) * n_features
         rows = np.empty((max(steps - 1, 0), batch, spec.width(n_features)), dtype=np.float32)
         calendar = self._rollout_calendar(slots, steps)
-        values_end = (1 + len(spec.lags)) * n_features
         if calendar is not None:
             rows[:, :, values_end:] = calendar.transpose(1, 0, 2)
-        full_from = int(window - count.min()) + 1  # from this step on, every window is full
-        lags_from = int(spec.max_lag - count.min())  # from this step on, every lag exists
+        lag_rows = rows[:, :, n_features:values_end].reshape(len(rows), batch, n_lags, n_features)
+        known = plan.lags_known
+        if n_lags and known > 1:  # (steps, lags, B, F) -> each step's (B, lags, F)
+            lagged = z[np.stack(plan.lags[1:known])].transpose(0, 2, 1, 3)
+        window = spec.level_window
+        young = self._young_levels(count, steps) if window else None
+        lags_from = spec.max_lag - int(count.min())  # from this step on, every lag exists
+        y = last_y
         for k in range(1, steps):
-            # Prediction k-1 becomes the newest value: the level and the lags move on.
-            value = out[:, k - 1]
-            values[plan.history + k - 1] = value.T
-            seen = count + (k - 1)  # values before this one (uncapped: window <= ring)
-            if window:
-                dropped = values[plan.dropped[k]].T
-                if k < full_from:
-                    dropped = np.where((seen < window)[:, None], 0.0, dropped)
-                    level_sum = level_sum_step(level_sum, dropped, value)
-                    level = level_sum / np.minimum(seen + 1, window)[:, None]
-                else:
-                    level_sum = level_sum_step(level_sum, dropped, value)
-                    level = level_sum / window
-            counts = seen + 1 if k < lags_from else None
-            blocks = z_blocks(values[plan.blocks[k]], counts, level, spec, scaler)
+            u = y + level  # prediction k - 1: the newest value
+            z[plan.history + k - 1] = u
+            if young is not None and k < len(young[0]):
+                keep, grow, weight, shift = (part[k] for part in young)
+                level = grow * level + weight * (u - keep * z[plan.dropped[k]]) + shift
+            elif window:
+                level = level + (u - z[plan.dropped[k]]) / window
             x = rows[k - 1]
-            x[:, :values_end] = blocks.reshape(values_end, batch).T
+            np.subtract(u, level, out=x[:, :n_features])
+            if n_lags:
+                lags = lagged[k - 1] if k < known else z[plan.lags[k]].transpose(1, 0, 2)
+                np.subtract(lags, level[:, None, :], out=lag_rows[k - 1])
+                if k < lags_from:  # a lag the sensor has not seen yet is v_t
+                    for i, season in enumerate(spec.lags):
+                        short = count + k < season
+                        lag_rows[k - 1][short, i] = x[short, :n_features]
             y, state = self.model.step(x, state)
-            out[:, k] = output_values(y, level, scaler)
-        if self.meta.companion is not None:
-            out = self._blend(slots, out, self.meta.companion)
+        z[plan.history + steps - 1] = y + level
+        out: Float64Array = z[plan.history :].transpose(1, 0, 2) * scale
+        if blend:
+            assert companion is not None and ready is not None
+            lin = companion.forecast_at(picked[:, plan.history :], min(steps, companion.horizon))
+            out = companion.blend(out, lin, ready)
         return out.astype(np.float32)
 
-    def _blend(self, slots: IntArray, lstm: Float64Array, companion: Companion) -> Float64Array:
-        """The companion's blend for the sensors whose history reaches its longest lag."""
-        ready = self.history.count[slots] >= companion.history_len
-        if not ready.any():
-            return lstm
-        steps = min(lstm.shape[1], companion.horizon)
-        positions = companion.plan(steps)
-        start = self.history.length - companion.history_len  # its window's oldest position
-        lin = companion.forecast_at(self.history.at(slots, start + positions), steps)
-        return companion.blend(lstm, lin, ready)
+    def _positions(self, steps: int, blend: bool) -> IntArray:
+        """History positions a ``steps``-long rollout reads (:class:`RolloutPlan`'s), then
+        with ``blend`` those of the companion's forecast (:meth:`Companion.plan`)."""
+        key = (steps, blend)
+        positions = self._read_positions.get(key)
+        if positions is None:
+            positions = rollout_plan(self.spec, self.history.length, steps).positions
+            companion = self.meta.companion
+            if blend and companion is not None:
+                oldest = self.history.length - companion.history_len  # its window's first
+                ahead = companion.plan(min(steps, companion.horizon))
+                positions = np.concatenate([positions, oldest + ahead])
+            self._read_positions[key] = positions
+        return positions
+
+    def _young_levels(self, count: CountArray, steps: int) -> tuple[Float64Array, ...] | None:
+        """For a batch with a sensor whose level window is not full yet: per step ``k`` (while
+        any is not full) ``keep`` (1 if a value leaves its window), ``grow`` (old count / new
+        count), ``weight`` (1 / new count) and ``shift`` (``(1 - grow) * mean / scale``), each
+        ``(K, B, 1)`` or ``(K, B, F)``; the level moves to
+        ``grow * l + weight * (u - keep * u_dropped) + shift``. None when every window is full.
+        """
+        window = self.spec.level_window
+        full_from = int(window - count.min()) + 1  # from this step on, every window is full
+        if full_from <= 1:
+            return None
+        k = np.arange(min(full_from, steps))[:, None]
+        seen = count[None, :] + k - 1  # values before prediction k - 1 enters
+        new = np.minimum(seen + 1, window)[..., None].astype(np.float64)
+        grow = np.minimum(seen, window)[..., None] / new
+        keep = (seen >= window)[..., None].astype(np.float64)
+        scaler = self.meta.scaler
+        shift = (1.0 - grow) * (scaler.mean_array / scaler.scale_array)
+        return keep, grow, 1.0 / new, shift
 
     def _rollout_calendar(self, slots: IntArray, steps: int) -> npt.NDArray[np.float64] | None:
         """Calendar rows ``(B or 1, steps-1, 2C)`` of the steps the rollout predicts."""
@@ -134,39 +170,31 @@ class InputPath:
         start = self.history.last_at[slots]
         offsets = self.meta.step_s * np.arange(2, steps + 1)
         if (start == start[0]).all():  # one clock for the batch: one row per step
-            return self._calendar(start[0] + offsets)[None, :, :]
+            return self._calendar(start[0] + offsets)[None]
         flat = self._calendar((start[:, None] + offsets[None, :]).reshape(-1))
         return flat.reshape(len(slots), steps - 1, -1)
 
     def _calendar(self, times: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-        """Calendar rows of ``times`` (one row if they are all equal), from a small cache.
+        """Calendar rows of ``times``, from a block of rows on the model's step grid.
 
-        Consecutive forecasts share all but one future step time: most rows are cache hits.
-        Missing rows are computed in one call; a single new time is usually the next step of a
-        clock that moves one step per call, so the steps after it are computed with it (rows
-        are a pure function of the time: the same values, fewer calls at one sensor).
+        Consecutive steps and forecasts read times a step apart, so one block of
+        ``CALENDAR_AHEAD`` rows from the first time asked serves the next steps with one index
+        (rows are a pure function of the time: the same values as computing each). Times
+        past the block, or off its grid, start a new block; times that are not on one grid
+        (sensors with their own clocks) are computed directly.
         """
-        cache = self._calendar_cache
+        step = self.meta.step_s
+        start, rows = self._calendar_block
+        index = (times - start) / step
+        where = np.rint(index)
+        if (where == index).all() and where.min() >= 0 and where.max() < len(rows):
+            return rows[where.astype(np.intp)]
+        first = float(times.min())
+        ahead = (times - first) / step
+        span = float(ahead.max())
         spec = self.spec
-        if times.size > 32 and not (times == times[0]).all():
+        if not (np.rint(ahead) == ahead).all() or span >= CALENDAR_CACHE_ROWS:
             return calendar_features(times, spec.calendar, spec.timezone)
-        one = times.size == 1 or (times == times[0]).all()
-        distinct = [float(times[0])] if one else times.tolist()
-        found = [cache.get(t) for t in distinct]
-        missing = [t for t, row in zip(distinct, found, strict=True) if row is None]
-        new: dict[float, Float64Array] = {}
-        if missing:
-            wanted = (
-                missing[0] + self.meta.step_s * np.arange(CALENDAR_AHEAD)
-                if len(missing) == 1
-                else np.asarray(missing)
-            )
-            computed = calendar_features(wanted, spec.calendar, spec.timezone)
-            new.update(zip(wanted.tolist(), computed, strict=True))
-            if len(cache) + len(new) > CALENDAR_CACHE_ROWS:
-                cache.clear()
-            cache.update(new)
-        rows = [new[t] if row is None else row for t, row in zip(distinct, found, strict=True)]
-        if len(rows) == 1:  # (1, 2C): assigning it into x broadcasts it to every row
-            return rows[0][None, :]
-        return np.stack(rows)
+        block_times = first + step * np.arange(int(span) + CALENDAR_AHEAD)
+        self._calendar_block = (first, calendar_features(block_times, spec.calendar, spec.timezone))
+        return self._calendar(times)

@@ -96,12 +96,6 @@ class HistoryRing:
         level: Float64Array = self.level_sum[slots] / seen[:, None]
         return level
 
-    def run(self, slots: IntArray, start: int, width: int) -> Float64Array:
-        """Positions ``start .. start+width-1`` (``L-1`` the newest) as ``(width, F, B)``."""
-        where = (self.pos[slots][:, None] + (start + np.arange(width))[None, :]) % self.length
-        block: Float64Array = self.values[slots[:, None], where].transpose(1, 2, 0)
-        return block
-
     def at(self, slots: IntArray, positions: npt.ArrayLike) -> Float64Array:
         """Values at ``positions`` (``(P,)``; ``L-1`` the newest) as ``(B, P, F)``."""
         length = self.length
@@ -130,19 +124,19 @@ class RolloutPlan:
 
     The rollout keeps one buffer: the history values it reads (position ``L-1`` is the newest
     observed), then its predictions. At rollout step ``k`` (``k >= 1``; step 0 is the
-    last observed one) ``taps[k]`` are the buffer columns of ``spec.taps`` and ``dropped[k]``
-    the column of the value leaving the level window as prediction ``k - 1`` enters it.
+    last observed one) ``lags[k]`` are the buffer columns of its lag values (``spec.lags``
+    order) and ``dropped[k]`` the column of the value leaving the level window as prediction
+    ``k - 1`` enters it; its ``v_t`` is prediction ``k - 1``, column ``history + k - 1``.
     """
 
-    runs: tuple[tuple[int, int, int], ...]
-    """(buffer column, first position, width) of each contiguous run of history it reads."""
+    positions: IntArray
+    """The history positions it reads, in buffer column order (``L-1`` the newest)."""
     history: int
     """Buffer columns holding history; predictions follow."""
-    taps: tuple[IntArray, ...]
-    blocks: tuple[IntArray, ...]
-    """The columns of each step's value blocks (``v_t``, then each lag): ``taps[k]`` picked
-    by ``spec.block_taps``, so a step gathers them in one go."""
+    lags: tuple[IntArray, ...]
     dropped: tuple[int, ...]
+    lags_known: int
+    """Steps before this one read their lags from history only (gathered in one go)."""
     width: int
 
 
@@ -161,18 +155,14 @@ def rollout_plan(spec: InputSpec, length: int, steps: int) -> RolloutPlan:
     column_of = np.full(length + steps, -1, dtype=np.intp)
     column_of[observed] = np.arange(observed.size)
     column_of[length:] = observed.size + np.arange(steps)
-    runs: list[list[int]] = []
-    for column, position in enumerate(observed.tolist()):
-        if runs and runs[-1][1] + runs[-1][2] == position:
-            runs[-1][2] += 1
-        else:
-            runs.append([column, position, 1])
-    step_taps = tuple(column_of[p] for p in tap_positions)
+    lag_index = spec.block_taps[1:]
+    lags = tuple(column_of[p][lag_index] for p in tap_positions)
+    from_predictions = [k for k in range(1, steps) if (lags[k] >= observed.size).any()]
     return RolloutPlan(
-        runs=tuple((c, p, w) for c, p, w in runs),
+        positions=observed,
         history=observed.size,
-        taps=step_taps,
-        blocks=tuple(t[spec.block_taps] for t in step_taps),
+        lags=lags,
         dropped=tuple(int(column_of[p]) for p in drop_positions),
+        lags_known=from_predictions[0] if from_predictions else steps,
         width=observed.size + steps,
     )
