@@ -174,3 +174,27 @@ def test_columns_round_trip_and_clear_on_eviction(tmp_path: Path) -> None:
     (c,) = other.slots(["c"])
     assert evicted == ["a"] and not ring2[c].any() and np.isnan(at2[c])
     assert other.nbytes_per_sensor() == 3 * 4 + 4 + 8 + 3 * 8 + 8 + 8
+
+
+def test_a_derived_column_is_not_saved_and_is_computed_on_load(tmp_path: Path) -> None:
+    def totals(saved: object) -> np.ndarray:
+        assert isinstance(saved, dict) and "col_total" not in saved  # never written
+        ring: np.ndarray = saved["col_ring"]
+        return ring.sum(axis=1)
+
+    def store_with_total() -> tuple[StateStore, np.ndarray, np.ndarray]:
+        store = StateStore(3, 1, 2)
+        ring = store.add_column("ring", (3, 1), np.float64, required=True)
+        total = store.add_column("total", (1,), np.float64, upgrade=totals, derived=True)
+        return store, ring, total
+
+    store, ring, total = store_with_total()
+    slots, _ = store.acquire(["a", "b"])
+    ring[slots] = [[[1], [2], [3]], [[4], [5], [6]]]
+    total[slots] = -1.0  # stale: a load computes it again
+    store.save(tmp_path / "s.bin", "sha")
+    other, _, total2 = store_with_total()
+    other.load(tmp_path / "s.bin", "sha")
+    assert total2[other.slots(["a", "b"]), 0].tolist() == [6.0, 15.0]
+    with pytest.raises(ValueError, match="needs upgrade="):
+        other.add_column("bad", (), np.float64, derived=True)

@@ -96,30 +96,33 @@ class Companion:
     def share_array(self) -> Float64Array:
         return np.asarray(self.share, dtype=np.float64)
 
-    def plan(self, steps: int) -> npt.NDArray[np.intp]:
-        """History positions ``steps`` of the forecast read (0 the oldest of ``history_len``,
-        ``history_len - 1`` the newest): ``v_{t+h-L_k}`` for each lag and step (lag-major),
-        then ``v_{t-L_k}`` for each lag, then ``v_t``."""
+    def sum_positions(self, offsets: npt.ArrayLike) -> npt.NDArray[np.intp]:
+        """Where the seasonal sums ``S(t + j) = sum_k w_k v_{t+j-L_k}`` read, for each ``j`` in
+        ``offsets`` (``0 <= j <= L_1``): positions in a window of ``history_len`` values (0 the
+        oldest, ``history_len - 1`` is ``v_t``), ``(J, K)``."""
         newest = self.history_len - 1
         lags = np.asarray(self.lags, dtype=np.intp)
-        ahead = newest + np.arange(1, steps + 1, dtype=np.intp)[None, :] - lags[:, None]
-        return np.concatenate([ahead.ravel(), newest - lags, [newest]])
+        ahead: npt.NDArray[np.intp] = newest + np.asarray(offsets, np.intp)[:, None] - lags
+        return ahead
+
+    def sums(self, values: Float64Array) -> Float64Array:
+        """``S`` from the values at :meth:`sum_positions`, ``(B, J, K, F)`` -> ``(B, J, F)``."""
+        summed: Float64Array = np.einsum("bjkf,kf->bjf", values, self.weight_array)
+        return summed
 
     def forecast(self, recent: npt.ArrayLike, steps: int) -> Float64Array:
         """``lin`` ``(B, steps, F)`` from each sensor's last ``history_len`` values
         ``(B, history_len, F)`` (oldest first); ``steps <= horizon``."""
         values = np.asarray(recent, dtype=np.float64)
-        return self.forecast_at(values[:, self.plan(steps)], steps)
+        sums = self.sums(values[:, self.sum_positions(np.arange(steps + 1))])
+        return self.from_sums(values[:, -1], sums)
 
-    def forecast_at(self, picked: Float64Array, steps: int) -> Float64Array:
-        """:meth:`forecast` from the values at :meth:`plan`'s positions, ``(B, P, F)``."""
-        batch, k = picked.shape[0], len(self.lags)
-        ahead = picked[:, : k * steps].reshape(batch, k, steps, self.n_features)
-        before = picked[:, k * steps : k * (steps + 1)]
-        weights = self.weight_array
-        lin: Float64Array = np.einsum("bksf,kf->bsf", ahead, weights)
-        lin -= np.einsum("bkf,kf->bf", before, weights)[:, None, :]
-        lin += picked[:, -1][:, None, :]
+    def from_sums(self, newest: Float64Array, sums: Float64Array) -> Float64Array:
+        """``lin`` ``(B, J-1, F)`` from ``v_t`` ``(B, F)`` and ``S(t), S(t+1) ..`` ``(B, J, F)``:
+        ``v_t + h * c + S(t + h) - S(t)``."""
+        steps = sums.shape[1] - 1
+        lin: Float64Array = sums[:, 1:] - sums[:, :1]
+        lin += newest[:, None, :]
         lin += np.arange(1, steps + 1, dtype=np.float64)[None, :, None] * self.constant_array
         return lin
 

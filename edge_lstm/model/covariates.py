@@ -18,6 +18,8 @@ from .arrays import FloatArray
 from .features import calendar_features, inputs_taps_first, output_values
 from .history import HistoryRing, rollout_plan
 from .metadata import ModelMeta
+from .profile import COLUMN as SUMS_COLUMN
+from .profile import SeasonalSums
 from .state import StateStore
 
 Float64Array = npt.NDArray[np.float64]
@@ -44,14 +46,18 @@ class InputPath:
         self.model = model
         self.meta = model.meta
         self.spec = self.meta.input_spec
+        self.store = store
         self.history = HistoryRing(store, self.spec, self.meta.n_features, self.meta.history_len)
+        companion = self.meta.companion
+        self.sums = None if companion is None else SeasonalSums(store, self.history, companion)
         # calendar rows of start + step * i (i = 0..n-1): empty until the first time is asked
         self._calendar_block: tuple[float, Float64Array] = (0.0, np.empty((0, 0)))
-        self._read_positions: dict[tuple[int, bool], IntArray] = {}
 
     def rows(self, slots: IntArray, values: Float64Array, times: Float64Array | None) -> FloatArray:
         """Append one step's values to the history; the model's input rows for it."""
         taps, count, level = self.history.push(slots, values, times)
+        if self.sums is not None:
+            self.sums.push(slots)
         rows = None if times is None else self._calendar(times + self.meta.step_s)
         return inputs_taps_first(taps, count, level, None, self.spec, self.meta.scaler, rows)
 
@@ -79,11 +85,7 @@ class InputPath:
         plan = rollout_plan(spec, history.length, steps)
         batch, n_features, n_lags = len(slots), self.meta.n_features, len(spec.lags)
         scale = scaler.scale_array
-        companion = self.meta.companion
-        ready = None if companion is None else history.count[slots] >= companion.history_len
-        blend = ready is not None and bool(ready.any())
-        # one gather: the rollout's history values, then (if it blends) the companion's
-        picked = history.at(slots, self._positions(steps, blend))
+        picked = history.at(slots, plan.positions)
         z = np.empty((plan.width, batch, n_features))
         z[: plan.history] = picked[:, : plan.history].transpose(1, 0, 2)
         z[: plan.history] /= scale
@@ -122,26 +124,36 @@ class InputPath:
             y, state = self.model.step(x, state)
         z[plan.history + steps - 1] = y + level
         out: Float64Array = z[plan.history :].transpose(1, 0, 2) * scale
-        if blend:
-            assert companion is not None and ready is not None
-            lin = companion.forecast_at(picked[:, plan.history :], min(steps, companion.horizon))
-            out = companion.blend(out, lin, ready)
+        if self.sums is not None:
+            out = self._blend(slots, out, picked[:, plan.history - 1], self.sums)
         return out.astype(np.float32)
 
-    def _positions(self, steps: int, blend: bool) -> IntArray:
-        """History positions a ``steps``-long rollout reads (:class:`RolloutPlan`'s), then
-        with ``blend`` those of the companion's forecast (:meth:`Companion.plan`)."""
-        key = (steps, blend)
-        positions = self._read_positions.get(key)
-        if positions is None:
-            positions = rollout_plan(self.spec, self.history.length, steps).positions
-            companion = self.meta.companion
-            if blend and companion is not None:
-                oldest = self.history.length - companion.history_len  # its window's first
-                ahead = companion.plan(min(steps, companion.horizon))
-                positions = np.concatenate([positions, oldest + ahead])
-            self._read_positions[key] = positions
-        return positions
+    def _blend(
+        self, slots: IntArray, lstm: Float64Array, newest: Float64Array, sums: SeasonalSums
+    ) -> Float64Array:
+        """The companion's blend for the sensors whose history reaches its longest lag;
+        ``newest``: their ``v_t``."""
+        companion = sums.companion
+        ready = self.history.count[slots] >= companion.history_len
+        if not ready.any():
+            return lstm
+        steps = min(lstm.shape[1], companion.horizon)
+        lin = companion.from_sums(newest, sums.read(slots, steps))
+        return companion.blend(lstm, lin, ready)
+
+    def use(self, model: _Model) -> None:
+        """Serve a reloaded model with the same layout (``ModelMeta.layout_key``): the rings
+        stay; the companion's sums are recomputed from them if its weights changed."""
+        before = self.meta.companion
+        self.model, self.meta = model, model.meta
+        companion = self.meta.companion
+        if companion == before:
+            return
+        if self.sums is not None:
+            self.store.drop_column(SUMS_COLUMN)
+        self.sums = None if companion is None else SeasonalSums(self.store, self.history, companion)
+        if self.sums is not None:
+            self.sums.rebuild(self.store.live_slots())
 
     def _young_levels(self, count: CountArray, steps: int) -> tuple[Float64Array, ...] | None:
         """For a batch with a sensor whose level window is not full yet: per step ``k`` (while

@@ -270,7 +270,7 @@ class Forecaster:
             return False
         self.model, self.meta = model, meta
         if self.inputs is not None:
-            self.inputs.model, self.inputs.meta = model, meta
+            self.inputs.use(model)
         if calibrator is not None and band is not None:
             calibrator.rebase(*band)
         return True

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -43,7 +44,7 @@ class HistoryRing:
         self.window = spec.level_window
         self.length = max(spec.history_len, length, 1)
         self.values = store.add_column(
-            "history", (self.length, n_features), np.float32, required=True, upgrade=_single
+            "history", (self.length, n_features), np.float32, required=True, upgrade=single_ring
         )
         self.pos = store.add_column("history_pos", (), np.int32, required=True)
         # values seen since the sensor started (not capped); int32: 68 years of 1 s steps
@@ -98,18 +99,29 @@ class HistoryRing:
 
     def at(self, slots: IntArray, positions: npt.ArrayLike) -> Float64Array:
         """Values at ``positions`` (``(P,)``; ``L-1`` the newest) as ``(B, P, F)``."""
-        length = self.length
-        # Ring rows of each slot, wrapped by a subtraction (an integer % took twice as long,
-        # measured), then one index into the (slots x L, F) rows (not two: twice as fast here).
-        rows = self.pos[slots].astype(np.int64)[:, None] + np.asarray(positions, np.int64)[None, :]
-        rows -= length * (rows >= length)
-        rows += slots.astype(np.int64)[:, None] * length
-        flat = self.values.reshape(-1, self.values.shape[2])
-        picked: Float64Array = np.take(flat, rows, axis=0).astype(np.float64)
-        return picked
+        return ring_values(self.values, slots, self.pos[slots], positions)
 
 
-def _single(saved: Mapping[str, Float64Array]) -> Float64Array | None:
+def ring_values(
+    values: npt.NDArray[np.float32],
+    slots: IntArray,
+    pos: npt.NDArray[np.integer[Any]],
+    positions: npt.ArrayLike,
+) -> Float64Array:
+    """Rings ``values`` ``(S, L, F)`` at ``positions`` (``L-1`` the newest) of ``slots`` whose
+    next value goes to ``pos``, as ``(B, P, F)``."""
+    length = values.shape[1]
+    # Ring rows of each slot, wrapped by a subtraction (an integer % took twice as long,
+    # measured), then one index into the (slots x L, F) rows (not two: twice as fast here).
+    rows = pos.astype(np.int64)[:, None] + np.asarray(positions, np.int64)[None, :]
+    rows -= length * (rows >= length)
+    rows += slots.astype(np.int64)[:, None] * length
+    flat = values.reshape(-1, values.shape[2])
+    picked: Float64Array = np.take(flat, rows, axis=0).astype(np.float64)
+    return picked
+
+
+def single_ring(saved: Mapping[str, Float64Array]) -> Float64Array | None:
     """The ring as the previous release saved it: twice over (``2L`` rows, rows ``i`` and
     ``i + L`` equal) with the same ``pos``; its first half is this ring."""
     doubled = saved.get("col_history")

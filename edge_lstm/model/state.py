@@ -49,12 +49,14 @@ class _Column:
         required: bool,
         kept: bool = False,
         upgrade: Upgrade | None = None,
+        derived: bool = False,
     ) -> None:
         self.array = array
         self.fill = fill
         self.required = required
         self.kept = kept
         self.upgrade = upgrade
+        self.derived = derived
 
 
 class StateStore:
@@ -94,19 +96,23 @@ class StateStore:
         required: bool = False,
         kept: bool = False,
         upgrade: Upgrade | None = None,
+        derived: bool = False,
     ) -> np.ndarray[Any, Any]:
         """Add a per-slot array ``(capacity, *shape)`` (``fill`` in fresh slots) and return it.
 
         A snapshot without this column loads with ``fill`` unless ``required`` (then it is
         refused: the column cannot be rebuilt, e.g. a history ring). A ``kept`` column is not
         model state: ``reset`` leaves it (and the sensor's slot) alone, eviction clears it.
-        ``upgrade`` rebuilds it from what an older release saved.
+        ``upgrade`` rebuilds it from what an older release saved. A ``derived`` column is
+        never saved: every load computes it with ``upgrade`` from the other columns.
         """
+        if derived and upgrade is None:
+            raise ValueError(f"derived column {name!r} needs upgrade= to compute it")
         if name in self._columns:
             raise ValueError(f"column {name!r} exists")
         shape = (self.capacity, *shape)
         array = lazy_zeros(shape, dtype) if fill == 0 else np.full(shape, fill, dtype=dtype)
-        self._columns[name] = _Column(array, fill, required, kept, upgrade)
+        self._columns[name] = _Column(array, fill, required, kept, upgrade, derived)
         return array
 
     def drop_column(self, name: str) -> None:
@@ -286,7 +292,8 @@ class StateStore:
             "touched": self._touched[slots],
         }
         for name, column in self._columns.items():
-            arrays[name if name in _BUILTIN else f"col_{name}"] = column.array[slots]
+            if not column.derived:
+                arrays[name if name in _BUILTIN else f"col_{name}"] = column.array[slots]
         buffer = io.BytesIO()
         np.savez(buffer, **arrays)
         body = buffer.getvalue()
@@ -309,7 +316,7 @@ class StateStore:
         for name, column in self._columns.items():
             saved = arrays.get(name if name in _BUILTIN else f"col_{name}")
             fits = saved is not None and saved.shape[1:] == column.array.shape[1:]
-            if not fits and column.upgrade is not None:
+            if (column.derived or not fits) and column.upgrade is not None:
                 saved = column.upgrade(arrays) if len(ids) else None
             if saved is None:
                 if column.required:

@@ -1,0 +1,103 @@
+"""The companion's seasonal sums, kept per sensor as its values arrive.
+
+The companion (:mod:`edge_lstm.model.companion`) forecasts from ``S(t + j) = sum_k w_k
+v_{t+j-L_k}`` for ``j = 0..H``. Gathered from the history ring at every forecast that is
+``K * (H + 1)`` reads a sensor (182 for 14 days and 12 steps, most of a forecast's cost at a
+thousand sensors); kept here it is ``K`` reads when a value arrives (the new ``S(t + L_1)``,
+``L_1`` the shortest lag) and ``H + 1`` at a forecast.
+
+The sums are a column of the state store beside the ring they come from, so eviction and the
+sensor table's moves carry both. They are a pure function of the ring and the weights, so they
+are not saved: loading a snapshot computes them from its rings (a snapshot says which model
+file it belongs to, not which companion weights), and :meth:`SeasonalSums.rebuild` recomputes
+them for a reloaded model with other weights. Until a sensor's ring reaches the longest lag
+some sums read slots it has not filled; the companion is not used for it until then, and by
+then every sum it reads was computed from observed values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from .companion import Companion
+from .history import HistoryRing, ring_values, single_ring
+from .state import StateStore
+
+Float64Array = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.intp]
+
+COLUMN = "companion_sums"
+
+
+class SeasonalSums:
+    """``S(t) .. S(t + L_1)`` of each sensor, in a ring indexed by step count."""
+
+    def __init__(self, store: StateStore, history: HistoryRing, companion: Companion) -> None:
+        self.companion = companion
+        self.history = history
+        self.size = companion.lags[0] + 1
+        self.sums = store.add_column(
+            COLUMN,
+            (self.size, companion.n_features),
+            np.float64,
+            required=True,
+            upgrade=self._from_saved,
+            derived=True,
+        )
+        # positions in the ring (L-1 the newest); the companion's window is its last part
+        start = history.length - companion.history_len
+        self._arriving = start + companion.sum_positions([companion.lags[0]])[0]  # (K,)
+        self._every = start + companion.sum_positions(np.arange(self.size))  # (L_1 + 1, K)
+
+    def _slots_of(self, count: npt.NDArray[Any], offsets: npt.ArrayLike) -> IntArray:
+        """Ring index of ``S(t + j)`` for each sensor (``count`` values seen, so ``t`` is
+        ``count - 1``) and each ``j`` in ``offsets``."""
+        t = count.astype(np.int64) - 1
+        index: IntArray = (t[:, None] + np.asarray(offsets, np.int64)[None, :]) % self.size
+        return index
+
+    def push(self, slots: IntArray) -> None:
+        """After the ring took a value: the new ``S(t + L_1)``."""
+        values = self.history.at(slots, self._arriving)  # (B, K, F)
+        new = self.companion.sums(values[:, None])[:, 0]
+        last = self._slots_of(self.history.count[slots], [self.size - 1])[:, 0]
+        self.sums[slots, last] = new
+
+    def read(self, slots: IntArray, steps: int) -> Float64Array:
+        """``S(t), S(t+1) .. S(t + steps)`` ``(B, steps + 1, F)``."""
+        index = self._slots_of(self.history.count[slots], np.arange(steps + 1))
+        picked: Float64Array = self.sums[slots[:, None], index]
+        return picked
+
+    def rebuild(self, slots: IntArray) -> None:
+        """Every sum of ``slots`` again, from their rings."""
+        if len(slots):
+            self.sums[slots[:, None], self._index_all(self.history.count[slots])] = self._compute(
+                self.history.at(slots, self._every.ravel())
+            )
+
+    def _index_all(self, count: npt.NDArray[Any]) -> IntArray:
+        return self._slots_of(count, np.arange(self.size))
+
+    def _compute(self, values: Float64Array) -> Float64Array:
+        batch, _, n_features = values.shape
+        shaped = values.reshape(batch, self.size, len(self.companion.lags), n_features)
+        return self.companion.sums(shaped)
+
+    def _from_saved(self, saved: Mapping[str, npt.NDArray[Any]]) -> npt.NDArray[Any] | None:
+        """The sums of a snapshot's sensors, from its rings (None: it has none)."""
+        ring, pos, count = (
+            saved.get(f"col_{n}") for n in ("history", "history_pos", "history_count")
+        )
+        if ring is not None and ring.shape[1] != self.history.length:
+            ring = single_ring(saved)  # as the history column itself loads it
+        if ring is None or pos is None or count is None or ring.shape[1] != self.history.length:
+            return None
+        values = ring_values(ring, np.arange(len(ring)), pos, self._every.ravel())
+        sums = np.empty((len(ring), self.size, self.companion.n_features))
+        np.put_along_axis(sums, self._index_all(count)[:, :, None], self._compute(values), axis=1)
+        return sums
