@@ -29,8 +29,6 @@ CountArray = npt.NDArray[np.int64]
 
 CALENDAR_AHEAD = 48
 """Calendar rows computed past the latest time asked (the next two days of hourly steps)."""
-CALENDAR_CACHE_ROWS = 4096
-"""The longest block of calendar rows kept; times further apart are computed directly."""
 
 
 class _Model(Protocol):
@@ -57,7 +55,9 @@ class InputPath:
         """Append one step's values to the history; the model's input rows for it."""
         taps, count, level = self.history.push(slots, values, times)
         if self.sums is not None:
-            self.sums.push(slots)
+            own = len(self.spec.taps)
+            self.sums.push(slots, count, taps[own:])
+            taps = taps[:own]
         rows = None if times is None else self._calendar(times + self.meta.step_s)
         return inputs_taps_first(taps, count, level, None, self.spec, self.meta.scaler, rows)
 
@@ -99,10 +99,11 @@ class InputPath:
         lag_rows = rows[:, :, n_features:values_end].reshape(len(rows), batch, n_lags, n_features)
         known = plan.lags_known
         if n_lags and known > 1:  # (steps, lags, B, F) -> each step's (B, lags, F)
-            lagged = z[np.stack(plan.lags[1:known])].transpose(0, 2, 1, 3)
+            lagged = z[plan.history_lags].transpose(0, 2, 1, 3)
         window = spec.level_window
-        young = self._young_levels(count, steps) if window else None
-        lags_from = spec.max_lag - int(count.min())  # from this step on, every lag exists
+        youngest = int(count.min())
+        young = self._young_levels(count, youngest, steps) if window else None
+        lags_from = spec.max_lag - youngest  # from this step on, every lag exists
         y = last_y
         for k in range(1, steps):
             u = y + level  # prediction k - 1: the newest value
@@ -151,11 +152,14 @@ class InputPath:
             return
         if self.sums is not None:
             self.store.drop_column(SUMS_COLUMN)
+            self.history.read_also(())
         self.sums = None if companion is None else SeasonalSums(self.store, self.history, companion)
         if self.sums is not None:
             self.sums.rebuild(self.store.live_slots())
 
-    def _young_levels(self, count: CountArray, steps: int) -> tuple[Float64Array, ...] | None:
+    def _young_levels(
+        self, count: CountArray, youngest: int, steps: int
+    ) -> tuple[Float64Array, ...] | None:
         """For a batch with a sensor whose level window is not full yet: per step ``k`` (while
         any is not full) ``keep`` (1 if a value leaves its window), ``grow`` (old count / new
         count), ``weight`` (1 / new count) and ``shift`` (``(1 - grow) * mean / scale``), each
@@ -163,7 +167,7 @@ class InputPath:
         ``grow * l + weight * (u - keep * u_dropped) + shift``. None when every window is full.
         """
         window = self.spec.level_window
-        full_from = int(window - count.min()) + 1  # from this step on, every window is full
+        full_from = window - youngest + 1  # from this step on, every window is full
         if full_from <= 1:
             return None
         k = np.arange(min(full_from, steps))[:, None]
@@ -180,33 +184,38 @@ class InputPath:
         if not self.spec.uses_time or steps < 2:
             return None
         start = self.history.last_at[slots]
-        offsets = self.meta.step_s * np.arange(2, steps + 1)
-        if (start == start[0]).all():  # one clock for the batch: one row per step
-            return self._calendar(start[0] + offsets)[None]
-        flat = self._calendar((start[:, None] + offsets[None, :]).reshape(-1))
+        step = self.meta.step_s
+        first = float(start[0])
+        if (start == first).all():  # one clock for the batch: one run of rows
+            return self._calendar_run(first + 2 * step, steps - 1)[None]
+        flat = self._calendar((start[:, None] + step * np.arange(2, steps + 1)).reshape(-1))
         return flat.reshape(len(slots), steps - 1, -1)
 
-    def _calendar(self, times: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-        """Calendar rows of ``times``, from a block of rows on the model's step grid.
+    def _calendar_run(self, first: float, count: int) -> npt.NDArray[np.float64]:
+        """Calendar rows of ``count`` steps from ``first``: a slice of the block of rows on the
+        model's step grid, or a new block from ``first`` (at least ``CALENDAR_AHEAD`` rows).
 
-        Consecutive steps and forecasts read times a step apart, so one block of
-        ``CALENDAR_AHEAD`` rows from the first time asked serves the next steps with one index
-        (rows are a pure function of the time: the same values as computing each). Times
-        past the block, or off its grid, start a new block; times that are not on one grid
-        (sensors with their own clocks) are computed directly.
+        Consecutive steps and forecasts read times a step apart, so one block serves the next
+        ones (rows are a pure function of the time: the same values as computing each).
         """
         step = self.meta.step_s
         start, rows = self._calendar_block
-        index = (times - start) / step
-        where = np.rint(index)
-        if (where == index).all() and where.min() >= 0 and where.max() < len(rows):
-            return rows[where.astype(np.intp)]
-        first = float(times.min())
-        ahead = (times - first) / step
-        span = float(ahead.max())
+        index = (first - start) / step
+        if index.is_integer() and index >= 0 and index + count <= len(rows):
+            return rows[int(index) : int(index) + count]
         spec = self.spec
-        if not (np.rint(ahead) == ahead).all() or span >= CALENDAR_CACHE_ROWS:
-            return calendar_features(times, spec.calendar, spec.timezone)
-        block_times = first + step * np.arange(int(span) + CALENDAR_AHEAD)
-        self._calendar_block = (first, calendar_features(block_times, spec.calendar, spec.timezone))
-        return self._calendar(times)
+        times = first + step * np.arange(max(count, CALENDAR_AHEAD))
+        self._calendar_block = (first, calendar_features(times, spec.calendar, spec.timezone))
+        return self._calendar_block[1][:count]
+
+    def _calendar(self, times: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        """Calendar rows of ``times`` (one row if they are all equal): from the block where it
+        holds them all, else computed (sensors with their own clocks)."""
+        one = float(times[0])
+        if times.size == 1 or (times == one).all():
+            return self._calendar_run(one, 1)
+        start, rows = self._calendar_block
+        where = (times - start) / self.meta.step_s
+        if (np.rint(where) == where).all() and where.min() >= 0 and where.max() < len(rows):
+            return rows[where.astype(np.intp)]
+        return calendar_features(times, self.spec.calendar, self.spec.timezone)

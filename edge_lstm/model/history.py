@@ -7,7 +7,7 @@ sensors.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -51,14 +51,20 @@ class HistoryRing:
         self.count = store.add_column("history_count", (), np.int32, required=True)
         self.level_sum = store.add_column("level_sum", (n_features,), np.float64, required=True)
         self.last_at = store.add_column("last_at", (), np.float64, fill=np.nan, required=True)
-        self._taps = np.asarray([self.length - 1 - b for b in spec.taps])  # newest = L-1
+        self.read_also(())
+
+    def read_also(self, back: Sequence[int]) -> None:
+        """Have :meth:`push` also return the values ``back`` steps before the newest, after
+        the spec's taps (the companion's sums read them as each value arrives)."""
+        self._taps = np.asarray([self.length - 1 - b for b in (*self.spec.taps, *back)])
 
     def push(
         self, slots: IntArray, values: Float64Array, at: Float64Array | None
     ) -> tuple[Float64Array, CountArray, Float64Array]:
         """Append one step's values (and start time, if known); returns what the inputs read.
 
-        That is: the values at ``spec.taps`` steps back, taps first ``(K, F, B)``, the counts
+        That is: the values at ``spec.taps`` steps back (then those of :meth:`read_also`), taps
+        first ``(K, F, B)``, the counts
         and the levels, all after the append (one pass over the slots, no re-reading). The
         values are rounded to float32 first, as the ring keeps them.
         """
@@ -149,6 +155,8 @@ class RolloutPlan:
     dropped: tuple[int, ...]
     lags_known: int
     """Steps before this one read their lags from history only (gathered in one go)."""
+    history_lags: IntArray
+    """``lags[1 : lags_known]`` as one ``(lags_known - 1, len(spec.lags))`` array."""
     width: int
 
 
@@ -170,11 +178,13 @@ def rollout_plan(spec: InputSpec, length: int, steps: int) -> RolloutPlan:
     lag_index = spec.block_taps[1:]
     lags = tuple(column_of[p][lag_index] for p in tap_positions)
     from_predictions = [k for k in range(1, steps) if (lags[k] >= observed.size).any()]
+    known = from_predictions[0] if from_predictions else steps
     return RolloutPlan(
         positions=observed,
         history=observed.size,
         lags=lags,
         dropped=tuple(int(column_of[p]) for p in drop_positions),
-        lags_known=from_predictions[0] if from_predictions else steps,
+        lags_known=known,
+        history_lags=np.asarray(lags[1:known], dtype=np.intp).reshape(known - 1, len(lag_index)),
         width=observed.size + steps,
     )

@@ -29,6 +29,7 @@ from .state import StateStore
 
 Float64Array = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.intp]
+CountArray = npt.NDArray[np.int64]
 
 COLUMN = "companion_sums"
 
@@ -48,9 +49,9 @@ class SeasonalSums:
             upgrade=self._from_saved,
             derived=True,
         )
-        # positions in the ring (L-1 the newest); the companion's window is its last part
-        start = history.length - companion.history_len
-        self._arriving = start + companion.sum_positions([companion.lags[0]])[0]  # (K,)
+        history.read_also([lag - companion.lags[0] for lag in companion.lags])
+        # positions in the ring (L-1 the newest) of every S(t + j), j = 0..L_1
+        start = history.length - companion.history_len  # the companion's window
         self._every = start + companion.sum_positions(np.arange(self.size))  # (L_1 + 1, K)
 
     def _slots_of(self, count: npt.NDArray[Any], offsets: npt.ArrayLike) -> IntArray:
@@ -60,12 +61,12 @@ class SeasonalSums:
         index: IntArray = (t[:, None] + np.asarray(offsets, np.int64)[None, :]) % self.size
         return index
 
-    def push(self, slots: IntArray) -> None:
-        """After the ring took a value: the new ``S(t + L_1)``."""
-        values = self.history.at(slots, self._arriving)  # (B, K, F)
-        new = self.companion.sums(values[:, None])[:, 0]
-        last = self._slots_of(self.history.count[slots], [self.size - 1])[:, 0]
-        self.sums[slots, last] = new
+    def push(self, slots: IntArray, count: CountArray, arrived: Float64Array) -> None:
+        """The new ``S(t + L_1)`` after the ring took a value: ``arrived`` ``(K, F, B)`` are
+        ``v_{t + L_1 - L_k}``, which ``HistoryRing.push`` read with its taps (``count``: its
+        counts after the append)."""
+        new = np.einsum("kfb,kf->bf", arrived, self.companion.weight_array)
+        self.sums[slots, (count + (self.size - 2)) % self.size] = new
 
     def read(self, slots: IntArray, steps: int) -> Float64Array:
         """``S(t), S(t+1) .. S(t + steps)`` ``(B, steps + 1, F)``."""
