@@ -71,7 +71,9 @@ class SeasonalSums:
     def read(self, slots: IntArray, steps: int) -> Float64Array:
         """``S(t), S(t+1) .. S(t + steps)`` ``(B, steps + 1, F)``."""
         index = self._slots_of(self.history.count[slots], np.arange(steps + 1))
-        picked: Float64Array = self.sums[slots[:, None], index]
+        index += slots.astype(np.int64)[:, None] * self.size  # one index into (slots x size)
+        flat = self.sums.reshape(-1, self.sums.shape[2])
+        picked: Float64Array = np.take(flat, index, axis=0)
         return picked
 
     def rebuild(self, slots: IntArray) -> None:
