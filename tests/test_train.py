@@ -12,8 +12,11 @@ import pytest
 pytestmark = pytest.mark.train
 pytest.importorskip("tensorflow")
 
+from edge_lstm.export.options import parse_duration  # noqa: E402
+from edge_lstm.model.features import training_inputs  # noqa: E402
 from edge_lstm.model.metadata import ModelMeta  # noqa: E402
 from edge_lstm.model.runtime import StepModel  # noqa: E402
+from edge_lstm.offline.trainset import training_windows  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -83,15 +86,15 @@ def test_refit_trains_each_seed_again_on_training_and_validation(
             "--verbose", "0", *([] if refit else ["--no-refit"]),
         ]
     )  # fmt: skip
-    grid = train.load_series(args)  # type: ignore[attr-defined]
+    grid = train.grid_of(args)  # type: ignore[attr-defined]
     n = grid.values.shape[1]
     split = (int(n * 0.6), int(n * 0.75))
     spec = train.choose_inputs(args, split[0], grid.step_s)  # type: ignore[attr-defined]
     scaler = train.fit_scaler(grid, split[0], spec)  # type: ignore[attr-defined]
-    windows = train.training_windows(args, spec, grid, scaler, split)  # type: ignore[attr-defined]
+    windows = training_windows(spec, grid, scaler, split)
     # The refit's windows: the training stride over training and validation, never held out.
     part = grid.values[0][: split[1]], grid.times_s[: split[1]]
-    y = train.training_inputs(*part, spec, scaler)[1]  # type: ignore[attr-defined]
+    y = training_inputs(*part, spec, scaler)[1]
     width = windows.x.shape[1]
     np.testing.assert_array_equal(windows.all_x[: len(windows.x)], windows.x)
     assert len(windows.all_x) > len(windows.x)
@@ -185,7 +188,7 @@ def test_default_inputs_follow_the_step(
 ) -> None:
     train = _train_module()
     args = train.parse_args(["--data", "x.csv", "--out", "m", "--step", step])  # type: ignore[attr-defined]
-    spec = train.choose_inputs(args, n_steps, train.parse_duration(step))  # type: ignore[attr-defined]
+    spec = train.choose_inputs(args, n_steps, parse_duration(step))  # type: ignore[attr-defined]
     assert spec.lags == lags and spec.calendar == calendar
 
 
