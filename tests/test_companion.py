@@ -187,8 +187,19 @@ def _sibling(path: Path, companion: Companion, folder: Path) -> Path:
     return copy
 
 
-def _other_weights(companion: Companion) -> Companion:
-    return replace(companion, weights=((0.2,), (0.6,), (0.1,)), constant=(-2.0,))
+def _two_weights(tmp_path: Path) -> tuple[Forecaster, Forecaster, Path]:
+    """Forecasters of one model file with the companion and with other weights, fed the same
+    values past the longest lag; and the other's path."""
+    companion = _companion()
+    path = _model(tmp_path, companion)
+    other = replace(companion, weights=((0.2,), (0.6,), (0.1,)), constant=(-2.0,))
+    other_path = _sibling(path, other, tmp_path / "other")
+    one, two = Forecaster.load(path), Forecaster.load(other_path)
+    values = _electricity()
+    for t in range(companion.history_len + 7):
+        for fc in (one, two):
+            fc.observe("s", float(values[t]))
+    return one, two, other_path
 
 
 def test_the_sums_kept_as_values_arrive_equal_the_sums_from_the_ring(tmp_path: Path) -> None:
@@ -217,14 +228,7 @@ def test_the_sums_kept_as_values_arrive_equal_the_sums_from_the_ring(tmp_path: P
 def test_a_snapshot_restores_the_sums_of_the_companion_it_is_loaded_with(tmp_path: Path) -> None:
     """Snapshots do not keep the sums: restored under the same model file with other weights,
     the forecast is that model's uninterrupted one."""
-    companion = _companion()
-    path = _model(tmp_path, companion)
-    other = _sibling(path, _other_weights(companion), tmp_path / "other")
-    saved, straight = Forecaster.load(path), Forecaster.load(other)
-    values = _electricity()
-    for t in range(companion.history_len + 7):
-        for fc in (saved, straight):
-            fc.observe("s", float(values[t]))
+    saved, straight, other = _two_weights(tmp_path)
     saved.save_state(tmp_path / "state.snapshot")
     restored = Forecaster.load(other)
     restored.load_state(tmp_path / "state.snapshot")
@@ -237,16 +241,10 @@ def test_a_reloaded_model_with_other_weights_keeps_the_rings_and_recomputes_the_
 ) -> None:
     from edge_lstm.model.runtime import StepModel
 
-    companion = _companion()
-    path = _model(tmp_path, companion)
-    other = _sibling(path, _other_weights(companion), tmp_path / "other")
-    live, straight = Forecaster.load(path), Forecaster.load(other)
-    values = _electricity()
-    for t in range(companion.history_len + 7):
-        for fc in (live, straight):
-            fc.observe("s", float(values[t]))
+    live, straight, other = _two_weights(tmp_path)
     assert live.replace_model(StepModel.load(other))  # same layout: the sensors stay warm
-    for t in range(companion.history_len + 7, companion.history_len + 10):
+    values, seen = _electricity(), _companion().history_len + 7
+    for t in range(seen, seen + 3):
         for fc in (live, straight):
             fc.observe("s", float(values[t]))
         np.testing.assert_array_equal(live.forecast("s", 4), straight.forecast("s", 4))
