@@ -64,9 +64,8 @@ class HistoryRing:
         """Append one step's values (and start time, if known); returns what the inputs read.
 
         That is: the values at ``spec.taps`` steps back (then those of :meth:`read_also`), taps
-        first ``(K, F, B)``, the counts
-        and the levels, all after the append (one pass over the slots, no re-reading). The
-        values are rounded to float32 first, as the ring keeps them.
+        first ``(K, F, B)``, the counts and the levels, all after the append (one pass over the
+        slots, no re-reading). The values are rounded to float32 first, as the ring keeps them.
         """
         values = as_kept(values)
         pos = self.pos[slots].astype(np.intp)
