@@ -248,3 +248,14 @@ def test_a_reloaded_model_with_other_weights_keeps_the_rings_and_recomputes_the_
         for fc in (live, straight):
             fc.observe("s", float(values[t]))
         np.testing.assert_array_equal(live.forecast("s", 4), straight.forecast("s", 4))
+
+
+def test_a_sensor_handed_over_gets_the_sums_of_the_receivers_companion(tmp_path: Path) -> None:
+    """Between daemons (``broker_state``, shards) a sensor travels as ``row``/``put_row``: the
+    sums are not sent, the receiver computes them for its own weights."""
+    sender, straight, other = _two_weights(tmp_path)
+    receiver = Forecaster.load(other)
+    row = sender.store.row("s")
+    assert "companion_sums" not in row
+    receiver.store.put_row("s", row)
+    np.testing.assert_array_equal(receiver.forecast("s", 4), straight.forecast("s", 4))

@@ -176,7 +176,7 @@ def test_columns_round_trip_and_clear_on_eviction(tmp_path: Path) -> None:
     assert other.nbytes_per_sensor() == 3 * 4 + 4 + 8 + 3 * 8 + 8 + 8
 
 
-def test_a_derived_column_is_not_saved_and_is_computed_on_load(tmp_path: Path) -> None:
+def test_a_derived_column_is_not_saved_nor_handed_over_and_is_computed(tmp_path: Path) -> None:
     def totals(saved: object) -> np.ndarray:
         assert isinstance(saved, dict) and "col_total" not in saved  # never written
         ring: np.ndarray = saved["col_ring"]
@@ -196,5 +196,11 @@ def test_a_derived_column_is_not_saved_and_is_computed_on_load(tmp_path: Path) -
     other, _, total2 = store_with_total()
     other.load(tmp_path / "s.bin", "sha")
     assert total2[other.slots(["a", "b"]), 0].tolist() == [6.0, 15.0]
+    # a sensor handed over (row/put_row) does not carry it either: the receiver computes it
+    moved = store.row("b")
+    assert "total" not in moved and "total" not in store.layout()
+    third, _, total3 = store_with_total()
+    third.put_row("b", moved)
+    assert total3[third.slots(["b"]), 0].tolist() == [15.0]
     with pytest.raises(ValueError, match="needs upgrade="):
         other.add_column("bad", (), np.float64, derived=True)

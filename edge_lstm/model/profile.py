@@ -7,10 +7,11 @@ thousand sensors); kept here it is ``K`` reads when a value arrives (the new ``S
 ``L_1`` the shortest lag) and ``H + 1`` at a forecast.
 
 The sums are a column of the state store beside the ring they come from, so eviction and the
-sensor table's moves carry both. They are a pure function of the ring and the weights, so they
-are not saved: loading a snapshot computes them from its rings (a snapshot says which model
-file it belongs to, not which companion weights), and :meth:`SeasonalSums.rebuild` recomputes
-them for a reloaded model with other weights. Until a sensor's ring reaches the longest lag
+sensor table's undo carry both. They are a pure function of the ring and the weights, so they
+are neither saved nor sent: loading a snapshot, or taking a sensor over from another daemon,
+computes them from the ring that came (a snapshot or a handed-over state names its model file,
+not its companion weights), and :meth:`SeasonalSums.rebuild` recomputes them for a reloaded
+model with other weights. Until a sensor's ring reaches the longest lag
 some sums read slots it has not filled; the companion is not used for it until then, and by
 then every sum it reads was computed from observed values.
 """

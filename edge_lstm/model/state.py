@@ -104,7 +104,8 @@ class StateStore:
         refused: the column cannot be rebuilt, e.g. a history ring). A ``kept`` column is not
         model state: ``reset`` leaves it (and the sensor's slot) alone, eviction clears it.
         ``upgrade`` rebuilds it from what an older release saved. A ``derived`` column is
-        never saved: every load computes it with ``upgrade`` from the other columns.
+        never saved nor exchanged: every load and ``put_row`` computes it with ``upgrade`` from
+        the other columns.
         """
         if derived and upgrade is None:
             raise ValueError(f"derived column {name!r} needs upgrade= to compute it")
@@ -244,18 +245,22 @@ class StateStore:
     # -- one sensor's row (moving a sensor between processes) ---------------------------------
 
     def layout(self) -> dict[str, tuple[tuple[int, ...], np.dtype[Any]]]:
-        """Each column's per-sensor ``(shape, dtype)``: what ``row``/``put_row`` exchange."""
-        return {n: (c.array.shape[1:], c.array.dtype) for n, c in self._columns.items()}
+        """Each saved column's per-sensor ``(shape, dtype)``: what ``row``/``put_row`` exchange
+        (a ``derived`` column is not exchanged: ``put_row`` computes it)."""
+        return {n: (c.array.shape[1:], c.array.dtype) for n, c in self._saved_columns()}
 
     def row(self, sensor_id: str) -> dict[str, np.ndarray[Any, Any]]:
-        """Copies of every column of a sensor (a fresh slot's values if it is unknown)."""
+        """Copies of every saved column of a sensor (a fresh slot's values if it is unknown)."""
         slot = self._slots.get(sensor_id)
         if slot is not None:
-            return {name: np.array(c.array[slot]) for name, c in self._columns.items()}
+            return {name: np.array(c.array[slot]) for name, c in self._saved_columns()}
         return {
             name: np.full(c.array.shape[1:], c.fill, dtype=c.array.dtype)
-            for name, c in self._columns.items()
+            for name, c in self._saved_columns()
         }
+
+    def _saved_columns(self) -> list[tuple[str, _Column]]:
+        return [(name, c) for name, c in self._columns.items() if not c.derived]
 
     def take(self, slots: IntArray) -> dict[str, np.ndarray[Any, Any]]:
         """Copies of every column at ``slots`` (one gather per column)."""
@@ -267,10 +272,16 @@ class StateStore:
             column.array[slots] = rows[name]
 
     def put_row(self, sensor_id: str, fields: Mapping[str, np.ndarray[Any, Any]]) -> None:
-        """Give a sensor a slot holding ``fields`` (each column's per-sensor array, ``layout``)."""
+        """Give a sensor a slot holding ``fields`` (each saved column's per-sensor array,
+        ``layout``); its derived columns are computed from them, as a snapshot load does."""
         (slot,), _ = self.acquire([sensor_id])
-        for name, column in self._columns.items():
+        for name, column in self._saved_columns():
             column.array[slot] = fields[name]
+        saved = {_saved_name(name): np.asarray(fields[name])[None] for name in self.layout()}
+        for column in self._columns.values():
+            if column.derived and column.upgrade is not None:
+                computed = column.upgrade(saved)
+                column.array[slot] = column.fill if computed is None else computed[0]
 
     # -- snapshots -------------------------------------------------------------------------
 
@@ -285,15 +296,12 @@ class StateStore:
             "version": SNAPSHOT_VERSION,
         }
         header["extra"] = dict(extra or {})
-        # The builtin columns keep their format-1 names so that an older edge-lstm can still
-        # read the recurrent state of a newer snapshot.
         arrays: dict[str, Any] = {
             "header": np.frombuffer(json.dumps(header).encode(), dtype=np.uint8),
             "touched": self._touched[slots],
         }
-        for name, column in self._columns.items():
-            if not column.derived:
-                arrays[name if name in _BUILTIN else f"col_{name}"] = column.array[slots]
+        for name, column in self._saved_columns():
+            arrays[_saved_name(name)] = column.array[slots]
         buffer = io.BytesIO()
         np.savez(buffer, **arrays)
         body = buffer.getvalue()
@@ -314,7 +322,7 @@ class StateStore:
         ids = [str(i) for i in header["ids"]]
         found = {}
         for name, column in self._columns.items():
-            saved = arrays.get(name if name in _BUILTIN else f"col_{name}")
+            saved = arrays.get(_saved_name(name))
             fits = saved is not None and saved.shape[1:] == column.array.shape[1:]
             if (column.derived or not fits) and column.upgrade is not None:
                 saved = column.upgrade(arrays) if len(ids) else None
@@ -337,6 +345,12 @@ class StateStore:
             self._columns[name].array[slots] = saved[keep]
         extra = header.get("extra") or {}
         return dict(extra)
+
+
+def _saved_name(column: str) -> str:
+    """A column's name in a snapshot (and for ``upgrade``): the builtins keep their format-1
+    names, so an older edge-lstm can still read the recurrent state of a newer snapshot."""
+    return column if column in _BUILTIN else f"col_{column}"
 
 
 def _parse(blob: bytes, path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray[Any, Any]]]:
