@@ -80,17 +80,10 @@ class SeasonalSums:
     def rebuild(self, slots: IntArray) -> None:
         """Every sum of ``slots`` again, from their rings."""
         if len(slots):
-            self.sums[slots[:, None], self._index_all(self.history.count[slots])] = self._compute(
-                self.history.at(slots, self._every.ravel())
+            history = self.history
+            self.sums[slots] = self._from_rings(
+                history.values, slots, history.pos[slots], history.count[slots]
             )
-
-    def _index_all(self, count: npt.NDArray[Any]) -> IntArray:
-        return self._slots_of(count, np.arange(self.size))
-
-    def _compute(self, values: Float64Array) -> Float64Array:
-        batch, _, n_features = values.shape
-        shaped = values.reshape(batch, self.size, len(self.companion.lags), n_features)
-        return self.companion.sums(shaped)
 
     def _from_saved(self, saved: Mapping[str, npt.NDArray[Any]]) -> npt.NDArray[Any] | None:
         """The sums of a snapshot's sensors, from its rings (None: it has none)."""
@@ -101,7 +94,20 @@ class SeasonalSums:
             ring = single_ring(saved)  # as the history column itself loads it
         if ring is None or pos is None or count is None or ring.shape[1] != self.history.length:
             return None
-        values = ring_values(ring, np.arange(len(ring)), pos, self._every.ravel())
-        sums = np.empty((len(ring), self.size, self.companion.n_features))
-        np.put_along_axis(sums, self._index_all(count)[:, :, None], self._compute(values), axis=1)
+        return self._from_rings(ring, np.arange(len(ring)), pos, count)
+
+    def _from_rings(
+        self,
+        ring: npt.NDArray[np.float32],
+        slots: IntArray,
+        pos: npt.NDArray[Any],
+        count: npt.NDArray[Any],
+    ) -> Float64Array:
+        """Every sum of ``slots`` of ``ring`` (``pos``, ``count``: theirs), ``(B, L_1 + 1, F)``
+        in the column's ring order."""
+        values = ring_values(ring, slots, pos, self._every.ravel())
+        shaped = values.reshape(len(slots), self.size, len(self.companion.lags), -1)
+        sums = np.empty((len(slots), self.size, self.companion.n_features))
+        index = self._slots_of(count, np.arange(self.size))[:, :, None]
+        np.put_along_axis(sums, index, self.companion.sums(shaped), axis=1)
         return sums
