@@ -179,6 +179,32 @@ def memory_table(report: dict[str, Any]) -> list[str]:
     return [*lines, "", f"One row of the sensor table (a warm sensor's state): {row:,} bytes."]
 
 
+def soak_table(report: dict[str, Any]) -> list[str]:
+    soak = report.get("soak")
+    if not soak:
+        return ["(no soak section in this report)"]
+    lines = [
+        f"{soak['sensors']:,} sensors, {soak['steps_per_month']:,} steps a month; idle "
+        f"{_mib_mb(soak['idle_rss_bytes'])}.",
+        "",
+        "| month | readings accepted | forecasts published | RSS | peak so far | state files |",
+        "|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in soak["rows"]:
+        lines.append(
+            f"| {r['month']} | {r['readings_accepted']:,} | {r['forecasts_published']:,} | "
+            f"{_mib_mb(r['rss_bytes'])} | {_mib_mb(r['peak_rss_bytes'])} | "
+            f"{r['state_files_bytes'] / 1e6:.2f} MB |"
+        )
+    return [
+        *lines,
+        "",
+        f"Lost {soak['readings_lost']}, refused {soak['readings_rejected']}, snapshot errors "
+        f"{soak['snapshot_errors']}, journal errors {soak['journal_errors']}, queue drops "
+        f"{soak['queue_dropped']}; exit code {soak['exit_code']}.",
+    ]
+
+
 def _mib_mb(n_bytes: float) -> str:
     """Binary and decimal: the issues' targets are in MB."""
     return f"{n_bytes / 2**20:.1f} MiB ({n_bytes / 1e6:.1f} MB)"
@@ -267,6 +293,7 @@ def blocks(report: dict[str, Any], measured_at: str) -> dict[Path, dict[str, lis
         ("bench-inputs", inputs_table),
         ("bench-e2e", e2e_table),
         ("bench-memory", memory_table),
+        ("bench-soak", soak_table),
     ):
         doc[name] = table(report)
     return {README: {"bench-readme": [*run, "", *readme_table(report)]}, BENCH_DOC: doc}

@@ -220,6 +220,31 @@ def test_e2e_and_memory_quick_json(any_model: Path, mosquitto: Mosquitto) -> Non
 
 
 @pytest.mark.broker
+@pytest.mark.slow
+def test_soak_runs_months_of_readings_through_the_daemon_with_its_state(
+    default_model: Path, mosquitto: Mosquitto
+) -> None:
+    doc = bench_json(
+        "--only", "soak", "--model", str(default_model), "--broker",
+        f"{mosquitto.host}:{mosquitto.port}",
+    )  # fmt: skip
+    soak = doc["soak"]
+    assert (soak["sensors"], soak["months"], soak["steps_per_month"]) == (10, 2, 730)
+    rows = soak["rows"]
+    assert [r["month"] for r in rows] == [1, 2]
+    # Every reading of every month accepted (the bench waits for them), nothing refused.
+    assert [r["readings_sent"] for r in rows] == [7300, 14600]
+    assert [r["readings_accepted"] for r in rows] == [7300, 14600]
+    assert 0 < rows[0]["forecasts_published"] < rows[1]["forecasts_published"]
+    assert all(r["state_files_bytes"] > 0 and r["peak_rss_bytes"] >= r["rss_bytes"] for r in rows)
+    assert soak["readings_lost"] == soak["readings_rejected"] == 0
+    assert soak["snapshot_errors"] == soak["journal_errors"] == soak["queue_dropped"] == 0
+    assert soak["exit_code"] == 0
+    table = "\n".join(load_bench_figures().soak_table(doc))
+    assert "| 2 | 14,600 |" in table and "exit code 0." in table
+
+
+@pytest.mark.broker
 def test_bench_starts_its_own_mosquitto_from_the_path(default_model: Path) -> None:
     doc = bench_json("--only", "memory", "--model", str(default_model))
     assert doc["memory"]["broker"].startswith("started: mosquitto")
@@ -229,7 +254,7 @@ def test_unknown_section_is_one_line_error() -> None:
     result = runner.invoke(app, ["bench", "--only", "engine,gpu"])
     assert result.exit_code == 1
     assert result.stderr.strip() == (
-        "error: unknown section 'gpu' (choose from engine, inputs, e2e, memory, scaling)"
+        "error: unknown section 'gpu' (choose from engine, inputs, e2e, memory, soak, scaling)"
     )
 
 

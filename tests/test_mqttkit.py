@@ -3,7 +3,10 @@ kit's publisher and recorder against it."""
 
 from __future__ import annotations
 
+import os
+import signal
 import ssl
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -12,7 +15,14 @@ import pytest
 
 from edge_lstm.errors import BrokerError
 from edge_lstm.mqttkit.broker import Mosquitto
-from edge_lstm.mqttkit.clients import ClientSetup, Publisher, Recorder, retained, unique_prefix
+from edge_lstm.mqttkit.clients import (
+    MAX_UNACKNOWLEDGED,
+    ClientSetup,
+    Publisher,
+    Recorder,
+    retained,
+    unique_prefix,
+)
 from edge_lstm.mqttkit.pki import Pki
 
 pytestmark = pytest.mark.broker
@@ -34,6 +44,38 @@ def _roundtrip(broker: Mosquitto, setup: ClientSetup | None = None) -> bytes:
 
 def test_plain_broker_delivers(mosquitto: Mosquitto) -> None:
     assert _roundtrip(mosquitto) == b"hello"
+
+
+@pytest.mark.slow
+def test_a_publisher_loses_nothing_past_65535_unacknowledged(mosquitto: Mosquitto) -> None:
+    """paho numbers a QoS 1 message with a 16-bit id when it is published: with the broker
+    not acknowledging (stopped here, SIGSTOP), the 65,536th would replace the first. The
+    publisher waits at MAX_UNACKNOWLEDGED instead, until the broker is back."""
+    topic = f"{unique_prefix()}/wrap"
+    count = 70_000
+    recorder = Recorder(mosquitto, [topic]).start()
+    publisher = Publisher(mosquitto)
+    assert mosquitto.proc is not None
+    pid = mosquitto.proc.pid
+    os.kill(pid, signal.SIGSTOP)
+    resume = threading.Timer(2.0, os.kill, (pid, signal.SIGCONT))
+    resume.start()
+    most = 0
+    try:
+        for i in range(count):
+            publisher.publish(topic, str(i))
+            most = max(most, publisher.unacknowledged())
+    finally:
+        resume.join()
+        os.kill(pid, signal.SIGCONT)
+    try:
+        assert publisher.wait_all_acked(60)
+        assert recorder.wait_for(count, timeout_s=60)
+    finally:
+        publisher.close()
+        recorder.close()
+    assert most == MAX_UNACKNOWLEDGED  # it did wait for the broker
+    assert sorted(int(m.payload) for m in recorder.snapshot()) == list(range(count))
 
 
 def test_retained_is_what_a_fresh_subscriber_sees(mosquitto: Mosquitto) -> None:

@@ -17,7 +17,7 @@ from .common import BackendOption, ModelOption, broker_or, client_address, fail,
 if TYPE_CHECKING:  # Rich is imported when a bar is shown: not in every command's process
     from .progress import SectionProgress
 
-SECTIONS = ("engine", "inputs", "e2e", "memory", "scaling")
+SECTIONS = ("engine", "inputs", "e2e", "memory", "soak", "scaling")
 LOCAL_SECTIONS = ("engine", "inputs")  # the others need a broker
 
 
@@ -34,7 +34,7 @@ def bench(
         ),
     ] = None,
     broker: Annotated[
-        str | None, broker_or("e2e and memory start a Mosquitto from the PATH")
+        str | None, broker_or("e2e, memory, soak and scaling start a Mosquitto from the PATH")
     ] = None,
     backend: BackendOption = None,
     keras: Annotated[
@@ -43,8 +43,8 @@ def bench(
     output: Annotated[Path | None, typer.Option(help="Also write the JSON report here.")] = None,
 ) -> None:
     """Measure sensor-steps/s, the cost of seasonal inputs, end-to-end readings/s and latency,
-    and daemon memory. ``--model`` applies to engine, e2e and memory; ``inputs`` always compares
-    its two shipped same-size models."""
+    daemon memory, and a simulated year of the daemon (soak). ``--model`` applies to engine,
+    e2e, memory and soak; ``inputs`` always compares its two shipped same-size models."""
     import shutil
 
     from ..bench.report import load_average, machine_info
@@ -165,6 +165,11 @@ def _run_sections(
 
             counts = (10, 100) if quick else (100, 10_000)
             report["memory"] = run_memory(model_path, broker, counts, say)
+        elif section == "soak":
+            from ..bench.soak import run_soak
+
+            sensors, months = (10, 2) if quick else (100, 12)
+            report["soak"] = run_soak(model_path, broker, sensors, months, say)
         elif section == "scaling":  # issue 13's costs (bench/scaling.py)
             from ..bench.scaling import run_scaling
 
@@ -263,6 +268,10 @@ def format_report(report: dict[str, Any]) -> str:
                 f"  {r['sensors']:>6} active sensors: {r['rss_mib']:.1f} MiB"
                 f" (peak so far {r['peak_rss_mib']:.1f} MiB)"
             )
+    if report.get("soak"):
+        from ..bench.soak import format_soak
+
+        lines += ["", *format_soak(report["soak"])]
     if report.get("scaling"):
         from ..bench.scaling import format_scaling
 
