@@ -187,14 +187,16 @@ def soak_table(report: dict[str, Any]) -> list[str]:
         f"{soak['sensors']:,} sensors, {soak['steps_per_month']:,} steps a month; idle "
         f"{_mib_mb(soak['idle_rss_bytes'])}.",
         "",
-        "| month | readings accepted | forecasts published | RSS | peak so far | state files |",
-        "|---:|---:|---:|---:|---:|---:|",
+        "| month | readings accepted | forecasts published | RSS | peak so far | state files "
+        "| band coverage that month |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in soak["rows"]:
+        share = r.get("band_coverage")
         lines.append(
             f"| {r['month']} | {r['readings_accepted']:,} | {r['forecasts_published']:,} | "
             f"{_mib_mb(r['rss_bytes'])} | {_mib_mb(r['peak_rss_bytes'])} | "
-            f"{r['state_files_bytes'] / 1e6:.2f} MB |"
+            f"{r['state_files_bytes'] / 1e6:.2f} MB | {'' if share is None else f'{share:.1%}'} |"
         )
     return [
         *lines,

@@ -237,11 +237,13 @@ def test_soak_runs_months_of_readings_through_the_daemon_with_its_state(
     assert [r["readings_accepted"] for r in rows] == [7300, 14600]
     assert 0 < rows[0]["forecasts_published"] < rows[1]["forecasts_published"]
     assert all(r["state_files_bytes"] > 0 and r["peak_rss_bytes"] >= r["rss_bytes"] for r in rows)
+    assert all(0.0 < r["band_coverage"] <= 1.0 for r in rows)  # bands issued and scored
     assert soak["readings_lost"] == soak["readings_rejected"] == 0
     assert soak["snapshot_errors"] == soak["journal_errors"] == soak["queue_dropped"] == 0
     assert soak["exit_code"] == 0
     table = "\n".join(load_bench_figures().soak_table(doc))
     assert "| 2 | 14,600 |" in table and "exit code 0." in table
+    assert f"| {rows[1]['band_coverage']:.1%} |" in table
 
 
 @pytest.mark.broker

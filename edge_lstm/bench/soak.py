@@ -5,10 +5,11 @@ One daemon process with a state directory and the write-ahead log (``durability 
 snapshots every few seconds), fed a month of readings at a time (dated a step apart, so each
 opens a new step). After each month the bench waits until the daemon has accepted every reading
 sent, then records its resident memory, the size of its state files and its health counters.
-What it shows: whether memory or files grow with time rather than with sensors, and whether
-anything is lost or refused along the way. The readings come faster than real time, so the
-daemon works through a backlog: it forecasts only the newest step of each batch
-(docs/daemon.md), and its band calibration sees fewer bands than in steady operation.
+What it shows: whether memory or files grow with time rather than with sensors, whether
+anything is lost or refused along the way, and whether the online band calibration holds its
+80% month after month (the coverage of each month's bands, every horizon step together). The
+readings come faster than real time, so the daemon works through a backlog: it forecasts only
+the newest step of each batch (docs/daemon.md), and the calibration learns from those bands.
 """
 
 from __future__ import annotations
@@ -60,6 +61,7 @@ def run_soak(
             idle = daemon.rss_bytes()
             sent = 0
             health: dict[str, Any] = {}
+            band_before = (0.0, 0)
             for month in range(1, months + 1):
                 say(f"soak: month {month} of {months}, {sensors} sensors")
                 summary = publish(
@@ -68,6 +70,7 @@ def run_soak(
                 )  # fmt: skip
                 sent += int(summary["sent"])
                 health = _wait_accepted(daemon, sent)
+                band = _band_totals(health)
                 rows.append(
                     {
                         "month": month,
@@ -77,9 +80,11 @@ def run_soak(
                         "rss_bytes": daemon.rss_bytes(),
                         "peak_rss_bytes": daemon.peak_rss_bytes(),
                         "state_files_bytes": _bytes_under(state_dir),
+                        "band_coverage": _share(band, band_before),
                         "elapsed_s": time.monotonic() - started,
                     }
                 )
+                band_before = band
         finally:
             exit_code = daemon.close()
     return {
@@ -113,8 +118,26 @@ def _wait_accepted(daemon: BenchDaemon, sent: int) -> dict[str, Any]:
             raise BrokerError(f"soak: the daemon took {done} of {sent} readings in time")
 
 
+def _band_totals(health: dict[str, Any]) -> tuple[float, int]:
+    """Bands held and bands scored since start, every horizon step together (0 without a band)."""
+    band = health.get("band") or {}
+    pairs = zip(band.get("coverage_by_step") or [], band.get("scored_by_step") or [], strict=False)
+    held = sum(rate * n for rate, n in pairs if rate is not None)
+    return held, sum(band.get("scored_by_step") or [])
+
+
+def _share(now: tuple[float, int], before: tuple[float, int]) -> float | None:
+    """Coverage of the bands scored between two health documents (None: none scored)."""
+    scored = now[1] - before[1]
+    return (now[0] - before[0]) / scored if scored > 0 else None
+
+
 def _bytes_under(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def _pct(share: float | None) -> str:
+    return "-" if share is None else f"{share:.0%}"
 
 
 def format_soak(soak: dict[str, Any]) -> list[str]:
@@ -129,7 +152,7 @@ def format_soak(soak: dict[str, Any]) -> list[str]:
         lines.append(
             f"  month {r['month']:>2}: RSS {rss:.1f} MiB (peak {peak:.1f}), state files "
             f"{r['state_files_bytes'] / 1e6:.2f} MB, {r['readings_accepted']:,} readings, "
-            f"{r['forecasts_published']:,} forecasts"
+            f"{r['forecasts_published']:,} forecasts, band coverage {_pct(r['band_coverage'])}"
         )
     lines.append(
         f"  lost {soak['readings_lost']}, rejected {soak['readings_rejected']}, snapshot errors "
