@@ -283,6 +283,15 @@ def readme_table(report: dict[str, Any]) -> list[str]:
             f"| daemon resident memory, idle / {sizes} sensors | "
             f"{memory['idle_rss_mib']:.1f} / {rss} MiB | | |"
         )
+    soak = report.get("soak")
+    if soak and soak["rows"]:
+        first, last = soak["rows"][0], soak["rows"][-1]
+        lines.append(
+            f"| {soak['months']} simulated months of `edge-lstm run` with its state and log, "
+            f"{soak['sensors']:,} sensors: RSS after month 1 / month {last['month']}; readings "
+            f"lost | {first['rss_bytes'] / 2**20:.1f} / {last['rss_bytes'] / 2**20:.1f} MiB; "
+            f"{soak['readings_lost']} of {last['readings_sent']:,} | | |"
+        )
     return lines
 
 
