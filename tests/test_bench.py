@@ -15,6 +15,7 @@ from edge_lstm.bench.engine import QUICK_COUNTS, StepClock, measure_rate
 from edge_lstm.bench.inputs import bench_model_paths
 from edge_lstm.bench.report import cpu_model, machine_info, ratio
 from edge_lstm.cli.app import app
+from edge_lstm.model.runtime import resolve_backend
 from edge_lstm.mqttkit.broker import Mosquitto
 
 runner = CliRunner()
@@ -250,6 +251,9 @@ def test_soak_runs_months_of_readings_through_the_daemon_with_its_state(
 def test_bench_starts_its_own_mosquitto_from_the_path(default_model: Path) -> None:
     doc = bench_json("--only", "memory", "--model", str(default_model))
     assert doc["memory"]["broker"].startswith("started: mosquitto")
+    # No interpreter ran in this process: the machine names the one the daemon loaded.
+    backend = doc["machine"]["backend"]
+    assert backend == resolve_backend() and doc["machine"]["versions"][backend.replace("_", "-")]
 
 
 def test_unknown_section_is_one_line_error() -> None:

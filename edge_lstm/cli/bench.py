@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from ..errors import EdgeLstmError
+from ..errors import EdgeLstmError, ModelError
 from .common import BackendOption, ModelOption, broker_or, client_address, fail, json_safe
 
 if TYPE_CHECKING:  # Rich is imported when a bar is shown: not in every command's process
@@ -90,12 +90,22 @@ def bench(
         fail(str(exc))
     report["skipped"] = skipped
     measured = report.get("engine") or report.get("inputs") or {}
-    report["machine"] = machine_info(measured.get("backend", backend))
+    report["machine"] = machine_info(measured.get("backend") or _daemon_backend(backend))
     report["load_average"] = {"before": load_before, "after": load_average()}
     text = json.dumps(json_safe(report), indent=2)
     if output is not None:
         output.write_text(text + "\n", encoding="utf-8")
     typer.echo(text if as_json else format_report(report))
+
+
+def _daemon_backend(backend: str | None) -> str | None:
+    """The backend the daemons of the broker sections load (they run no interpreter here)."""
+    from ..model.runtime import resolve_backend
+
+    try:
+        return resolve_backend(backend)
+    except ModelError:
+        return None
 
 
 def _command_line(

@@ -55,6 +55,12 @@ def available_backends() -> list[str]:
     return found
 
 
+def resolve_backend(backend: str | None = None) -> str:
+    """The backend a :class:`StepModel` would use (``backend``, ``EDGE_LSTM_BACKEND`` or the
+    first importable); imports it. ``ModelError`` when none can be imported."""
+    return _interpreter_factory(backend)[0]
+
+
 def _interpreter_factory(backend: str | None) -> tuple[str, Callable[..., Any]]:
     wanted = backend or os.environ.get("EDGE_LSTM_BACKEND") or None
     if wanted is not None and wanted not in BACKENDS:
