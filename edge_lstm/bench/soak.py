@@ -105,7 +105,8 @@ def run_soak(
 
 
 def _wait_accepted(daemon: BenchDaemon, sent: int) -> dict[str, Any]:
-    """Health once every reading sent so far is accepted (or refused); the last one on timeout."""
+    """Health once every reading sent so far is accepted (or refused); ``BrokerError`` if that
+    takes longer than ``DRAIN_TIMEOUT_S`` (readings lost on the way)."""
     deadline = time.monotonic() + DRAIN_TIMEOUT_S
     while True:
         health = daemon.health(timeout_s=10)
