@@ -275,9 +275,10 @@ class StateStore:
         """Give a sensor a slot holding ``fields`` (each saved column's per-sensor array,
         ``layout``); its derived columns are computed from them, as a snapshot load does."""
         (slot,), _ = self.acquire([sensor_id])
+        saved = {}  # as a snapshot of this one sensor holds them, for the derived columns
         for name, column in self._saved_columns():
             column.array[slot] = fields[name]
-        saved = {_saved_name(name): np.asarray(fields[name])[None] for name in self.layout()}
+            saved[_saved_name(name)] = np.asarray(fields[name])[None]
         for column in self._columns.values():
             if column.derived and column.upgrade is not None:
                 computed = column.upgrade(saved)
