@@ -12,6 +12,7 @@ import math
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +76,19 @@ class BenchDaemon:
             return self.observer.fresh_health(timeout_s, after_s)
         except TimeoutError as exc:
             raise BrokerError(f"no health from edge-lstm run: {self.process.log_tail()}") from exc
+
+    def health_until(
+        self, done: Callable[[dict[str, Any]], bool], timeout_s: float
+    ) -> tuple[dict[str, Any], bool]:
+        """Health documents until ``done`` holds for one or ``timeout_s`` has passed: the last
+        one, and whether it held."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            health = self.health(timeout_s=10)
+            if done(health):
+                return health, True
+            if time.monotonic() > deadline:
+                return health, False
 
     def rss_bytes(self) -> int:
         """Resident memory of the daemon process (Linux /proc)."""

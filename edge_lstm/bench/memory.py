@@ -91,8 +91,5 @@ def table_bytes_per_sensor(model_path: Path) -> int:
 
 
 def _wait_active(daemon: BenchDaemon, count: int, timeout_s: float = 120.0) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        health = daemon.health(timeout_s=10)
-        if int(health.get("sensors_active", 0)) >= count or time.monotonic() > deadline:
-            return health
+    health, _ = daemon.health_until(lambda h: int(h.get("sensors_active", 0)) >= count, timeout_s)
+    return health

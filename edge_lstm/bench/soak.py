@@ -107,16 +107,16 @@ def run_soak(
 def _wait_accepted(daemon: BenchDaemon, sent: int) -> dict[str, Any]:
     """Health once every reading sent so far is accepted (or refused); ``BrokerError`` if that
     takes longer than ``DRAIN_TIMEOUT_S`` (readings lost on the way)."""
-    deadline = time.monotonic() + DRAIN_TIMEOUT_S
-    while True:
-        health = daemon.health(timeout_s=10)
-        done = int(health.get("readings_accepted", 0)) + int(
+
+    def taken(health: dict[str, Any]) -> int:
+        return int(health.get("readings_accepted", 0)) + int(
             health.get("readings_rejected_total", 0)
         )
-        if done >= sent:
-            return health
-        if time.monotonic() > deadline:
-            raise BrokerError(f"soak: the daemon took {done} of {sent} readings in time")
+
+    health, drained = daemon.health_until(lambda h: taken(h) >= sent, DRAIN_TIMEOUT_S)
+    if not drained:
+        raise BrokerError(f"soak: the daemon took {taken(health)} of {sent} readings in time")
+    return health
 
 
 def _band_totals(health: dict[str, Any]) -> tuple[float, int]:
