@@ -96,6 +96,18 @@ class Companion:
     def share_array(self) -> Float64Array:
         return np.asarray(self.share, dtype=np.float64)
 
+    @cached_property
+    def drift_array(self) -> Float64Array:
+        """``h * c`` for ``h = 1..horizon``, ``(horizon, F)``."""
+        steps = np.arange(1, self.horizon + 1, dtype=np.float64)[:, None]
+        drift: Float64Array = steps * self.constant_array
+        return drift
+
+    @cached_property
+    def lin_share_array(self) -> Float64Array:
+        """The companion's share ``1 - share_h``, ``(horizon, 1)``."""
+        return (1.0 - self.share_array)[:, None]
+
     def sum_positions(self, offsets: npt.ArrayLike) -> npt.NDArray[np.intp]:
         """Where the seasonal sums ``S(t + j) = sum_k w_k v_{t+j-L_k}`` read, for each ``j`` in
         ``offsets`` (``0 <= j <= L_1``): positions in a window of ``history_len`` values (0 the
@@ -123,7 +135,7 @@ class Companion:
         steps = sums.shape[1] - 1
         lin: Float64Array = sums[:, 1:] - sums[:, :1]
         lin += newest[:, None, :]
-        lin += np.arange(1, steps + 1, dtype=np.float64)[None, :, None] * self.constant_array
+        lin += self.drift_array[:steps]
         return lin
 
     def blend(self, lstm: Float64Array, lin: Float64Array, ready: npt.ArrayLike) -> Float64Array:
@@ -135,7 +147,7 @@ class Companion:
         head = lstm[:, :steps]
         mixed = lin[:, :steps]
         mixed -= head  # lstm + (1 - share) * (lin - lstm)
-        mixed *= 1.0 - self.share_array[:steps][None, :, None]
+        mixed *= self.lin_share_array[:steps]
         ready = np.asarray(ready, dtype=bool)
         if not ready.all():
             mixed[~ready] = 0.0

@@ -96,10 +96,14 @@ class InputPath:
         calendar = self._rollout_calendar(slots, steps)
         if calendar is not None:
             rows[:, :, values_end:] = calendar.transpose(1, 0, 2)
-        lag_rows = rows[:, :, n_features:values_end].reshape(len(rows), batch, n_lags, n_features)
+        # each step's value and lags (B, 1 + lags, F) in units of the scale, then one
+        # subtraction of the level writes them into the step's row; the values column holds
+        # the predictions (the last one too: ``steps`` rows)
+        head = rows[:, :, :values_end].reshape(len(rows), batch, 1 + n_lags, n_features)
+        unlevelled = np.empty((steps, batch, 1 + n_lags, n_features))
         known = plan.lags_known
         if n_lags and known > 1:  # (steps, lags, B, F) -> each step's (B, lags, F)
-            lagged = z[plan.history_lags].transpose(0, 2, 1, 3)
+            unlevelled[: known - 1, :, 1:] = z[plan.history_lags].transpose(0, 2, 1, 3)
         window = spec.level_window
         youngest = int(count.min())
         young = self._young_levels(count, youngest, steps) if window else None
@@ -107,24 +111,26 @@ class InputPath:
         y = last_y
         for k in range(1, steps):
             u = y + level  # prediction k - 1: the newest value
-            z[plan.history + k - 1] = u
+            if plan.reads_predictions:
+                z[plan.history + k - 1] = u
             if young is not None and k < len(young[0]):
                 keep, grow, weight, shift = (part[k] for part in young)
                 level = grow * level + weight * (u - keep * z[plan.dropped[k]]) + shift
             elif window:
                 level = level + (u - z[plan.dropped[k]]) / window
-            x = rows[k - 1]
-            np.subtract(u, level, out=x[:, :n_features])
-            if n_lags:
-                lags = lagged[k - 1] if k < known else z[plan.lags[k]].transpose(1, 0, 2)
-                np.subtract(lags, level[:, None, :], out=lag_rows[k - 1])
-                if k < lags_from:  # a lag the sensor has not seen yet is v_t
-                    for i, season in enumerate(spec.lags):
-                        short = count + k < season
-                        lag_rows[k - 1][short, i] = x[short, :n_features]
-            y, state = self.model.step(x, state)
-        z[plan.history + steps - 1] = y + level
-        out: Float64Array = z[plan.history :].transpose(1, 0, 2) * scale
+            row = unlevelled[k - 1]
+            row[:, 0] = u
+            if n_lags and k >= known:
+                row[:, 1:] = z[plan.lags[k]].transpose(1, 0, 2)
+            x = head[k - 1]
+            np.subtract(row, level[:, None, :], out=x)
+            if k < lags_from:  # a lag the sensor has not seen yet is v_t
+                for i, season in enumerate(spec.lags, start=1):
+                    short = count + k < season
+                    x[short, i] = x[short, 0]
+            y, state = self.model.step(rows[k - 1], state)
+        unlevelled[steps - 1, :, 0] = y + level
+        out: Float64Array = unlevelled[:, :, 0].transpose(1, 0, 2) * scale
         if self.sums is not None:
             out = self._blend(slots, out, picked[:, plan.history - 1], self.sums)
         return out.astype(np.float32)

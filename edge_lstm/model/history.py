@@ -157,6 +157,9 @@ class RolloutPlan:
     history_lags: IntArray
     """``lags[1 : lags_known]`` as one ``(lags_known - 1, len(spec.lags))`` array."""
     width: int
+    reads_predictions: bool
+    """Whether a lag or the level's dropped value ever comes from a prediction (else the
+    buffer's prediction columns are never read)."""
 
 
 @lru_cache(maxsize=32)
@@ -186,4 +189,6 @@ def rollout_plan(spec: InputSpec, length: int, steps: int) -> RolloutPlan:
         lags_known=known,
         history_lags=np.asarray(lags[1:known], dtype=np.intp).reshape(known - 1, len(lag_index)),
         width=observed.size + steps,
+        reads_predictions=known < steps
+        or any(d >= observed.size for d in column_of[drop_positions[1:]].tolist()),
     )
