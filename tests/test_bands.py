@@ -108,11 +108,56 @@ def test_a_miss_widens_its_side_and_a_hit_narrows() -> None:
     assert lo[0, :, 0].tolist() == [-1, -1, -1] and hi[0, :, 0].tolist() == [1, 1, 1]
     cal.issue(slots, lo, hi)
     cal.score(slots, np.array([[5.0]]))  # above the band issued 1 step before
-    assert cal.log_hi[slots[0], 0, 0] == pytest.approx(0.1 * 0.9)
-    assert cal.log_lo[slots[0], 0, 0] == pytest.approx(-0.1 * 0.1)
-    assert cal.log_hi[slots[0], 1:].tolist() == [[0.0], [0.0]]  # nothing due for k=2,3 yet
+    assert cal.out_hi[slots[0], 0, 0] == pytest.approx(0.1 * 0.9)
+    assert cal.out_lo[slots[0], 0, 0] == pytest.approx(-0.1 * 0.1)
+    assert cal.out_hi[slots[0], 1:].tolist() == [[0.0], [0.0]]  # nothing due for k=2,3 yet
     rate, scored = cal.coverage(slots)
     assert scored.tolist() == [1, 0, 0] and rate[0] == 0.0 and np.isnan(rate[1])
+
+
+def test_a_side_crosses_the_held_out_centre_when_every_error_lies_beyond_it() -> None:
+    """Held-out quantiles -1 / +1, but this sensor's actuals lie 2 to 3 above its forecast
+    (a calm stretch after a faulty validation part, as on the water flow): the low side must
+    pass the centre to miss 10% of the time. (A log scale per side, as before, narrowed each
+    side towards the centre only: the low side never missed and the band covered 90%.)"""
+    store, cal = calibrator(horizon=1)
+    slots, _ = store.acquire(["s"])
+    rng = np.random.default_rng(5)
+    zero = np.zeros((1, 1, 1), dtype=np.float32)
+    for _ in range(4000):
+        cal.issue(slots, *cal.bands(slots, zero))
+        cal.score(slots, rng.uniform(2.0, 3.0, size=(1, 1)))
+    before = cal.coverage(slots)[1][0]
+    hits = 0
+    for _ in range(2000):
+        lo, hi = cal.bands(slots, zero)
+        cal.issue(slots, lo, hi)
+        actual = rng.uniform(2.0, 3.0, size=(1, 1))
+        hits += int(lo[0, 0, 0] <= actual[0, 0] <= hi[0, 0, 0])
+        cal.score(slots, actual)
+    assert cal.coverage(slots)[1][0] == before + 2000
+    assert 0.77 <= hits / 2000 <= 0.83, hits / 2000
+    assert 2.0 < lo[0, 0, 0] < 2.3 and 2.7 < hi[0, 0, 0] < 3.0, (lo, hi)
+
+
+def test_the_log_scales_of_an_earlier_release_give_the_same_band() -> None:
+    """Snapshots before this release kept each side as a log scale ``a`` of the half-width
+    around the held-out centre; loaded, every sensor publishes the band it published then."""
+    from edge_lstm.model.bands import _from_log_width
+
+    rng = np.random.default_rng(7)
+    store, cal = calibrator(horizon=3)
+    slots, _ = store.acquire(["a", "b"])
+    log_lo, log_hi = (rng.uniform(-3, 3, size=(2, 3, 1)).astype(np.float32) for _ in range(2))
+    saved = {"col_band_log_lo": log_lo, "col_band_log_hi": log_hi}
+    cal.out_lo[slots] = _from_log_width("lo")(saved)
+    cal.out_hi[slots] = _from_log_width("hi")(saved)
+    forecasts = rng.normal(size=(2, 3, 1)).astype(np.float32)
+    lo, hi = cal.bands(slots, forecasts)
+    # the earlier formula, centre 0 and half-width 1 here
+    np.testing.assert_allclose(lo, forecasts - np.exp(log_lo), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(hi, forecasts + np.exp(log_hi), rtol=1e-5, atol=1e-6)
+    assert _from_log_width("lo")({}) is None
 
 
 def test_a_filled_step_drops_its_bands_unscored() -> None:
@@ -131,7 +176,7 @@ def test_eviction_resets_the_calibration() -> None:
     cal.score(slots, np.array([[9.0]]))
     store.remove("s")
     slots, _ = store.acquire(["s"])
-    assert not cal.log_hi[slots].any() and not cal.scored[slots].any()
+    assert not cal.out_hi[slots].any() and not cal.scored[slots].any()
     assert not cal.pending[slots].any()
 
 

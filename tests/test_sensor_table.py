@@ -103,8 +103,12 @@ def test_a_full_row_survives_a_snapshot(default_model: Path, tmp_path: Path) -> 
 
 def test_the_previous_release_snapshot_restores_and_goes_on_identically(tmp_path: Path) -> None:
     """Written by release 0.1.0 (its old resampler and clock offsets in the snapshot's extra,
-    the history ring stored twice, in float64): restored, the next forecasts are the ones 0.1.0
-    made, to the payload's last digit (1e-5): the ring now keeps values as float32.
+    the history ring stored twice, in float64, the band's sides as log scales): restored, the
+    next forecasts are the ones 0.1.0 made, to the payload's last digit (1e-5): the ring now
+    keeps values as float32. The bands carry each sensor's calibration over; they are no
+    longer 0.1.0's to the digit because a scored step now moves a side by a width-scaled step
+    instead of a log step (``bands.py``): within 0.1 here, where a calibration lost on restore
+    (the held-out band again) is 0.2 to 2.0 away (measured).
 
     With the default model of that time (``model.tflite``, kept beside the fixture: a snapshot
     is tied to its model's sha256, and the shipped default is retrained now and then)."""
@@ -124,7 +128,9 @@ def test_the_previous_release_snapshot_restores_and_goes_on_identically(tmp_path
         return [[[pt[k] for k in ("v", "lo", "hi")] for pt in f] for _, f in docs]
 
     assert times(out) == times(want)
-    np.testing.assert_allclose(values(out), values(want), rtol=0, atol=1.5e-5)
+    got, wanted = np.asarray(values(out)), np.asarray(values(want))
+    np.testing.assert_allclose(got[..., 0], wanted[..., 0], rtol=0, atol=1.5e-5)
+    np.testing.assert_allclose(got[..., 1:], wanted[..., 1:], rtol=0, atol=0.1)
 
 
 def test_home_assistant_announces_once_and_again_for_a_birth(default_model: Path) -> None:
