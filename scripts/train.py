@@ -46,6 +46,7 @@ from edge_lstm.errors import EdgeLstmError
 from edge_lstm.model.features import CALENDAR_KINDS, InputSpec
 from edge_lstm.model.metadata import Validation, sidecar_path
 from edge_lstm.offline.csvdata import DataError
+from edge_lstm.offline.heldout import Span
 from edge_lstm.offline.trainset import (
     DAY_S,
     Grid,
@@ -128,6 +129,30 @@ def grid_of(args: argparse.Namespace) -> Grid:
     return load_series(args.data, args.columns, args.time_column, args.step)
 
 
+def parts_of(args: argparse.Namespace, grid: Grid) -> tuple[int, int, int]:
+    """``(n_train, n_val_end, n_test)``: training is steps ``[0, n_train)``, validation
+    ``[n_train, n_val_end)``, the held-out part the last ``n_test``."""
+    n_steps = grid.values.shape[1]
+    n_test = int(n_steps * args.test_fraction)
+    n_val_end = n_steps - n_test
+    return n_val_end - int(n_steps * args.val_fraction), n_val_end, n_test
+
+
+def span_of(args: argparse.Namespace, grid: Grid, spec: InputSpec) -> Span:
+    """Where the validation and held-out parts are scored, and how."""
+    n_train, n_val_end, _ = parts_of(args, grid)
+    day = round(DAY_S / grid.step_s)
+    # Gaps up to the longest input are filled by the model (a longer one resets the sensor, which
+    # then warms up again): the training data was interpolated over them too.
+    return Span(
+        horizon=args.horizon,
+        season=day if day >= 2 else 1,
+        max_gap=max(3, spec.history_len),
+        t_val=float(grid.times_s[n_train]),
+        t_test=float(grid.times_s[n_val_end]),
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     try:
         run(parse_args(argv), argv)
@@ -139,16 +164,14 @@ def main(argv: list[str] | None = None) -> None:
 def run(args: argparse.Namespace, argv: list[str] | None) -> None:
     from edge_lstm.export import ExportOptions, export_model, require_keras
     from edge_lstm.offline.blend import choose_companion, lstm_alone, refit
-    from edge_lstm.offline.heldout import Band, Span, held_out, replay_validation
+    from edge_lstm.offline.heldout import Band, held_out, replay_validation
     from edge_lstm.offline.peers import make_peer, peer_available
 
     require_keras("scripts/train.py")  # before minutes of data work, one line naming the extra
     started = time.monotonic()
     grid = grid_of(args)
     n_steps = grid.values.shape[1]
-    n_test = int(n_steps * args.test_fraction)
-    n_val_end = n_steps - n_test
-    n_train = n_val_end - int(n_steps * args.val_fraction)
+    n_train, n_val_end, n_test = parts_of(args, grid)
     spec = choose_inputs(args, n_train, grid.step_s)
     if n_train < 3 * max(spec.history_len, 24) or n_test <= args.horizon:
         raise DataError(f"{args.data}: {n_steps} steps of {args.step} is too short to train on")
@@ -194,15 +217,7 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> None:
     result = export_model(model, tflite, options)
 
     day = round(DAY_S / grid.step_s)
-    # Gaps up to the longest input are filled by the model (a longer one resets the sensor, which
-    # then warms up again): the training data was interpolated over them too.
-    span = Span(
-        horizon=args.horizon,
-        season=day if day >= 2 else 1,
-        max_gap=max(3, spec.history_len),
-        t_val=float(grid.times_s[n_train]),
-        t_test=float(grid.times_s[n_val_end]),
-    )
+    span = span_of(args, grid, spec)
     # The band and the companion, from the models as selected: a refitted model has seen the
     # validation part.
     with tempfile.TemporaryDirectory() as tmp:
