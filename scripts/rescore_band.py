@@ -49,7 +49,8 @@ def rescore(model: Path) -> tuple[object, list[float]]:
     meta = ModelMeta.load(sidecar_path(tflite))
     args = training_args(meta)
     grid = grid_of(args)
-    evaluation = replay(tflite, grid.raw, span_of(args, grid, meta.input_spec), True, online_band=True)
+    span = span_of(args, grid, meta.input_spec)
+    evaluation = replay(tflite, grid.raw, span, True, online_band=True)
     if evaluation.online_band is None:
         raise DataError(f"{tflite}: the held-out replay published no band")
     coverage = [round(c, 3) for c in evaluation.online_band.coverage()]

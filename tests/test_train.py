@@ -21,13 +21,18 @@ from edge_lstm.offline.trainset import training_windows  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _train_module() -> object:
-    spec = importlib.util.spec_from_file_location("train_script", ROOT / "scripts" / "train.py")
+def _script(name: str) -> object:
+    """``scripts/<name>.py`` as a module."""
+    spec = importlib.util.spec_from_file_location(f"{name}_script", ROOT / "scripts" / f"{name}.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
-    sys.modules["train_script"] = module
+    sys.modules[f"{name}_script"] = module
     spec.loader.exec_module(module)
     return module
+
+
+def _train_module() -> object:
+    return _script("train")
 
 
 def _slice(tmp: Path, rows: int = 1201) -> Path:
@@ -108,6 +113,18 @@ def test_refit_trains_each_seed_again_on_training_and_validation(
         assert trained.refit_epochs == trained.epochs  # no deadline came: as many as chosen
     else:
         assert trained.model is trained.selected and trained.refit_epochs == []
+
+
+def test_rescore_band_measures_what_the_training_report_measured(trained: Path) -> None:
+    """``scripts/rescore_band.py`` replays the held-out part as train.py's report did (the split
+    and span from the command in the metadata): with the same calibration it finds the same
+    coverage, and the sidecar it writes back is the same file."""
+    sidecar = trained.with_suffix(".json")
+    before = sidecar.read_text()
+    old, new = _script("rescore_band").rescore(trained)  # type: ignore[attr-defined]
+    assert len(new) == 6 and all(0.0 < c <= 1.0 for c in new)
+    assert new == old
+    assert sidecar.read_text() == before
 
 
 def test_default_inputs_follow_the_step_and_the_data(trained: Path) -> None:
