@@ -37,7 +37,10 @@ def training_args(meta: ModelMeta) -> argparse.Namespace:
     if not isinstance(command, str) or "train.py" not in command:
         raise DataError(f"model {meta.name!r}: no train.py command in its metadata")
     words = shlex.split(command)
-    args = parse_args(words[words.index(next(w for w in words if w.endswith("train.py"))) + 1 :])
+    script = [i for i, word in enumerate(words) if word.endswith("train.py")]
+    if not script:
+        raise DataError(f"model {meta.name!r}: no train.py in its command {command!r}")
+    args = parse_args(words[script[0] + 1 :])
     if not args.data.is_absolute():
         args.data = ROOT / args.data
     return args

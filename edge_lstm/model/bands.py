@@ -3,7 +3,7 @@
 Pure numpy, columns of :class:`~edge_lstm.model.state.StateStore` (one table, one eviction rule).
 The band of horizon step ``k`` starts from the model's held-out residual quantiles
 (``q10``, ``q90``: centre ``c`` and half-width ``d``) and each sensor moves each side out
-(``b > 0``) or in (``b < 0``) by ``b`` half-widths::
+(``b > 0``) or in (``b < 0``) by ``b`` half-widths (columns ``band_out_lo``, ``band_out_hi``)::
 
     lo = v + c - (1 + b_lo) * d        hi = v + c + (1 + b_hi) * d
 
@@ -101,17 +101,17 @@ class BandCalibrator:
         h = self.horizon
         if steps <= h:
             center, half = self.center[:steps], self.half[:steps]
-            w_lo, w_hi = self.out_lo[slots, :steps], self.out_hi[slots, :steps]
+            b_lo, b_hi = self.out_lo[slots, :steps], self.out_hi[slots, :steps]
         else:
             grow = np.sqrt(np.arange(h + 1, steps + 1) / h)[:, None]
             center = np.concatenate([self.center, np.repeat(self.center[-1:], steps - h, 0)])
             half = np.concatenate([self.half, self.half[-1] * grow])
             extra = steps - h
-            w_lo = np.concatenate([self.out_lo[slots], self.out_lo[slots, -1:].repeat(extra, 1)], 1)
-            w_hi = np.concatenate([self.out_hi[slots], self.out_hi[slots, -1:].repeat(extra, 1)], 1)
+            b_lo = np.concatenate([self.out_lo[slots], self.out_lo[slots, -1:].repeat(extra, 1)], 1)
+            b_hi = np.concatenate([self.out_hi[slots], self.out_hi[slots, -1:].repeat(extra, 1)], 1)
         mid = forecasts.astype(np.float64) + center
-        lo = (mid - (1.0 + w_lo) * half).astype(np.float32)
-        hi = (mid + (1.0 + w_hi) * half).astype(np.float32)
+        lo = (mid - (1.0 + b_lo) * half).astype(np.float32)
+        hi = (mid + (1.0 + b_hi) * half).astype(np.float32)
         return lo, hi
 
     def issue(self, slots: IntArray, lo: FloatArray, hi: FloatArray) -> None:
