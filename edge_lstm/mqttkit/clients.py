@@ -215,8 +215,9 @@ MAX_UNACKNOWLEDGED = 50_000
 """Most QoS 1 messages a :class:`Publisher` keeps unacknowledged (sent or queued). paho numbers
 each one with a 16-bit id when it is published and keeps them in a dict by id, so the 65,536th
 replaces the first without a word if that one is still waiting (eclipse-paho/paho.mqtt.python
-#377): a bench publishing 73,000 readings at full speed lost 6,389 of them. The daemon bounds its
-own queue the same way (``daemon/mqtt.py``)."""
+#377): a bench publishing 73,000 readings at full speed lost 6,389 of them. The daemon's own
+client has a bound of the same size (``daemon/mqtt.py``), but drops and counts the forecasts
+past it instead of waiting."""
 
 
 class Publisher:
