@@ -140,6 +140,21 @@ def test_batch_equals_one_by_one_with_per_sensor_times(
     np.testing.assert_allclose(got[1], one.forecast("b", 12), rtol=1e-6)
 
 
+@pytest.mark.parametrize("steps", [4, 12, 30])
+def test_one_sensor_forecasts_like_the_batch_to_the_bit(
+    model_path: Path, series: np.ndarray, steps: int
+) -> None:
+    """A single sensor's rollout runs on Python floats (``covariates._Loop.one``), a batch on
+    arrays (``_Loop.arrays``): the same float64 arithmetic in the same order, so the same
+    forecast, lags read from history (4 steps) and from the rollout's predictions (12, 30)."""
+    fc = fresh(model_path)
+    for sensor in ("a", "b"):
+        run(fc, sensor, series[:100], TIMES[:100])
+    together = fc.forecast_batch(["a", "b"], steps)
+    np.testing.assert_array_equal(together[0], together[1])
+    np.testing.assert_array_equal(fc.forecast_batch(["a"], steps)[0], together[0])
+
+
 def test_fill_writes_the_predicted_value_into_the_history(
     model_path: Path, series: np.ndarray
 ) -> None:

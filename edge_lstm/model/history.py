@@ -151,6 +151,8 @@ class RolloutPlan:
     history: int
     """Buffer columns holding history; predictions follow."""
     lags: tuple[IntArray, ...]
+    lag_columns: tuple[tuple[int, ...], ...]
+    """``lags`` as Python ints (the one-sensor loop indexes a list with them)."""
     dropped: tuple[int, ...]
     lags_known: int
     """Steps before this one read their lags from history only (gathered in one go)."""
@@ -185,6 +187,7 @@ def rollout_plan(spec: InputSpec, length: int, steps: int) -> RolloutPlan:
         positions=observed,
         history=observed.size,
         lags=lags,
+        lag_columns=tuple(tuple(columns.tolist()) for columns in lags),
         dropped=tuple(int(column_of[p]) for p in drop_positions),
         lags_known=known,
         history_lags=np.asarray(lags[1:known], dtype=np.intp).reshape(known - 1, len(lag_index)),
