@@ -71,6 +71,31 @@ def test_step_does_not_modify_its_inputs(golden_model: Path) -> None:
     np.testing.assert_array_equal(s, golden["s"])
 
 
+def test_advance_writes_the_new_state_in_place_as_step_returns_it(golden_model: Path) -> None:
+    """``advance`` (the daemon's steps, every rollout) is ``step`` with the state overwritten,
+    across the interpreter's chunks too."""
+    model = StepModel.load(golden_model)
+    golden = load_golden(golden_model)
+    reps = BATCH_SIZES[-1] // len(golden["x"]) + 2
+    x, s = np.tile(golden["x"], (reps, 1)), np.tile(golden["s"], (reps, 1))
+    want_y, want_state = model.step(x, s)
+    state = s.copy()
+    y = model.advance(x, state)
+    np.testing.assert_array_equal(y, want_y)
+    np.testing.assert_array_equal(state, want_state)
+    assert not np.array_equal(state, s)
+
+
+def test_advance_refuses_a_state_it_cannot_write_in_place(golden_model: Path) -> None:
+    model = StepModel.load(golden_model)
+    golden = load_golden(golden_model)
+    for state in (golden["s"].astype(np.float64), np.asfortranarray(golden["s"])):
+        before = state.copy()
+        with pytest.raises(ValueError, match="C-contiguous float32"):
+            model.advance(golden["x"], state)
+        np.testing.assert_array_equal(state, before)
+
+
 def test_wrong_shapes_are_value_errors(golden_model: Path) -> None:
     model = StepModel.load(golden_model)
     with pytest.raises(ValueError, match="step expects"):

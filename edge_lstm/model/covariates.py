@@ -34,7 +34,7 @@ CALENDAR_AHEAD = 48
 class _Model(Protocol):
     meta: ModelMeta
 
-    def step(self, x: Any, state: Any) -> tuple[FloatArray, FloatArray]: ...
+    def advance(self, x: Any, state: FloatArray) -> FloatArray: ...
 
 
 class InputPath:
@@ -70,7 +70,8 @@ class InputPath:
     def rollout(
         self, slots: IntArray, steps: int, last_y: FloatArray, state: FloatArray
     ) -> FloatArray:
-        """Forecasts ``(B, steps, F)``; ``state`` is a copy, the history is not touched.
+        """Forecasts ``(B, steps, F)``; ``state`` is a copy (advanced in place), the history is
+        not touched.
 
         The arithmetic is :func:`~edge_lstm.model.features.z_blocks`'s, rearranged so a step
         costs a few numpy calls (it is a Python loop: at a few sensors each call counts). In
@@ -259,7 +260,7 @@ class _Loop:
                 for i, season in enumerate(spec.lags, start=1):
                     short = count + k < season
                     x[short, i] = x[short, 0]
-            y, state = self.model.step(rows[k - 1], state)
+            y = self.model.advance(rows[k - 1], state)
         unlevelled[steps - 1, :, 0] = y + level
         return unlevelled[:, :, 0]
 
@@ -282,6 +283,6 @@ class _Loop:
             x[0] = u - level
             for i, column in enumerate(lags[k], start=1):
                 x[i] = z[column] - level
-            y, state = self.model.step(self.rows[k - 1], state)
+            y = self.model.advance(self.rows[k - 1], state)
         z[plan.history + self.steps - 1] = float(y[0, 0]) + level
         return np.asarray(z[plan.history :], dtype=np.float64)[:, None, None]
