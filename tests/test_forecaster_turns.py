@@ -1,7 +1,8 @@
-"""Batch calls over more sensors than ``forecaster.AT_ONCE`` go in turns, with the same results.
+"""The batch calls' shortcuts give what the general path gives, to the bit.
 
-The turns bound each call's temporary arrays (see ``AT_ONCE``): the same arithmetic on the
-same rows, so the same values to the bit as one call over every sensor. Run on the shipped
+Over more sensors than ``forecaster.AT_ONCE`` they go in turns (bounding each call's temporary
+arrays); a single sensor with one feature is observed and rolled out on Python floats. Both are
+the same arithmetic on the same rows as one call over every sensor. Run on the shipped
 seasonal bench model (a real ``.tflite``: lags, calendar, level, companion and a band) with
 real recorded temperatures (data/tmy_hourly_temperature.csv).
 """
@@ -58,3 +59,21 @@ def test_turns_give_what_one_call_over_every_sensor_gives(
     for name in ("forecasts", "lo", "hi", "state"):
         np.testing.assert_array_equal(in_turns[name], at_once[name], err_msg=name)
     assert in_turns["coverage"] == at_once["coverage"]
+
+
+def test_one_sensor_observes_as_it_would_in_a_batch() -> None:
+    """From its first reading (young: lags missing, level window filling) to past the longest
+    lag: the sensor's whole row (history, level, companion sums, state) and its forecasts."""
+    data = load_csv(ROOT / "data" / "tmy_hourly_temperature.csv")
+    alone, batched = (Forecaster.load(bench_model_paths()["seasonal"]) for _ in range(2))
+    start = data.times[0]
+    for t in range(STEPS):
+        at = start + 3600.0 * t
+        alone.observe("a", float(data.values[t, 0]), at=at)
+        batched.observe_batch({"a": float(data.values[t, 0]), "b": 1.0}, at=at)
+        if t in (0, 5, 30, 200, STEPS - 1):
+            want, got = batched.store.row("a"), alone.store.row("a")
+            assert want.keys() == got.keys()
+            for name in want:
+                np.testing.assert_array_equal(got[name], want[name], err_msg=f"{name} at {t}")
+            np.testing.assert_array_equal(alone.forecast("a"), batched.forecast_batch(["a"])[0])

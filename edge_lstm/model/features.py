@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -25,6 +25,7 @@ from .calendar import CALENDAR_KINDS, calendar_features, utc_offsets_s, zone
 from .scaler import Scaler
 
 Float64Array = npt.NDArray[np.float64]
+Sum = TypeVar("Sum", float, Float64Array)
 IntArray = npt.NDArray[np.int64]
 
 __all__ = [
@@ -152,16 +153,14 @@ class InputSpec:
 PLAIN = InputSpec()
 
 
-def level_sum_step(
-    level_sum: Float64Array, dropped: Float64Array, value: Float64Array
-) -> Float64Array:
-    """The running sum of the last N values after ``value`` enters and ``dropped`` leaves.
+def level_sum_step(level_sum: Sum, dropped: Sum, value: Sum) -> Sum:
+    """The running sum of the last N values after ``value`` enters and ``dropped`` leaves
+    (arrays, or floats: one sensor's).
 
     Training and the device both go through this one expression, so their levels agree to
     the bit (a running sum costs O(1) per step where a window sum costs O(N)).
     """
-    result: Float64Array = (level_sum - dropped) + value
-    return result
+    return (level_sum - dropped) + value
 
 
 def running_level(series: npt.ArrayLike, level_window: int) -> Float64Array:

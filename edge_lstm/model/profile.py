@@ -69,6 +69,12 @@ class SeasonalSums:
         new = np.einsum("kfb,kf->bf", arrived, self.companion.weight_array)
         self.sums[slots, (count + (self.size - 2)) % self.size] = new
 
+    def push_one(self, slot: int, count: int, arrived: Float64Array) -> None:
+        """:meth:`push` for one sensor (``arrived`` ``(K, F, 1)``): the same sum, its ring
+        index in Python."""
+        new = np.einsum("kfb,kf->bf", arrived, self.companion.weight_array)
+        self.sums[slot, (count + (self.size - 2)) % self.size] = new[0]
+
     def read(self, slots: IntArray, steps: int) -> Float64Array:
         """``S(t), S(t+1) .. S(t + steps)`` ``(B, steps + 1, F)``."""
         index = self._slots_of(self.history.count[slots], np.arange(steps + 1))
