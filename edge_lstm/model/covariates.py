@@ -76,7 +76,7 @@ class InputPath:
         slot = int(slots[0])
         taps, count, level = self.history.push_one(slot, float(values[0, 0]), at)
         if self.sums is not None:
-            self.sums.push_one(slot, count, np.asarray(taps[len(spec.taps) :])[:, None, None])
+            self.sums.push(slots, count, np.asarray(taps[len(spec.taps) :])[:, None, None])
         row = np.empty((1, spec.width(1)), dtype=np.float32)
         shift, scale = level + scaler.mean[0], scaler.scale[0]
         newest = taps[0]

@@ -62,18 +62,12 @@ class SeasonalSums:
         index: IntArray = (t[:, None] + np.asarray(offsets, np.int64)[None, :]) % self.size
         return index
 
-    def push(self, slots: IntArray, count: CountArray, arrived: Float64Array) -> None:
+    def push(self, slots: IntArray, count: CountArray | int, arrived: Float64Array) -> None:
         """The new ``S(t + L_1)`` after the ring took a value: ``arrived`` ``(K, F, B)`` are
         ``v_{t + L_1 - L_k}``, which ``HistoryRing.push`` read with its taps (``count``: its
-        counts after the append)."""
+        counts after the append; an int for one sensor, whose ring index is then Python's)."""
         new = np.einsum("kfb,kf->bf", arrived, self.companion.weight_array)
         self.sums[slots, (count + (self.size - 2)) % self.size] = new
-
-    def push_one(self, slot: int, count: int, arrived: Float64Array) -> None:
-        """:meth:`push` for one sensor (``arrived`` ``(K, F, 1)``): the same sum, its ring
-        index in Python."""
-        new = np.einsum("kfb,kf->bf", arrived, self.companion.weight_array)
-        self.sums[slot, (count + (self.size - 2)) % self.size] = new[0]
 
     def read(self, slots: IntArray, steps: int) -> Float64Array:
         """``S(t), S(t+1) .. S(t + steps)`` ``(B, steps + 1, F)``."""
