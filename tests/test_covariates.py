@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from edge_lstm.errors import StateFileError
+from edge_lstm.model import covariates
 from edge_lstm.model.features import InputSpec, output_values, step_inputs, training_inputs
 from edge_lstm.model.forecaster import Forecaster
 from edge_lstm.model.metadata import Scaler
@@ -141,18 +142,21 @@ def test_batch_equals_one_by_one_with_per_sensor_times(
 
 
 @pytest.mark.parametrize("steps", [4, 12, 30])
-def test_one_sensor_forecasts_like_the_batch_to_the_bit(
-    model_path: Path, series: np.ndarray, steps: int
+def test_few_sensors_forecast_like_the_batch_path_to_the_bit(
+    model_path: Path, series: np.ndarray, steps: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A single sensor's rollout runs on Python floats (``covariates._Loop.one``), a batch on
+    """Up to ``covariates.FEW`` sensors roll out on Python floats (``_Loop.few``), more on
     arrays (``_Loop.arrays``): the same float64 arithmetic in the same order, so the same
-    forecast, lags read from history (4 steps) and from the rollout's predictions (12, 30)."""
+    forecasts, lags read from history (4 steps) and from the rollout's predictions (12, 30)."""
     fc = fresh(model_path)
-    for sensor in ("a", "b"):
-        run(fc, sensor, series[:100], TIMES[:100])
-    together = fc.forecast_batch(["a", "b"], steps)
-    np.testing.assert_array_equal(together[0], together[1])
-    np.testing.assert_array_equal(fc.forecast_batch(["a"], steps)[0], together[0])
+    for i, sensor in enumerate("abc"):
+        run(fc, sensor, series[5 * i : 100 + 5 * i], TIMES[:100])
+    few = [fc.forecast_batch(["a", "b", "c"], steps), fc.forecast_batch(["b"], steps)]
+    monkeypatch.setattr(covariates, "FEW", 0)
+    arrays = [fc.forecast_batch(["a", "b", "c"], steps), fc.forecast_batch(["b"], steps)]
+    for got, want in zip(few, arrays, strict=True):
+        np.testing.assert_array_equal(got, want)
+    assert not np.array_equal(few[0][0], few[0][1])  # three sensors, three forecasts
 
 
 def test_fill_writes_the_predicted_value_into_the_history(

@@ -1,7 +1,7 @@
 """The batch calls' shortcuts give what the general path gives, to the bit.
 
 Over more sensors than ``forecaster.AT_ONCE`` they go in turns (bounding each call's temporary
-arrays); a single sensor with one feature is observed and rolled out on Python floats. Both are
+arrays); a few sensors with one feature are observed and rolled out on Python floats. Both are
 the same arithmetic on the same rows as one call over every sensor. Run on the shipped
 seasonal bench model (a real ``.tflite``: lags, calendar, level, companion and a band) with
 real recorded temperatures (data/tmy_hourly_temperature.csv).
@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from edge_lstm.bench.inputs import bench_model_paths
+from edge_lstm.model import covariates
 from edge_lstm.model import forecaster as forecaster_module
 from edge_lstm.model.forecaster import AT_ONCE, Forecaster
 from edge_lstm.offline.csvdata import load_csv
@@ -61,19 +62,34 @@ def test_turns_give_what_one_call_over_every_sensor_gives(
     assert in_turns["coverage"] == at_once["coverage"]
 
 
-def test_one_sensor_observes_as_it_would_in_a_batch() -> None:
-    """From its first reading (young: lags missing, level window filling) to past the longest
-    lag: the sensor's whole row (history, level, companion sums, state) and its forecasts."""
+def test_few_sensors_observe_as_they_would_on_the_batch_path(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Up to ``covariates.FEW`` sensors observe on Python floats, more on arrays: from the
+    first reading (young: lags missing, level window filling) to past the longest lag, each
+    sensor's whole row (history, level, companion sums, state) and the forecasts are the
+    same to the bit, ``c`` on its own clock. ``arrays`` runs the same readings with ``FEW``
+    at 0."""
     data = load_csv(ROOT / "data" / "tmy_hourly_temperature.csv")
-    alone, batched = (Forecaster.load(bench_model_paths()["seasonal"]) for _ in range(2))
+    alone, few, arrays = (Forecaster.load(bench_model_paths()["seasonal"]) for _ in range(3))
+    ids = ["a", "b", "c"]
     start = data.times[0]
     for t in range(STEPS):
-        at = start + 3600.0 * t
-        alone.observe("a", float(data.values[t, 0]), at=at)
-        batched.observe_batch({"a": float(data.values[t, 0]), "b": 1.0}, at=at)
+        at = {"a": start + 3600.0 * t, "b": start + 3600.0 * t, "c": start + 3600.0 * (t + 5)}
+        values = {s: float(data.values[t, i]) for i, s in enumerate(ids)}
+        alone.observe("a", values["a"], at=at["a"])
+        few.observe_batch(values, at=at)
+        with monkeypatch.context() as patched:
+            patched.setattr(covariates, "FEW", 0)
+            arrays.observe_batch(values, at=at)
         if t in (0, 5, 30, 200, STEPS - 1):
-            want, got = batched.store.row("a"), alone.store.row("a")
-            assert want.keys() == got.keys()
-            for name in want:
-                np.testing.assert_array_equal(got[name], want[name], err_msg=f"{name} at {t}")
-            np.testing.assert_array_equal(alone.forecast("a"), batched.forecast_batch(["a"])[0])
+            for sensor, fc in (("a", alone), *((s, few) for s in ids)):
+                want, got = arrays.store.row(sensor), fc.store.row(sensor)
+                assert want.keys() == got.keys()
+                for name in want:
+                    np.testing.assert_array_equal(got[name], want[name], err_msg=f"{name} at {t}")
+            got_alone, got_few = alone.forecast("a"), few.forecast_batch(ids)
+            with monkeypatch.context() as patched:
+                patched.setattr(covariates, "FEW", 0)
+                np.testing.assert_array_equal(got_alone, arrays.forecast_batch(["a"])[0])
+                np.testing.assert_array_equal(got_few, arrays.forecast_batch(ids))

@@ -31,10 +31,13 @@ from typing import Any
 import numpy as np
 
 from ..model.metadata import ModelMeta, sidecar_path
-from .engine import FULL_COUNTS, QUICK_COUNTS, StepClock, bench_values, repeat_for
+from .engine import QUICK_COUNTS, StepClock, bench_values, repeat_for
 
 __all__ = ["FULL_COUNTS", "LIMIT", "MODELS", "QUICK_COUNTS", "bench_model_paths", "run_inputs"]
 
+FULL_COUNTS = (1, 4, 64, 1000, 10_000)
+"""The engine's counts and a few sensors (a home's Pi): below about ``covariates.FEW`` sensors
+the seasonal model's inputs are a Python loop over sensors, above it numpy's batch path."""
 LIMIT = 1.5
 """The issue's bound on ``seasonal / plain`` per sensor-step."""
 MODELS = ("plain", "seasonal")

@@ -27,6 +27,10 @@ IntArray = npt.NDArray[np.intp]
 CountArray = npt.NDArray[np.int64]
 
 
+FEW = 6
+"""Up to this many sensors (of one feature) an observe and a forecast run on Python floats, a
+loop over sensors; more take numpy's batch path (measured: docs/bench.md)."""
+
 CALENDAR_AHEAD = 48
 """Calendar rows computed past the latest time asked (the next two days of hourly steps)."""
 
@@ -48,13 +52,15 @@ class InputPath:
         self.history = HistoryRing(store, self.spec, self.meta.n_features, self.meta.history_len)
         companion = self.meta.companion
         self.sums = None if companion is None else SeasonalSums(store, self.history, companion)
+        # each lag's season and the tap that reads it (the few-sensor rows)
+        self._lag_taps = tuple(zip(self.spec.lags, self.spec.block_taps[1:], strict=True))
         # calendar rows of start + step * i (i = 0..n-1): empty until the first time is asked
         self._calendar_block: tuple[float, Float64Array] = (0.0, np.empty((0, 0)))
 
     def rows(self, slots: IntArray, values: Float64Array, times: Float64Array | None) -> FloatArray:
         """Append one step's values to the history; the model's input rows for it."""
-        if len(slots) == 1 and values.shape[1] == 1:
-            return self._row_one(slots, values, times)
+        if len(slots) <= FEW and values.shape[1] == 1:
+            return self._rows_few(slots, values, times)
         taps, count, level = self.history.push(slots, values, times)
         if self.sums is not None:
             own = len(self.spec.taps)
@@ -63,30 +69,40 @@ class InputPath:
         rows = None if times is None else self._calendar(times + self.meta.step_s)
         return inputs_taps_first(taps, count, level, None, self.spec, self.meta.scaler, rows)
 
-    def _row_one(
+    def _rows_few(
         self, slots: IntArray, values: Float64Array, times: Float64Array | None
     ) -> FloatArray:
-        """:meth:`rows` of one sensor with one feature, on Python floats (the history's
-        :meth:`~edge_lstm.model.history.HistoryRing.push_one`, then
+        """:meth:`rows` of a few sensors with one feature, on Python floats (the history's
+        :meth:`~edge_lstm.model.history.HistoryRing.push_one` per sensor, then
         :func:`~edge_lstm.model.features.z_blocks`'s ``(v - (level + mean)) / scale``, a
-        missing lag ``v_t``): the same row to the bit. An observe of one sensor of the bench's
-        seasonal model took 74 µs on the batch path, 46 on this one (plain model: 30)."""
-        spec, scaler = self.spec, self.meta.scaler
-        at = None if times is None else float(times[0])
-        slot = int(slots[0])
-        taps, count, level = self.history.push_one(slot, float(values[0, 0]), at)
+        missing lag ``v_t``): the same rows to the bit. An observe of the bench's seasonal
+        model took 74 µs at one sensor and 42 µs a sensor at two on the batch path, 46 and 29
+        on this one (plain model: 30 and 17)."""
+        spec, scaler, history, lags = self.spec, self.meta.scaler, self.history, self._lag_taps
+        at: list[float | None] = [None] * len(slots) if times is None else times.tolist()
+        mean, scale = float(scaler.mean[0]), float(scaler.scale[0])
+        rows = np.empty((len(slots), spec.width(1)), dtype=np.float32)
+        arrived, counts, own = [], [], len(spec.taps)
+        readings = zip(slots.tolist(), values.ravel().tolist(), strict=True)
+        for b, (slot, value) in enumerate(readings):
+            taps, count, level = history.push_one(slot, value, at[b])
+            shift, newest, row = level + mean, taps[0], rows[b]
+            row[0] = (newest - shift) / scale
+            for i, (season, tap) in enumerate(lags, start=1):
+                row[i] = ((taps[tap] if count >= season else newest) - shift) / scale
+            arrived.append(taps[own:])
+            counts.append(count)
         if self.sums is not None:
-            self.sums.push(slots, count, np.asarray(taps[len(spec.taps) :])[:, None, None])
-        row = np.empty((1, spec.width(1)), dtype=np.float32)
-        shift, scale = level + scaler.mean[0], scaler.scale[0]
-        newest = taps[0]
-        row[0, 0] = (newest - shift) / scale
-        lags = zip(spec.lags, spec.block_taps[1:], strict=True)
-        for i, (season, tap) in enumerate(lags, start=1):
-            row[0, i] = ((taps[tap] if count >= season else newest) - shift) / scale
-        if at is not None and spec.calendar:
-            row[0, 1 + len(spec.lags) :] = self._calendar_run(at + self.meta.step_s, 1)[0]
-        return row
+            count_of = counts[0] if len(counts) == 1 else np.asarray(counts)
+            self.sums.push(slots, count_of, np.asarray(arrived).T[:, None, :])
+        first = at[0]
+        if times is not None and first is not None and spec.calendar:
+            step = self.meta.step_s
+            if at.count(first) == len(at):  # one clock: one row
+                rows[:, 1 + len(spec.lags) :] = self._calendar_run(first + step, 1)
+            else:
+                rows[:, 1 + len(spec.lags) :] = self._calendar(times + step)
+        return rows
 
     def filled(self, slots: IntArray, last_y: FloatArray) -> tuple[Float64Array, Float64Array]:
         """A missing step's values (the one-step predictions) and its start times."""
@@ -108,16 +124,13 @@ class InputPath:
         rollout reads or predicts is kept as ``u`` in one buffer (``Z``, columns of
         :class:`~edge_lstm.model.history.RolloutPlan`); lags that are all history are
         gathered in one go, the calendar rows written once. A single sensor with one feature,
-        past its warm-up, runs the steps on Python floats (:meth:`_Loop.one`).
+        past its warm-up, runs the steps on Python floats (:meth:`_Loop.few`), as do a few.
         """
         history, spec, scaler = self.history, self.spec, self.meta.scaler
         plan = rollout_plan(spec, history.length, steps)
         batch, n_features = len(slots), self.meta.n_features
         scale = scaler.scale_array
         picked = history.at(slots, plan.positions)
-        z = np.empty((plan.width, batch, n_features))
-        z[: plan.history] = picked[:, : plan.history].transpose(1, 0, 2)
-        z[: plan.history] /= scale
         count = history.count[slots].astype(np.int64)
         level = (history.level(slots) + scaler.mean_array) / scale  # l: level and mean, /scale
         rows = np.empty((max(steps - 1, 0), batch, spec.width(n_features)), dtype=np.float32)
@@ -127,23 +140,29 @@ class InputPath:
         youngest = int(count.min())
         young = self._young_levels(count, youngest, steps) if spec.level_window else None
         lags_from = spec.max_lag - youngest  # from this step on, every lag exists
-        loop = _Loop(self.model, plan, spec, z, rows, steps)
-        if batch == 1 and n_features == 1 and young is None and lags_from <= 1:
-            values = loop.one(float(level[0, 0]), last_y, state)
+        loop = _Loop(self.model, plan, spec, rows, steps)
+        seen = picked[:, : plan.history] / scale  # u of the history values it reads
+        if batch <= FEW and n_features == 1 and young is None and lags_from <= 1:
+            values = loop.few(seen[:, :, 0].tolist(), level[:, 0].tolist(), last_y, state)
         else:
-            values = loop.arrays(level, last_y, state, count, young, lags_from)
+            values = loop.arrays(seen, level, last_y, state, count, young, lags_from)
         out: Float64Array = values.transpose(1, 0, 2) * scale
         if self.sums is not None:
-            out = self._blend(slots, out, picked[:, plan.history - 1], self.sums)
+            out = self._blend(slots, count, out, picked[:, plan.history - 1], self.sums)
         return out.astype(np.float32)
 
     def _blend(
-        self, slots: IntArray, lstm: Float64Array, newest: Float64Array, sums: SeasonalSums
+        self,
+        slots: IntArray,
+        count: CountArray,
+        lstm: Float64Array,
+        newest: Float64Array,
+        sums: SeasonalSums,
     ) -> Float64Array:
-        """The companion's blend for the sensors whose history reaches its longest lag;
-        ``newest``: their ``v_t``."""
+        """The companion's blend for the sensors whose history reaches its longest lag
+        (``count``: their values seen); ``newest``: their ``v_t``."""
         companion = sums.companion
-        ready = self.history.count[slots] >= companion.history_len
+        ready = count >= companion.history_len
         if not ready.any():
             return lstm
         steps = min(lstm.shape[1], companion.horizon)
@@ -194,7 +213,7 @@ class InputPath:
         start = self.history.last_at[slots]
         step = self.meta.step_s
         first = float(start[0])
-        if (start == first).all():  # one clock for the batch: one run of rows
+        if len(start) == 1 or (start == first).all():  # one clock for the batch: one run of rows
             return self._calendar_run(first + 2 * step, steps - 1)[None]
         flat = self._calendar((start[:, None] + step * np.arange(2, steps + 1)).reshape(-1))
         return flat.reshape(len(slots), steps - 1, -1)
@@ -231,23 +250,24 @@ class InputPath:
 
 class _Loop:
     """The rollout's steps after the first: each writes its input row from the previous
-    prediction and steps the model. Returns the values ``u`` of every step ``(steps, B, F)``
-    (units of the scale; the first is ``y + l`` of the last observed step)."""
+    prediction and steps the model, from ``seen``, the history values the plan reads (units
+    of the scale, ``(B, plan.history, F)``). Returns the values ``u`` of every step
+    ``(steps, B, F)`` (units of the scale; the first is ``y + l`` of the last observed step)."""
 
     def __init__(
         self,
         model: _Model,
         plan: RolloutPlan,
         spec: InputSpec,
-        z: Float64Array,
         rows: FloatArray,
         steps: int,
     ) -> None:
         self.model, self.plan, self.spec = model, plan, spec
-        self.z, self.rows, self.steps = z, rows, steps
+        self.rows, self.steps = rows, steps
 
     def arrays(
         self,
+        seen: Float64Array,
         level: Float64Array,
         y: FloatArray,
         state: FloatArray,
@@ -256,8 +276,10 @@ class _Loop:
         lags_from: int,
     ) -> Float64Array:
         """Any batch, any sensor (one whose lags or level window are not full yet too)."""
-        plan, spec, z, rows, steps = self.plan, self.spec, self.z, self.rows, self.steps
-        _, batch, n_features = z.shape
+        plan, spec, rows, steps = self.plan, self.spec, self.rows, self.steps
+        batch, _, n_features = seen.shape
+        z = np.empty((plan.width, batch, n_features))
+        z[: plan.history] = seen.transpose(1, 0, 2)
         n_lags, window = len(spec.lags), spec.level_window
         # each step's value and lags (B, 1 + lags, F) in units of the scale, then one
         # subtraction of the level writes them into the step's row; the values column holds
@@ -291,25 +313,30 @@ class _Loop:
         unlevelled[steps - 1, :, 0] = y + level
         return unlevelled[:, :, 0]
 
-    def one(self, level: float, y: FloatArray, state: FloatArray) -> Float64Array:
-        """One sensor with one feature, every lag seen and its level window full: the same
-        arithmetic on Python floats (also float64, in the same order: the same values to the
-        bit). A numpy call on one value costs about 1 µs, a float operation some 50 ns: at one
-        sensor the loop's numpy calls were half the model's extra cost over a plain one
-        (forecast 1.88x the plain model's, 1.48x with this loop; docs/bench.md)."""
-        plan, window = self.plan, self.spec.level_window
-        z = self.z[: plan.history, 0, 0].tolist() + [0.0] * self.steps
-        lags, dropped = plan.lag_columns, plan.dropped
-        rows = self.rows[:, 0]
-        for k in range(1, self.steps):
-            u = float(y[0, 0]) + level
-            z[plan.history + k - 1] = u
-            if window:
-                level += (u - z[dropped[k]]) / window
-            x = rows[k - 1]
-            x[0] = u - level
-            for i, column in enumerate(lags[k], start=1):
-                x[i] = z[column] - level
-            y = self.model.advance(self.rows[k - 1], state)
-        z[plan.history + self.steps - 1] = float(y[0, 0]) + level
-        return np.asarray(z[plan.history :], dtype=np.float64)[:, None, None]
+    def few(
+        self, seen: list[list[float]], level: list[float], y: FloatArray, state: FloatArray
+    ) -> Float64Array:
+        """A few sensors with one feature, every lag seen and every level window full: the
+        same arithmetic on Python floats (also float64, in the same order: the same values to
+        the bit). A numpy call costs about 1 µs, a float operation some 50 ns: below about
+        ``FEW`` sensors the loop's numpy calls were most of the model's extra cost over a
+        plain one (docs/bench.md)."""
+        plan, window, steps = self.plan, self.spec.level_window, self.steps
+        history, lags, dropped = plan.history, plan.lag_columns, plan.dropped
+        tail = [0.0] * steps
+        zs = [z + tail for z in seen]
+        sensors = range(len(zs))
+        for k in range(1, steps):
+            newest, columns, leaving = y.tolist(), lags[k], dropped[k]
+            x = self.rows[k - 1]
+            for b in sensors:
+                z, u = zs[b], newest[b][0] + level[b]
+                z[history + k - 1] = u
+                now = level[b] = level[b] + (u - z[leaving]) / window if window else level[b]
+                x[b, 0] = u - now
+                for i, column in enumerate(columns, start=1):
+                    x[b, i] = z[column] - now
+            y = self.model.advance(x, state)
+        for b, last in enumerate(y.ravel().tolist()):
+            zs[b][history + steps - 1] = last + level[b]
+        return np.asarray([z[history:] for z in zs], dtype=np.float64).T[:, :, None]
