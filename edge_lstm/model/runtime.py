@@ -111,6 +111,7 @@ class StepModel:
         self.backend, self._factory = _interpreter_factory(backend)
         self._content = content
         self._offsets = np.cumsum([0] + [s.size for s in meta.state]).tolist()
+        self._shape = (meta.input_width, meta.state_size)  # read by every advance
         self._sized: dict[int, _Sized] = {}
         self._check_signature(self._interpreter(1))
 
@@ -178,7 +179,7 @@ class StepModel:
         """
         xs = np.ascontiguousarray(x, dtype=np.float32)
         batch = xs.shape[0]
-        width, size = self.meta.input_width, self.meta.state_size
+        width, size = self._shape
         if xs.shape != (batch, width) or state.shape != (batch, size):
             raise ValueError(
                 f"step expects x[B,{width}] and state[B,{size}], got {xs.shape} and {state.shape}"
