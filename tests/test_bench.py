@@ -162,6 +162,22 @@ def test_bench_figures_write_the_report_into_the_marked_blocks() -> None:
         figures.replace_block(text, "bench-y", [])
 
 
+def test_bench_figures_show_the_paired_runs_behind_an_e2e_ratio() -> None:
+    """The ratio is the median of each run's own daemon / bare ratio, so the medians of the
+    rates beside it need not divide to it: the table gives the runs' range too."""
+    runs = [
+        {"daemon_per_s": 18.0, "bare_mqtt5_per_s": 20.0, "bare_mqtt311_per_s": 30.0},
+        {"daemon_per_s": 15.0, "bare_mqtt5_per_s": 20.0, "bare_mqtt311_per_s": 30.0},
+        {"daemon_per_s": 16.0, "bare_mqtt5_per_s": 16.0, "bare_mqtt311_per_s": 32.0},
+    ]
+    e2e = {"runs": runs, "daemon_vs_bare": 0.9, "daemon_vs_bare_mqtt5": 0.9,
+           "daemon_vs_bare_mqtt311": 0.5}  # fmt: skip
+    paired = load_bench_figures()._paired
+    assert paired(e2e, "5") == "90% (median of 3 paired runs: 75%–100%)"
+    assert paired(e2e, "3.1.1") == "50% (median of 3 paired runs: 50%–60%)"
+    assert paired({"daemon_vs_bare": 0.9}, "5") == "90%"  # a report without its runs
+
+
 @pytest.mark.train
 def test_engine_times_keras_predict_when_tensorflow_is_there(any_model: Path) -> None:
     doc = bench_json("--only", "engine", "--model", str(any_model))
