@@ -123,8 +123,8 @@ class InputPath:
         ``u = y + l`` and the level moves by ``(u - u_dropped) / window``. Every value the
         rollout reads or predicts is kept as ``u`` in one buffer (``Z``, columns of
         :class:`~edge_lstm.model.history.RolloutPlan`); lags that are all history are
-        gathered in one go, the calendar rows written once. A single sensor with one feature,
-        past its warm-up, runs the steps on Python floats (:meth:`_Loop.few`), as do a few.
+        gathered in one go, the calendar rows written once. Up to ``FEW`` sensors with one
+        feature, past their warm-up, run the steps on Python floats (:meth:`_Loop.few`).
         """
         history, spec, scaler = self.history, self.spec, self.meta.scaler
         plan = rollout_plan(spec, history.length, steps)
@@ -332,7 +332,9 @@ class _Loop:
             for b in sensors:
                 z, u = zs[b], newest[b][0] + level[b]
                 z[history + k - 1] = u
-                now = level[b] = level[b] + (u - z[leaving]) / window if window else level[b]
+                if window:
+                    level[b] += (u - z[leaving]) / window
+                now = level[b]
                 x[b, 0] = u - now
                 for i, column in enumerate(columns, start=1):
                     x[b, i] = z[column] - now
