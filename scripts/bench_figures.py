@@ -138,16 +138,20 @@ def _alike(e2e: dict[str, Any]) -> str:
     return f", MQTT {version}, QoS 1 (the daemon's protocol)" if version else ""
 
 
-def _paired(e2e: dict[str, Any], version: str) -> str:
-    """A daemon / bare ratio as e2e.py takes it: the median of each run's own ratio (the
-    rates beside it are medians of their own, so they may not divide to it), then the runs'."""
-    key = {"5": "daemon_vs_bare_mqtt5", "3.1.1": "daemon_vs_bare_mqtt311"}[version]
+def _version(e2e: dict[str, Any]) -> str:
+    """The daemon's MQTT version (reports before it was recorded: 5, the daemon's default)."""
+    return str(e2e.get("daemon_mqtt_version", "5"))
+
+
+def _paired(e2e: dict[str, Any], version: str, ratio: float) -> str:
+    """A daemon / bare ``ratio`` as e2e.py takes it, the median of each run's own ratio, with
+    those runs' range (the rates beside it are medians of their own: they need not divide to
+    it). ``version``: the bare subscriber's protocol."""
     bare = {"5": "bare_mqtt5_per_s", "3.1.1": "bare_mqtt311_per_s"}[version]
     runs = [r["daemon_per_s"] / r[bare] for r in e2e.get("runs", []) if r.get(bare)]
-    median = _n(e2e.get(key, e2e["daemon_vs_bare"]), ".0%")
     if len(runs) < 2:
-        return median
-    return f"{median} (median of {len(runs)} paired runs: {min(runs):.0%}–{max(runs):.0%})"
+        return _n(ratio, ".0%")
+    return f"{ratio:.0%} (median of {len(runs)} paired runs: {min(runs):.0%}–{max(runs):.0%})"
 
 
 def e2e_table(report: dict[str, Any]) -> list[str]:
@@ -164,7 +168,7 @@ def e2e_table(report: dict[str, Any]) -> list[str]:
         f"{_n(e2e['bare_paho']['rate_per_s'])} readings/s |",
         f"| `edge-lstm run`, readings in to forecasts out | {_n(e2e['daemon']['rate_per_s'])} "
         "readings/s |",
-        f"| daemon / bare paho | **{_paired(e2e, e2e.get('daemon_mqtt_version', '5'))}** |",
+        f"| daemon / bare paho | **{_paired(e2e, _version(e2e), e2e['daemon_vs_bare'])}** |",
         f"| latency publish -> forecast at {_n(lat['achieved_rate_per_s'])} readings/s, p50 / "
         f"p99 (max) | {_n(lat['p50_ms'], '.1f')} / {_n(lat['p99_ms'], '.1f')} "
         f"({_n(lat['max_ms'], '.1f')}) ms |",
@@ -261,13 +265,13 @@ def readme_table(report: dict[str, Any]) -> list[str]:
             f"| readings/s through Mosquitto, {e2e['sensors']:,} sensors, horizon "
             f"{e2e['horizon']}, a forecast per closed step | {_n(e2e['daemon']['rate_per_s'])} | "
             f"{_n(e2e['bare_paho']['rate_per_s'])} (bare paho subscriber{_alike(e2e)}) | "
-            f"{_paired(e2e, e2e.get('daemon_mqtt_version', '5'))} |",
+            f"{_paired(e2e, _version(e2e), e2e['daemon_vs_bare'])} |",
         ]
         if e2e.get("bare_paho_mqtt311") and e2e.get("daemon_mqtt_version") == "5":
             lines.append(
                 f"| the same, against a bare paho subscriber over MQTT 3.1.1 (no properties "
                 f"to decode) | | {_n(e2e['bare_paho_mqtt311']['rate_per_s'])} | "
-                f"{_paired(e2e, '3.1.1')} |"
+                f"{_paired(e2e, '3.1.1', e2e['daemon_vs_bare_mqtt311'])} |"
             )
         if e2e.get("start_to_online_s") is not None:
             lines.append(f"| start to READY | {_n(e2e['start_to_online_s'], '.2f')} s | | |")

@@ -176,7 +176,7 @@ class RolloutPlan:
     """Buffer columns holding history; predictions follow."""
     lags: tuple[IntArray, ...]
     lag_columns: tuple[tuple[int, ...], ...]
-    """``lags`` as Python ints (the one-sensor loop indexes a list with them)."""
+    """``lags`` as Python ints (the few-sensor loop indexes lists with them)."""
     dropped: tuple[int, ...]
     lags_known: int
     """Steps before this one read their lags from history only (gathered in one go)."""
