@@ -161,6 +161,24 @@ def test_the_device_blends_once_the_history_reaches_the_longest_lag(tmp_path: Pa
     np.testing.assert_allclose(blended.forecast("s", 6)[:, 0], want, rtol=1e-6)
 
 
+def test_a_batch_blends_only_its_sensors_whose_history_reaches_the_longest_lag(
+    tmp_path: Path,
+) -> None:
+    companion = _companion()
+    blended = Forecaster.load(_model(tmp_path / "a", companion))
+    alone = Forecaster.load(_model(tmp_path / "b", None))
+    values = _electricity()
+    for t in range(companion.history_len + 5):
+        for fc in (blended, alone):
+            fc.observe("old", float(values[t]))
+            if t >= 10:  # "young" is 5 values short of the longest lag
+                fc.observe("young", float(values[t]))
+    batch = blended.forecast_batch(["old", "young"], 6)
+    np.testing.assert_array_equal(batch[0], blended.forecast("old", 6))
+    assert not np.array_equal(batch[0], alone.forecast("old", 6))
+    np.testing.assert_array_equal(batch[1], alone.forecast("young", 6))
+
+
 def test_a_restored_snapshot_forecasts_as_the_uninterrupted_run(tmp_path: Path) -> None:
     companion = _companion()
     path = _model(tmp_path, companion)

@@ -138,18 +138,20 @@ class Companion:
         lin += self.drift_array[:steps]
         return lin
 
-    def blend(self, lstm: Float64Array, lin: Float64Array, ready: npt.ArrayLike) -> Float64Array:
+    def blend(
+        self, lstm: Float64Array, lin: Float64Array, ready: npt.ArrayLike | None = None
+    ) -> Float64Array:
         """``lstm`` ``(B, S, F)`` with its first ``min(S, horizon)`` steps blended with ``lin``
-        for the sensors that are ``ready`` (``(B,)``: their history reaches the longest lag):
-        ``share * lstm + (1 - share) * lin``. Works in place: ``lstm`` (returned) and ``lin``
-        are overwritten."""
+        for the sensors that are ``ready`` (``(B,)``: their history reaches the longest lag;
+        None: all are): ``share * lstm + (1 - share) * lin``. Works in place: ``lstm``
+        (returned) and ``lin`` are overwritten."""
         steps = min(lstm.shape[1], self.horizon)
         head = lstm[:, :steps]
         mixed = lin[:, :steps]
         mixed -= head  # lstm + (1 - share) * (lin - lstm)
         mixed *= self.lin_share_array[:steps]
-        ready = np.asarray(ready, dtype=bool)
-        if not ready.all():
+        if ready is not None:
+            ready = np.asarray(ready, dtype=bool)
             mixed[~ready] = 0.0
         head += mixed
         return lstm

@@ -148,25 +148,29 @@ class InputPath:
             values = loop.arrays(seen, level, last_y, state, count, young, lags_from)
         out: Float64Array = values.transpose(1, 0, 2) * scale
         if self.sums is not None:
-            out = self._blend(slots, count, out, picked[:, plan.history - 1], self.sums)
+            newest = picked[:, plan.history - 1]
+            out = self._blend(slots, count, youngest, out, newest, self.sums)
         return out.astype(np.float32)
 
     def _blend(
         self,
         slots: IntArray,
         count: CountArray,
+        youngest: int,
         lstm: Float64Array,
         newest: Float64Array,
         sums: SeasonalSums,
     ) -> Float64Array:
         """The companion's blend for the sensors whose history reaches its longest lag
-        (``count``: their values seen); ``newest``: their ``v_t``."""
+        (``count``: their values seen, ``youngest`` the least); ``newest``: their ``v_t``."""
         companion = sums.companion
-        ready = count >= companion.history_len
-        if not ready.any():
-            return lstm
+        ready = None  # every sensor (the usual case: no comparison per sensor)
+        if youngest < companion.history_len:
+            ready = count >= companion.history_len
+            if not ready.any():
+                return lstm
         steps = min(lstm.shape[1], companion.horizon)
-        lin = companion.from_sums(newest, sums.read(slots, steps))
+        lin = companion.from_sums(newest, sums.read(slots, steps, count))
         return companion.blend(lstm, lin, ready)
 
     def use(self, model: _Model) -> None:

@@ -54,6 +54,7 @@ class SeasonalSums:
         # positions in the ring (L-1 the newest) of every S(t + j), j = 0..L_1
         start = history.length - companion.history_len  # the companion's window
         self._every = start + companion.sum_positions(np.arange(self.size))  # (L_1 + 1, K)
+        self._ahead = np.arange(self.size, dtype=np.int64) - 1  # j - 1 for j = 0..L_1
 
     def _slots_of(self, count: npt.NDArray[Any], offsets: npt.ArrayLike) -> IntArray:
         """Ring index of ``S(t + j)`` for each sensor (``count`` values seen, so ``t`` is
@@ -69,10 +70,12 @@ class SeasonalSums:
         new = np.einsum("kfb,kf->bf", arrived, self.companion.weight_array)
         self.sums[slots, (count + (self.size - 2)) % self.size] = new
 
-    def read(self, slots: IntArray, steps: int) -> Float64Array:
-        """``S(t), S(t+1) .. S(t + steps)`` ``(B, steps + 1, F)``."""
-        index = self._slots_of(self.history.count[slots], np.arange(steps + 1))
-        index += slots.astype(np.int64)[:, None] * self.size  # one index into (slots x size)
+    def read(self, slots: IntArray, steps: int, count: CountArray) -> Float64Array:
+        """``S(t), S(t+1) .. S(t + steps)`` ``(B, steps + 1, F)`` of sensors that have seen
+        ``count`` values (``HistoryRing.count``, so ``t`` is ``count - 1``)."""
+        index = count[:, None] + self._ahead[: steps + 1]  # t + j
+        index %= self.size
+        index += slots[:, None] * self.size  # one index into (slots x size)
         flat = self.sums.reshape(-1, self.sums.shape[2])
         picked: Float64Array = np.take(flat, index, axis=0)
         return picked
