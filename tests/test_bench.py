@@ -114,7 +114,14 @@ def test_inputs_quick_json_compares_two_same_size_models() -> None:
             low, high = row[f"{op}_ratio_range"]
             assert low <= high
             ratios.append(row[f"{op}_ratio"])
+        # the seasonal model without its companion, timed in the same rounds (cycle only)
+        bare_us, low, high = row["cycle_no_companion_us"], *row["cycle_no_companion_ratio_range"]
+        assert bare_us > 0 and low <= high
+        assert row["cycle_no_companion_ratio"] == pytest.approx(bare_us / row["cycle_plain_us"])
     assert inputs["max_ratio"] == max(ratios)
+    assert inputs["max_cycle_ratio_no_companion"] == max(
+        row["cycle_no_companion_ratio"] for row in inputs["rows"]
+    )
 
 
 def test_shipped_bench_models_load_and_differ_only_in_inputs() -> None:
@@ -151,8 +158,12 @@ def test_bench_figures_write_the_report_into_the_marked_blocks() -> None:
         observe = f"{row['observe_plain_us']:.2f} / {row['observe_seasonal_us']:.2f}"
         assert f"| {n:,} | {observe} |" in table
         assert f"**{row['cycle_ratio']:.2f}x**" in table
+        bare = f"| {row['cycle_no_companion_us']:.2f} | **{row['cycle_no_companion_ratio']:.2f}x**"
+        assert bare in table
     readme = "\n".join(figures.readme_table(doc))
     assert " / ".join(f"{row['cycle_ratio']:.2f}x" for row in rows.values()) in readme
+    bare_ratios = " / ".join(f"{row['cycle_no_companion_ratio']:.2f}x" for row in rows.values())
+    assert "(no companion: the default model's inputs) | | " in readme and bare_ratios in readme
     run = figures.run_line(doc, "today")
     assert doc["command"] in run and f"{doc['load_average']['before'][0]:.2f}" in run
     text = "a\n<!-- figures:bench-x -->\nold\n<!-- /figures:bench-x -->\nb\n"

@@ -18,6 +18,11 @@ CPU microseconds per sensor-step, and the ratio ``seasonal / plain``:
 * ``forecast``: ``forecast_batch`` at the model's horizon (per sensor-forecast);
 * ``cycle``: observe, forecast and ``interval_batch`` on those forecasts: what the daemon does
   for every closed step.
+
+The cycle is also timed for ``seasonal`` without its companion (``BARE``: the same file, its
+metadata's ``companion`` left out), in the same rounds: the inputs the issue names alone, and so
+what the companion adds (``scripts/train.py`` keeps one only where validation shows it helps;
+the default model has none).
 """
 
 from __future__ import annotations
@@ -25,15 +30,25 @@ from __future__ import annotations
 import statistics
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..model.metadata import ModelMeta, sidecar_path
+from ..model.runtime import StepModel
 from .engine import QUICK_COUNTS, StepClock, bench_values, repeat_for
 
-__all__ = ["FULL_COUNTS", "LIMIT", "MODELS", "QUICK_COUNTS", "bench_model_paths", "run_inputs"]
+__all__ = [
+    "BARE",
+    "FULL_COUNTS",
+    "LIMIT",
+    "MODELS",
+    "QUICK_COUNTS",
+    "bench_model_paths",
+    "run_inputs",
+]
 
 FULL_COUNTS = (1, 4, 64, 1000, 10_000)
 """The engine's counts and a few sensors (a home's Pi): below about ``covariates.FEW`` sensors
@@ -41,6 +56,8 @@ the seasonal model's inputs are a Python loop over sensors, above it numpy's bat
 LIMIT = 1.5
 """The issue's bound on ``seasonal / plain`` per sensor-step."""
 MODELS = ("plain", "seasonal")
+BARE = "no_companion"
+"""``seasonal`` without its companion (its cycle only)."""
 OPERATIONS = ("observe", "forecast", "cycle")
 
 
@@ -53,10 +70,16 @@ def bench_model_paths() -> dict[str, Path]:
 class _Subject:
     """One model's forecaster, its sensors' readings and its step clock."""
 
-    def __init__(self, path: Path, sensors: int, backend: str | None) -> None:
+    def __init__(
+        self, path: Path, sensors: int, backend: str | None, companion: bool = True
+    ) -> None:
         from ..model.forecaster import Forecaster
 
-        self.forecaster = Forecaster.load(path, backend=backend, max_sensors=max(sensors, 1))
+        content, meta = StepModel.read(path)
+        if not companion:
+            meta = replace(meta, companion=None)
+        model = StepModel(content, meta, backend=backend, source=str(path))
+        self.forecaster = Forecaster(model, max_sensors=max(sensors, 1))
         self.meta: ModelMeta = self.forecaster.meta
         self.values = bench_values(self.meta, sensors, np.random.default_rng(0))
         self.ids = list(self.values)
@@ -106,15 +129,17 @@ def run_inputs(
         if progress:
             progress(f"inputs: {n} sensor(s), {rounds} rounds")
         subjects = {name: _Subject(models[name], n, backend) for name in MODELS}
+        subjects[BARE] = _Subject(models["seasonal"], n, backend, companion=False)
         warm = max(s.meta.warmup_steps for s in subjects.values()) + 1
         for subject in subjects.values():
             subject.warm(warm)
+        timed = {op: MODELS + ((BARE,) if op == "cycle" else ()) for op in OPERATIONS}
         samples: dict[tuple[str, str], list[float]] = {
-            (m, op): [] for m in MODELS for op in OPERATIONS
+            (m, op): [] for op in OPERATIONS for m in timed[op]
         }
         for r in range(rounds):
-            order = MODELS if r % 2 == 0 else MODELS[::-1]
             for op in OPERATIONS:
+                order = timed[op] if r % 2 == 0 else timed[op][::-1]
                 for name in order:
                     work = getattr(subjects[name], op)
                     work()  # untimed: the first call after a switch touches cold memory
@@ -128,6 +153,9 @@ def run_inputs(
         "clock": "process CPU time",
         "limit": LIMIT,
         "max_ratio": max((row[f"{op}_ratio"] for row in rows for op in OPERATIONS), default=None),
+        "max_cycle_ratio_no_companion": max(
+            (row["cycle_no_companion_ratio"] for row in rows), default=None
+        ),
         "rows": rows,
     }
 
@@ -135,13 +163,26 @@ def run_inputs(
 def _row(sensors: int, samples: dict[tuple[str, str], list[float]]) -> dict[str, Any]:
     row: dict[str, Any] = {"sensors": sensors}
     for op in OPERATIONS:
-        plain, seasonal = samples["plain", op], samples["seasonal", op]
-        per_round = [s / p for s, p in zip(seasonal, plain, strict=True)]
-        row[f"{op}_plain_us"] = statistics.median(plain)
-        row[f"{op}_seasonal_us"] = statistics.median(seasonal)
-        row[f"{op}_ratio"] = row[f"{op}_seasonal_us"] / row[f"{op}_plain_us"]
-        row[f"{op}_ratio_range"] = [min(per_round), max(per_round)]
+        row[f"{op}_plain_us"] = statistics.median(samples["plain", op])
+        _timed(row, f"{op}_seasonal_us", f"{op}_ratio", samples, ("seasonal", op))
+    _timed(row, "cycle_no_companion_us", "cycle_no_companion_ratio", samples, (BARE, "cycle"))
     return row
+
+
+def _timed(
+    row: dict[str, Any],
+    us_key: str,
+    ratio_key: str,
+    samples: dict[tuple[str, str], list[float]],
+    which: tuple[str, str],
+) -> None:
+    """``which``'s median µs, its ratio to the plain model's median in the same operation and
+    the lowest and highest ratio of a single round (``ratio_key`` + ``_range``)."""
+    timed, plain = samples[which], samples["plain", which[1]]
+    per_round = [t / p for t, p in zip(timed, plain, strict=True)]
+    row[us_key] = statistics.median(timed)
+    row[ratio_key] = row[us_key] / statistics.median(plain)
+    row[f"{ratio_key}_range"] = [min(per_round), max(per_round)]
 
 
 def _describe(path: Path, meta: ModelMeta) -> dict[str, Any]:
