@@ -219,3 +219,35 @@ def test_running_accuracy_scores_ok_forecasts_only(golden_model: Path) -> None:
     # scored although they were published (status warming_up).
     scored = summary["scored_by_step"]
     assert isinstance(scored, list) and scored[0] == n - 1 - warmup
+
+
+def test_running_accuracy_beside_seasonal_naive_on_real_temperatures(default_model: Path) -> None:
+    """The daemon scores seasonal naive (the value a season before) on the targets it scores
+    its own forecasts on: a day of hourly steps for the default model. Once a day of actuals
+    is kept every scored target is paired, so the model's paired MAE is the running MAE and
+    seasonal naive's is the mean of ``|v_t - v_{t-24}|`` over the same targets."""
+    pipeline = Pipeline(Forecaster.load(default_model), Config.load(overrides={"grace_s": 1.0}))
+    step = pipeline.meta.step_s
+    root = Path(__file__).resolve().parent.parent
+    rows = (root / "data" / "tmy_hourly_temperature.csv").read_text().splitlines()[1:]
+    values = [float(row.split(",")[1]) for row in rows]  # Greensboro, °C, from 2019-01-01
+    n = pipeline.meta.warmup_steps + 60
+    start = 1_546_300_800.0  # 2019-01-01T00:00:00Z, the file's first row
+    for k in range(n):
+        ts = start + k * step
+        pipeline.handle([_msg("s", {"value": values[k], "ts": ts}, ts)], ts)
+    summary = pipeline.table.accuracy.summary()
+    reference = summary["seasonal_naive"]
+    assert isinstance(reference, dict) and reference["season"] == 24
+    scored = summary["scored_by_step"]
+    assert isinstance(scored, list) and scored[0] == n - 1 - pipeline.meta.warmup_steps
+    assert reference["scored_by_step"] == scored
+    assert reference["model_mae_by_step"] == summary["mae_by_step"]
+    last = n - 2  # the newest closed step: the last reading's is still open
+    for k, count in enumerate(scored):
+        targets = range(last - count + 1, last + 1)
+        naive = np.mean([abs(values[t] - values[t - 24]) for t in targets])
+        assert reference["mae_by_step"][k] == pytest.approx(naive, abs=1e-6)
+        model_mae = summary["mae_by_step"][k]
+        assert reference["skill_by_step"][k] == pytest.approx(model_mae / naive, abs=1e-3)
+    assert pipeline.table.accuracy.sensor_summary("s") == summary  # one sensor: its own sums

@@ -88,6 +88,7 @@ def test_a_full_row_survives_a_snapshot(default_model: Path, tmp_path: Path) -> 
     _steps(live, ["s"], range(warmup + 6, warmup + 7), js=(0,))  # an open bucket
     row = live.export_sensor("s")
     assert row is not None and row["acc_error_count"].any() and row["band_scored"].any()
+    assert row["acc_ref_count"].any()  # seasonal naive paired with the model (a day back)
     assert int(row["track_count"]) == 1 and bool(row["announced"])
     assert SnapshotKeeper(tmp_path).save(live)
     restored = _pipeline(default_model, homeassistant=True)

@@ -45,7 +45,11 @@ HEALTH = {
     "reconnects": 1,
     "receive_to_publish_ms": {"p50": 2.25, "p99": 9.5},
     "step_latency_ms": {"p50": 0.5, "p99": 1.5},
-    "accuracy": {"mae_by_step": [0.5, None], "scored_by_step": [10, 0]},
+    "accuracy": {
+        "mae_by_step": [0.5, None],
+        "scored_by_step": [10, 0],
+        "seasonal_naive": {"season": 24, "skill_by_step": [0.6412, None]},
+    },
     "band": {"nominal": 0.8, "coverage_by_step": [0.8125, None], "scored_by_step": [16, 0]},
     "state": {"dir": "/var/lib/edge-lstm", "durability": "snapshot", "error": None},
 }
@@ -62,20 +66,26 @@ def test_rows_answer_what_an_operator_asks_first() -> None:
     assert rows["lag"] == "reading to forecast p50 2.2 ms, p99 9.5 ms"
     assert rows["model"] == "default, step 1h, horizon 2, ai_edge_litert"
     assert rows["broker"] == "pi:1883, connected, 1 reconnects"
-    assert accuracy_rows(st) == [("+1h", "0.500", "10", "81.2% of 16"), ("+2h", "-", "0", "-")]
+    assert accuracy_rows(st) == [
+        ("+1h", "0.500", "10", "0.64x", "81.2% of 16"),
+        ("+2h", "-", "0", "-", "-"),
+    ]
     assert band_column(st) == "80% band held"
 
 
 def test_band_coverage_rows_without_a_band_or_longer_than_the_mae() -> None:
     old = {k: v for k, v in HEALTH.items() if k != "band"}  # a daemon from before bands
     st = DaemonStatus.from_payloads(b"online", json.dumps(old).encode())
-    assert accuracy_rows(st) == [("+1h", "0.500", "10", "-"), ("+2h", "-", "0", "-")]
+    assert accuracy_rows(st) == [("+1h", "0.500", "10", "0.64x", "-"), ("+2h", "-", "0", "-", "-")]
     assert band_column(st) == "band held"
     no_band = DaemonStatus.from_payloads(b"online", json.dumps({**HEALTH, "band": None}).encode())
-    assert [row[3] for row in accuracy_rows(no_band)] == ["-", "-"]
+    assert [row[4] for row in accuracy_rows(no_band)] == ["-", "-"]
+    before = {**HEALTH, "accuracy": {"mae_by_step": [0.5], "scored_by_step": [10]}}
+    st = DaemonStatus.from_payloads(b"online", json.dumps(before).encode())
+    assert accuracy_rows(st)[0][3] == "-"  # a daemon from before the seasonal naive reference
     longer = {**HEALTH, "band": {"coverage_by_step": [1.0, 0.5, 0.75], "scored_by_step": [4, 4, 4]}}
     rows = accuracy_rows(DaemonStatus.from_payloads(b"online", json.dumps(longer).encode()))
-    assert rows[2] == ("+3h", "-", "-", "75.0% of 4")
+    assert rows[2] == ("+3h", "-", "-", "-", "75.0% of 4")
 
 
 def test_missing_or_broken_health_and_an_offline_daemon() -> None:

@@ -83,6 +83,7 @@ def _print_tables(st: DaemonStatus, where: str, prefix: str) -> None:
         acc.add_column("lead")
         acc.add_column("MAE", justify="right")
         acc.add_column("scored", justify="right")
+        acc.add_column("MAE / seasonal naive", justify="right")
         acc.add_column(band_column(st), justify="right")
         for row in accuracy:
             acc.add_row(*row)

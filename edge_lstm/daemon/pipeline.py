@@ -111,7 +111,7 @@ class Pipeline:
             return
         self.meta = forecaster.meta
         self.horizon = self.config.horizon or self.meta.horizon
-        self.table.set_horizon(self.horizon)
+        self.table.set_horizon(self.horizon, self.meta)
         self.table.announced[:] = False  # the new model is announced again
         self.formatter = ForecastFormatter(self.meta, self.horizon)
 

@@ -25,7 +25,9 @@ from typing import Any
 import numpy as np
 
 from ..errors import PayloadError
+from ..model.baselines import model_season
 from ..model.forecaster import Forecaster
+from ..model.metadata import ModelMeta
 from ..model.state import StateStore
 from ..stream.resample import Resampler, Track, TrackState
 from .accuracy import Accuracy
@@ -95,7 +97,7 @@ class SensorTable:
         self._closed = store.add_column("track_closed", (), np.int64, kept=True)
         self._last_ts = store.add_column("track_last_ts", (), np.float64, kept=True)
         self.offsets: Mapping[str, float] = _Offsets(store, self.clock_offset)
-        self.accuracy = Accuracy(store, meta.step_s, horizon)
+        self.accuracy = Accuracy(store, meta.step_s, horizon, model_season(meta))
 
     def __len__(self) -> int:
         return len(self.store)
@@ -103,11 +105,13 @@ class SensorTable:
     def __contains__(self, sensor_id: object) -> bool:
         return sensor_id in self.store
 
-    def set_horizon(self, horizon: int) -> None:
-        """A reloaded model with another horizon: the running accuracy starts again."""
-        if horizon != self.accuracy.horizon:
+    def set_horizon(self, horizon: int, meta: ModelMeta) -> None:
+        """A reloaded model with another horizon or season: the running accuracy starts
+        again."""
+        season = model_season(meta)
+        if horizon != self.accuracy.horizon or season != self.accuracy.asked_season:
             self.accuracy.detach()
-            self.accuracy = Accuracy(self.store, self.accuracy.step_s, horizon)
+            self.accuracy = Accuracy(self.store, self.accuracy.step_s, horizon, season)
 
     # -- admission and eviction --------------------------------------------------------------
 

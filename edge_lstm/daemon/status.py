@@ -153,27 +153,32 @@ def summary_rows(st: DaemonStatus) -> list[tuple[str, str]]:
     return rows
 
 
-def accuracy_rows(st: DaemonStatus) -> list[tuple[str, str, str, str]]:
-    """``(lead time, MAE, forecasts scored, band coverage)`` per horizon step.
+def accuracy_rows(st: DaemonStatus) -> list[tuple[str, str, str, str, str]]:
+    """``(lead time, MAE, forecasts scored, MAE / seasonal naive's, band coverage)`` per
+    horizon step.
 
-    MAE is the daemon's running accuracy (warm forecasts); the band column is the live share of
-    published bands that held the actual, with how many were scored (``-`` before any).
+    MAE is the daemon's running accuracy (warm forecasts); the ratio is the model's MAE over
+    seasonal naive's on the same targets (below 1: the model is better; ``-`` before any or
+    from a daemon that does not report it); the band column is the live share of published
+    bands that held the actual, with how many were scored (``-`` before any).
     """
     h = st.health or {}
     mae = _get(h, "accuracy", "mae_by_step") or []
     scored = _get(h, "accuracy", "scored_by_step") or []
+    skill = _get(h, "accuracy", "seasonal_naive", "skill_by_step") or []
     coverage = _get(h, "band", "coverage_by_step") or []
     band_scored = _get(h, "band", "scored_by_step") or []
     step_s = _get(h, "model", "step_s")
     rows = []
     for k in range(1, max(len(mae), len(coverage)) + 1):
         label = step_label(k, float(step_s)) if isinstance(step_s, (int, float)) else f"+{k}"
-        value = _at(mae, k)
+        value, ratio = _at(mae, k), _at(skill, k)
         rows.append(
             (
                 label,
                 "-" if value is None else f"{value:.3f}",
                 _n(_at(scored, k)),
+                f"{ratio:.2f}x" if isinstance(ratio, (int, float)) else "-",
                 _coverage(_at(coverage, k), _at(band_scored, k)),
             )
         )

@@ -12,7 +12,16 @@ import numpy as np
 
 from ..errors import UnknownSensorError
 from .arrays import FloatArray
+from .metadata import ModelMeta
 from .values import At, Value, as_vector, check_horizon
+
+
+def model_season(meta: ModelMeta) -> int:
+    """The season a model is compared at: its validation season, else a day of steps (>= 1)."""
+    validation = meta.validation
+    if validation is not None and validation.season >= 1:
+        return validation.season
+    return max(1, round(86_400 / meta.step_s))
 
 
 class SeasonalNaiveForecaster:

@@ -28,7 +28,7 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
-from ..model.baselines import NaiveForecaster, SeasonalNaiveForecaster
+from ..model.baselines import NaiveForecaster, SeasonalNaiveForecaster, model_season
 from ..model.forecaster import Forecaster
 from ..stream.resample import (
     DuplicateReading,
@@ -191,10 +191,7 @@ class OnlineBand:
 
 def default_season(forecaster: Forecaster) -> int:
     """The model's validation season, else one day of steps (at least 1)."""
-    validation = forecaster.meta.validation
-    if validation is not None and validation.season >= 1:
-        return validation.season
-    return max(1, round(86_400 / forecaster.meta.step_s))
+    return model_season(forecaster.meta)
 
 
 def readings_of(series: Series, n_features: int) -> tuple[tuple[str, ...], list[list[Reading]]]:
