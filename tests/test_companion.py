@@ -143,10 +143,17 @@ def test_inspect_says_what_the_companion_reads(tmp_path: Path) -> None:
     ) in lines
 
 
+def _with_and_without(tmp_path: Path, companion: Companion) -> tuple[Forecaster, Forecaster]:
+    """Forecasters of one model with ``companion`` and without any."""
+    return (
+        Forecaster.load(_model(tmp_path / "a", companion)),
+        Forecaster.load(_model(tmp_path / "b", None)),
+    )
+
+
 def test_the_device_blends_once_the_history_reaches_the_longest_lag(tmp_path: Path) -> None:
     companion = _companion()
-    blended = Forecaster.load(_model(tmp_path / "a", companion))
-    alone = Forecaster.load(_model(tmp_path / "b", None))
+    blended, alone = _with_and_without(tmp_path, companion)
     values = _electricity()
     for t in range(companion.history_len + 30):
         for fc in (blended, alone):
@@ -165,8 +172,7 @@ def test_a_batch_blends_only_its_sensors_whose_history_reaches_the_longest_lag(
     tmp_path: Path,
 ) -> None:
     companion = _companion()
-    blended = Forecaster.load(_model(tmp_path / "a", companion))
-    alone = Forecaster.load(_model(tmp_path / "b", None))
+    blended, alone = _with_and_without(tmp_path, companion)
     values = _electricity()
     for t in range(companion.history_len + 5):
         for fc in (blended, alone):
