@@ -37,6 +37,9 @@ model's warm-up), the rule ``edge-lstm demo`` uses too; ``warming_up`` forecasts
 _TAG_MASK = 0x7FFFFFFF
 """Issues are tagged with their bucket number modulo 2**31, +1 (0: none)."""
 
+COLUMNS = ("acc_pending", "acc_issued", "acc_error_sum", "acc_error_count")
+"""The columns of :class:`Accuracy` itself (``detach`` drops them)."""
+
 MAX_SEASON = 336
 """The longest season the reference keeps (a day of 5-minute steps is 288): its ring holds
 ``season`` values and tags a sensor (2.7 KB at 336 steps). A longer season has no reference."""
@@ -133,10 +136,7 @@ class Accuracy:
 
     def summary(self) -> dict[str, object]:
         """Overall MAE and sample count per horizon step, and the seasonal naive reference."""
-        summary = _summary(self.total_sum, self.total_count)
-        if self.reference is None:
-            return {**summary, "seasonal_naive": None}
-        return {**summary, "seasonal_naive": self.reference.summary(None)}
+        return self._with_reference(_summary(self.total_sum, self.total_count), None)
 
     def sensor_summary(self, sensor_id: str) -> dict[str, object] | None:
         """One sensor's MAE and count per horizon step (None if never scored), and its
@@ -147,18 +147,17 @@ class Accuracy:
         count = self.error_count[slot]
         if not count.any():
             return None
-        summary = _summary(self.error_sum[slot], count)
-        if self.reference is None:
-            return {**summary, "seasonal_naive": None}
-        return {**summary, "seasonal_naive": self.reference.summary(slot)}
+        return self._with_reference(_summary(self.error_sum[slot], count), slot)
+
+    def _with_reference(self, summary: dict[str, object], slot: int | None) -> dict[str, object]:
+        """``summary`` with the seasonal naive reference of ``slot`` (None: of all sensors)."""
+        reference = None if self.reference is None else self.reference.summary(slot)
+        return {**summary, "seasonal_naive": reference}
 
     def take_dirty(self) -> list[str]:
         """Sensors scored since the last call (to republish their accuracy)."""
         dirty, self._dirty = sorted(self._dirty), set()
         return dirty
-
-
-COLUMNS = ("acc_pending", "acc_issued", "acc_error_sum", "acc_error_count")
 
 
 class _Reference:
